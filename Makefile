@@ -1,0 +1,56 @@
+# imagepipe: the two commands a fresh machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MODELS_STAMP := .models/.ready
+PORT ?= 7071
+STATE ?= .state
+
+.PHONY: run test install models lint typecheck infra-check bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-local.txt requirements-dev.txt package.json package-lock.json pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	@command -v npm >/dev/null || { echo "error: npm not found; install Node.js 20+ (Debian: apt-get install nodejs npm)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r requirements-local.txt -r requirements-dev.txt
+	@if [ -s requirements-nodeps.txt ]; then $(PY) -m pip install -q --no-deps -r requirements-nodeps.txt; fi
+	$(PY) -m pip install -q --no-deps -e .
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+models: $(MODELS_STAMP)
+
+$(MODELS_STAMP): $(STAMP)
+	$(PY) -m imagepipe.vision.prepare
+
+local.settings.json:
+	cp local.settings.example.json local.settings.json
+
+run: $(STAMP) $(MODELS_STAMP) local.settings.json
+	$(PY) -m imagepipe.localstack --port $(PORT) --state $(STATE) --samples samples
+
+test: $(STAMP) $(MODELS_STAMP) infra-check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+infra-check: $(STAMP)
+	$(VENV)/bin/checkov --quiet --compact -d infra/terraform --framework terraform
+
+bench: $(STAMP) $(MODELS_STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .models .state .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""imagepipe: the library behind the image-analysis Functions app (settings, contracts, ports, adapters)."""

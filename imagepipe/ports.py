@@ -1,0 +1,136 @@
+"""Ports: the three interfaces the app depends on (blobs, records, vision), one adapter per mode each.
+
+Workflow and API code only ever sees these protocols; the composition root (``imagepipe.composition``)
+picks the adapters from settings. Records and analyses are plain JSON-native dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+JsonDict = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Blobs
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """Facts about one stored blob version."""
+
+    container: str
+    name: str
+    etag: str
+    size: int
+    content_type: str | None
+    last_modified: datetime
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    url: str = ""
+
+
+class BlobStore(Protocol):
+    """Images container access (Azure Blob Storage / Azurite)."""
+
+    container: str
+
+    def ensure_container(self) -> None: ...
+
+    def put(self, name: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]) -> BlobInfo: ...
+
+    def get_properties(self, name: str) -> BlobInfo: ...
+
+    def download(self, name: str) -> tuple[bytes, BlobInfo]: ...
+
+    def delete(self, name: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> Iterator[BlobInfo]: ...
+
+    def upload_url(self, name: str, *, expires_in_s: int, content_type: str) -> str: ...
+
+
+# ---------------------------------------------------------------------------------------------------
+# Records
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """Filters of ``GET /api/images``; every field is optional and they combine with AND."""
+
+    profile: str | None = None
+    tag: str | None = None
+    label: str | None = None
+    text: str | None = None
+    status: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    near_duplicate_of: str | None = None
+    limit: int = 50
+    continuation: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    items: list[JsonDict]
+    continuation: str | None
+
+
+class RecordStore(Protocol):
+    """One document per image (``id`` = image id). See docs/contracts.md for the record schema."""
+
+    def get(self, image_id: str) -> JsonDict | None: ...
+
+    def upsert_if_not_older(self, record: JsonDict) -> bool:
+        """Write ``record`` unless the stored one describes a newer blob version; True when written."""
+        ...
+
+    def delete(self, image_id: str) -> bool: ...
+
+    def search(self, query: SearchQuery) -> SearchPage: ...
+
+    def near_duplicates(self, phash: str, *, max_distance: int, exclude_id: str, limit: int = 20) -> list[JsonDict]:
+        """Records whose perceptual hash is within ``max_distance`` bits of ``phash``."""
+        ...
+
+    def iter_all(self, *, fields: Sequence[str] | None = None) -> Iterator[JsonDict]: ...
+
+
+# ---------------------------------------------------------------------------------------------------
+# Vision
+# ---------------------------------------------------------------------------------------------------
+
+#: Azure AI Vision 4.0 visual features, by their REST names.
+VISUAL_FEATURES = ("tags", "objects", "people", "read", "caption", "denseCaptions", "smartCrops")
+#: Our additions beyond AI Vision; each lands in a clearly named extra field of the result.
+EXTRA_FEATURES = ("adult", "faces", "barcodes", "colors", "phash", "exif")
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """What to compute for one image."""
+
+    features: Sequence[str]
+    extras: Sequence[str] = ()
+    language: str = "en"
+    profile: str = "general"
+
+
+class VisionAnalyzer(Protocol):
+    """Image analysis in the Azure AI Vision 4.0 ``ImageAnalysisResult`` JSON shape (plus extra fields).
+
+    Raises ``TransientServiceError`` for retryable failures and ``PermanentImageError`` when the image
+    itself cannot be analyzed. What the provider cannot produce is absent from the result, never invented.
+    """
+
+    provider: str
+
+    def analyze(self, image: bytes, request: AnalysisRequest) -> JsonDict: ...
+
+    def read_text(self, image: bytes, request: AnalysisRequest) -> JsonDict:
+        """OCR only: returns ``{"readResult": {...}, "modelVersion": ...}``."""
+        ...

@@ -1,0 +1,96 @@
+"""The one typed settings object: environment variables (identity-based names) -> adapter choices and limits.
+
+Built by ``load_settings()`` at first use, never at import time. Azure mode sets endpoint-style names
+(``IMAGES_STORAGE__blobServiceUri``, ``COSMOS__accountEndpoint``, ``VISION__endpoint``) and authenticates
+with managed identity; the local default uses an Azurite connection string, SQLite and the local analyzer.
+Nothing else in the code asks which mode it runs in.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imagepipe.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    """Every setting the app reads. See README "Configuration" for the table."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", populate_by_name=True)
+
+    # Blobs: a connection string (Azurite, local) or a blob service URI (managed identity, Azure).
+    images_storage_connection_string: str | None = Field(default=None, validation_alias="IMAGES_STORAGE")
+    images_storage_blob_service_uri: str | None = Field(
+        default=None, validation_alias="IMAGES_STORAGE__blobServiceUri"
+    )
+    images_container: str = Field(default="images", validation_alias="IMAGES_CONTAINER")
+
+    # Records: SQLite file (local) or Cosmos DB for NoSQL (Azure, managed identity).
+    record_store: Literal["sqlite", "cosmos"] = Field(default="sqlite", validation_alias="RECORD_STORE")
+    records_sqlite_path: str = Field(default=".state/records.sqlite3", validation_alias="RECORDS_SQLITE_PATH")
+    cosmos_endpoint: str | None = Field(default=None, validation_alias="COSMOS__accountEndpoint")
+    cosmos_database: str = Field(default="imagepipe", validation_alias="COSMOS_DATABASE")
+    cosmos_container: str = Field(default="images", validation_alias="COSMOS_CONTAINER")
+
+    # Vision: the local analyzer or Azure AI Vision 4.0 (managed identity).
+    vision_provider: Literal["local", "azure"] = Field(default="local", validation_alias="VISION_PROVIDER")
+    vision_endpoint: str | None = Field(default=None, validation_alias="VISION__endpoint")
+    vision_timeout_s: float = Field(default=30.0, gt=0, validation_alias="VISION_TIMEOUT_S")
+
+    # Identity: a user-assigned identity's client id; unset means the system-assigned one.
+    azure_client_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("AZURE_CLIENT_ID", "MANAGED_IDENTITY_CLIENT_ID")
+    )
+
+    # Profiles: an optional JSON file that adds or overrides analysis profiles.
+    profiles_file: str | None = Field(default=None, validation_alias="PROFILES_FILE")
+
+    # Upload limits (AI Vision 4.0: 20 MB, 50..16000 px per side).
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0, validation_alias="MAX_UPLOAD_BYTES")
+    min_dimension_px: int = Field(default=50, gt=0, validation_alias="MIN_DIMENSION_PX")
+    max_dimension_px: int = Field(default=16000, gt=0, validation_alias="MAX_DIMENSION_PX")
+    max_pixels: int = Field(default=100_000_000, gt=0, validation_alias="MAX_PIXELS")
+    upload_url_ttl_s: int = Field(default=900, ge=60, le=86400, validation_alias="UPLOAD_URL_TTL_S")
+
+    # Retry policy of the vision activities (declared where the orchestrator calls them).
+    vision_max_attempts: int = Field(default=5, ge=1, le=20, validation_alias="VISION_MAX_ATTEMPTS")
+    vision_first_retry_ms: int = Field(default=2000, ge=100, validation_alias="VISION_FIRST_RETRY_MS")
+
+    # Near-duplicate detection: Hamming distance on the 64-bit perceptual hash.
+    near_duplicate_max_distance: int = Field(default=6, ge=0, le=32, validation_alias="NEAR_DUPLICATE_MAX_DISTANCE")
+
+    @model_validator(mode="after")
+    def _check_required(self) -> Settings:
+        if not (self.images_storage_connection_string or self.images_storage_blob_service_uri):
+            raise ValueError(
+                "IMAGES_STORAGE (connection string, local) or IMAGES_STORAGE__blobServiceUri "
+                "(https://<account>.blob.core.windows.net, Azure) must be set"
+            )
+        if self.record_store == "cosmos" and not self.cosmos_endpoint:
+            raise ValueError("RECORD_STORE=cosmos needs COSMOS__accountEndpoint (https://<account>.documents.azure.com)")
+        if self.vision_provider == "azure" and not self.vision_endpoint:
+            raise ValueError("VISION_PROVIDER=azure needs VISION__endpoint (https://<name>.cognitiveservices.azure.com)")
+        if self.min_dimension_px > self.max_dimension_px:
+            raise ValueError("MIN_DIMENSION_PX must not exceed MAX_DIMENSION_PX")
+        return self
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment; a missing or bad one raises ``ConfigurationError`` naming it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}. Fix the app settings and restart.") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once on first use."""
+    return load_settings()

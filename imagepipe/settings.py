@@ -24,9 +24,7 @@ class Settings(BaseSettings):
 
     # Blobs: a connection string (Azurite, local) or a blob service URI (managed identity, Azure).
     images_storage_connection_string: str | None = Field(default=None, validation_alias="IMAGES_STORAGE")
-    images_storage_blob_service_uri: str | None = Field(
-        default=None, validation_alias="IMAGES_STORAGE__blobServiceUri"
-    )
+    images_storage_blob_service_uri: str | None = Field(default=None, validation_alias="IMAGES_STORAGE__blobServiceUri")
     images_container: str = Field(default="images", validation_alias="IMAGES_CONTAINER")
 
     # Records: SQLite file (local) or Cosmos DB for NoSQL (Azure, managed identity).
@@ -71,9 +69,13 @@ class Settings(BaseSettings):
                 "(https://<account>.blob.core.windows.net, Azure) must be set"
             )
         if self.record_store == "cosmos" and not self.cosmos_endpoint:
-            raise ValueError("RECORD_STORE=cosmos needs COSMOS__accountEndpoint (https://<account>.documents.azure.com)")
+            raise ValueError(
+                "RECORD_STORE=cosmos needs COSMOS__accountEndpoint (https://<account>.documents.azure.com)"
+            )
         if self.vision_provider == "azure" and not self.vision_endpoint:
-            raise ValueError("VISION_PROVIDER=azure needs VISION__endpoint (https://<name>.cognitiveservices.azure.com)")
+            raise ValueError(
+                "VISION_PROVIDER=azure needs VISION__endpoint (https://<name>.cognitiveservices.azure.com)"
+            )
         if self.min_dimension_px > self.max_dimension_px:
             raise ValueError("MIN_DIMENSION_PX must not exceed MAX_DIMENSION_PX")
         return self

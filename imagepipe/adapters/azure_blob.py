@@ -1,0 +1,186 @@
+"""Blob store adapter over azure-storage-blob: Azurite via a connection string, Azure via managed identity.
+
+Upload URLs are SAS tokens scoped to one blob with create/write permission only: signed with the account
+key when a connection string is configured (Azurite), or with a user delegation key when authenticating with
+an identity (Azure; needs the Storage Blob Delegator role). SDK errors are translated into
+``imagepipe.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob import (
+    BlobProperties,
+    BlobSasPermissions,
+    BlobServiceClient,
+    ContentSettings,
+    generate_blob_sas,
+)
+
+from imagepipe.errors import ConfigurationError, ImagepipeError, NotFoundError, TransientServiceError
+from imagepipe.ports import BlobInfo
+
+T = TypeVar("T")
+
+
+def _translate(what: str, call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except ResourceNotFoundError as exc:
+        raise NotFoundError(f"{what}: not found") from exc
+    except ClientAuthenticationError as exc:
+        raise ConfigurationError(
+            f"{what}: storage refused our identity ({exc.message}); grant the app 'Storage Blob Data Contributor' "
+            "on the images account"
+        ) from exc
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise TransientServiceError(f"{what}: storage unreachable ({exc}); retry later") from exc
+    except HttpResponseError as exc:
+        status = exc.status_code or 0
+        if status == 403:
+            raise ConfigurationError(
+                f"{what}: access denied by storage ({exc.message}); check the app's role assignments"
+            ) from exc
+        if status in (408, 429) or status >= 500:
+            raise TransientServiceError(f"{what}: storage answered {status}; retry later") from exc
+        raise ImagepipeError(
+            f"{what}: storage answered {status}: {exc.message}", code="storage_error"
+        ) from exc
+    except AzureError as exc:
+        raise TransientServiceError(f"{what}: storage error {exc}; retry later") from exc
+
+
+def _info(container: str, props: BlobProperties, url: str = "") -> BlobInfo:
+    settings = props.content_settings
+    return BlobInfo(
+        container=container,
+        name=props.name,
+        etag=str(props.etag).strip('"'),
+        size=int(props.size or 0),
+        content_type=settings.content_type if settings else None,
+        last_modified=props.last_modified,
+        metadata=dict(props.metadata or {}),
+        url=url,
+    )
+
+
+class AzureBlobStore:
+    """``imagepipe.ports.BlobStore`` for one container."""
+
+    def __init__(
+        self,
+        container: str,
+        *,
+        connection_string: str | None = None,
+        account_url: str | None = None,
+        credential: TokenCredential | None = None,
+        **client_options: Any,
+    ) -> None:
+        if connection_string:
+            self._service = BlobServiceClient.from_connection_string(connection_string, **client_options)
+        elif account_url and credential is not None:
+            self._service = BlobServiceClient(account_url, credential=credential, **client_options)
+        else:
+            raise ConfigurationError(
+                "blob store needs IMAGES_STORAGE (connection string) or IMAGES_STORAGE__blobServiceUri + an identity"
+            )
+        if not container or not container.islower():
+            raise ConfigurationError(f"IMAGES_CONTAINER '{container}' is not a valid container name")
+        self.container = container
+        self._container = self._service.get_container_client(container)
+        self._uses_key = connection_string is not None and "AccountKey=" in connection_string
+
+    def ensure_container(self) -> None:
+        try:
+            _translate(f"create container {self.container}", self._container.create_container)
+        except ImagepipeError as exc:
+            if not isinstance(exc.__cause__, ResourceExistsError):
+                raise
+
+    def put(self, name: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]) -> BlobInfo:
+        blob = self._container.get_blob_client(name)
+        _translate(
+            f"upload blob {name}",
+            lambda: blob.upload_blob(
+                data,
+                overwrite=True,
+                metadata=dict(metadata),
+                content_settings=ContentSettings(content_type=content_type),
+            ),
+        )
+        return self.get_properties(name)
+
+    def get_properties(self, name: str) -> BlobInfo:
+        blob = self._container.get_blob_client(name)
+        props = _translate(f"read blob {self.container}/{name}", blob.get_blob_properties)
+        return _info(self.container, props, blob.url)
+
+    def download(self, name: str) -> tuple[bytes, BlobInfo]:
+        blob = self._container.get_blob_client(name)
+        stream = _translate(f"download blob {self.container}/{name}", blob.download_blob)
+        data = _translate(f"download blob {self.container}/{name}", stream.readall)
+        return data, _info(self.container, stream.properties, blob.url)
+
+    def delete(self, name: str) -> bool:
+        blob = self._container.get_blob_client(name)
+        try:
+            _translate(f"delete blob {name}", lambda: blob.delete_blob(delete_snapshots="include"))
+        except NotFoundError:
+            return False
+        return True
+
+    def list(self, prefix: str = "") -> Iterator[BlobInfo]:
+        pages = _translate(
+            f"list blobs in {self.container}",
+            lambda: self._container.list_blobs(name_starts_with=prefix or None, include=["metadata"]),
+        )
+        for props in pages:
+            yield _info(self.container, props)
+
+    def upload_url(self, name: str, *, expires_in_s: int, content_type: str) -> str:
+        blob = self._container.get_blob_client(name)
+        now = datetime.now(UTC)
+        start, expiry = now - timedelta(minutes=5), now + timedelta(seconds=expires_in_s)
+        permission = BlobSasPermissions(create=True, write=True)
+        account = self._service.account_name or ""
+        if self._uses_key:
+            credential = self._service.credential
+            token = generate_blob_sas(
+                account,
+                self.container,
+                name,
+                account_key=credential.account_key,
+                permission=permission,
+                expiry=expiry,
+                start=start,
+                content_type=content_type,
+            )
+        else:
+            key = _translate(
+                "get a user delegation key (needs 'Storage Blob Delegator')",
+                lambda: self._service.get_user_delegation_key(start, expiry),
+            )
+            token = generate_blob_sas(
+                account,
+                self.container,
+                name,
+                user_delegation_key=key,
+                permission=permission,
+                expiry=expiry,
+                start=start,
+                content_type=content_type,
+            )
+        return f"{blob.url}?{token}"

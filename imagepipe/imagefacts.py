@@ -1,0 +1,206 @@
+"""Image validation and decoded facts, shared by the upload API and the ``fetch_image_metadata`` activity.
+
+Accepts JPEG, PNG, GIF, BMP, WEBP and TIFF (the formats of Azure AI Vision 4.0), recognised by magic bytes
+and confirmed by a full decode (at reduced scale where the codec allows), so truncated files, polyglots whose
+magic and decoded format disagree, decompression bombs and out-of-range dimensions are rejected with a
+clear error before anything is stored. Also computes the facts kept on the record: sha256, a 64-bit
+difference hash for near-duplicate search, and EXIF capture time, camera and GPS position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from imagepipe.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
+
+#: magic prefix -> (format name as Pillow reports it, MIME type, file extension)
+_MAGIC: tuple[tuple[bytes, str, str, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG", "image/jpeg", "jpg"),
+    (b"\x89PNG\r\n\x1a\n", "PNG", "image/png", "png"),
+    (b"GIF87a", "GIF", "image/gif", "gif"),
+    (b"GIF89a", "GIF", "image/gif", "gif"),
+    (b"BM", "BMP", "image/bmp", "bmp"),
+    (b"II*\x00", "TIFF", "image/tiff", "tiff"),
+    (b"MM\x00*", "TIFF", "image/tiff", "tiff"),
+)
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
+_GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    min_dimension: int
+    max_dimension: int
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    format: str
+    content_type: str
+    extension: str
+    width: int
+    height: int
+    size: int
+    sha256: str
+    phash: str
+    exif: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sniff_format(data: bytes) -> tuple[str, str, str]:
+    """(format, MIME type, extension) from the magic bytes, or 415 naming what is accepted."""
+    for magic, fmt, mime, ext in _MAGIC:
+        if data.startswith(magic):
+            return fmt, mime, ext
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP", "image/webp", "webp"
+    raise UnsupportedMediaTypeError(
+        "the body is not a supported image (JPEG, PNG, GIF, BMP, WEBP or TIFF, recognised by its first bytes)"
+    )
+
+
+def inspect_image(data: bytes, limits: Limits, declared_type: str | None = None) -> ImageFacts:
+    """Validate ``data`` as an acceptable image and return its facts; raise a 4xx error otherwise."""
+    if not data:
+        raise InvalidInputError("the request body is empty; send the image bytes", code="empty_body")
+    if len(data) > limits.max_bytes:
+        raise PayloadTooLargeError(
+            f"the image is {len(data)} bytes; the limit is {limits.max_bytes} bytes "
+            "(use POST /api/uploads for direct uploads up to that size)"
+        )
+    fmt, mime, ext = sniff_format(data)
+    declared = (declared_type or "").split(";")[0].strip().lower()
+    if declared not in _GENERIC_TYPES and not declared.startswith("multipart/") and declared != mime:
+        if not (declared == "image/jpg" and mime == "image/jpeg"):
+            raise UnsupportedMediaTypeError(
+                f"the declared content type {declared} does not match the image's bytes ({mime})",
+                code="content_type_mismatch",
+            )
+    width, height = _decode_checked(data, fmt, limits)
+    return ImageFacts(
+        format=fmt,
+        content_type=mime,
+        extension=ext,
+        width=width,
+        height=height,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        phash=difference_hash(data),
+        exif=exif_facts(data),
+    )
+
+
+def _decode_checked(data: bytes, fmt: str, limits: Limits) -> tuple[int, int]:
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            width, height = probe.size
+            decoded_format = probe.format
+    except UnidentifiedImageError as exc:
+        raise InvalidInputError(
+            f"the {fmt} image cannot be decoded: {exc}", code="undecodable_image"
+        ) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InvalidInputError(
+            f"the {fmt} image header is corrupt: {exc}", code="undecodable_image"
+        ) from exc
+    if decoded_format != fmt:
+        raise UnsupportedMediaTypeError(
+            f"the file starts like {fmt} but decodes as {decoded_format}; polyglot files are refused",
+            code="format_mismatch",
+        )
+    if width * height > limits.max_pixels:
+        raise PayloadTooLargeError(
+            f"the image declares {width}x{height} = {width * height} pixels, above the {limits.max_pixels} "
+            "pixel limit (a decompression bomb is refused before decoding)",
+            code="too_many_pixels",
+        )
+    if min(width, height) < limits.min_dimension or max(width, height) > limits.max_dimension:
+        raise InvalidInputError(
+            f"the image is {width}x{height} px; each side must be between {limits.min_dimension} and "
+            f"{limits.max_dimension} px",
+            code="invalid_dimensions",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if fmt == "JPEG":
+                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                image.load()
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as exc:
+        raise InvalidInputError(
+            f"the {fmt} image is truncated or corrupt and cannot be fully decoded: {exc}",
+            code="undecodable_image",
+        ) from exc
+    return width, height
+
+
+def difference_hash(data: bytes) -> str:
+    """64-bit difference hash (16 hex digits): robust to resizing and recompression, cheap to compare."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("L", (64, 64))
+        small = ImageOps.exif_transpose(image).convert("L").resize((9, 8), Image.Resampling.LANCZOS)
+        pixels = list(small.getdata())
+    bits = 0
+    for row in range(8):
+        for col in range(8):
+            left, right = pixels[row * 9 + col], pixels[row * 9 + col + 1]
+            bits = (bits << 1) | (1 if left > right else 0)
+    return f"{bits:016x}"
+
+
+def hamming_distance(a_hex: str, b_hex: str) -> int:
+    return (int(a_hex, 16) ^ int(b_hex, 16)).bit_count()
+
+
+def _gps_degrees(values: Any, ref: Any) -> float | None:
+    try:
+        d, m, s = (float(v) for v in values)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    degrees = d + m / 60 + s / 3600
+    return round(-degrees if str(ref).upper() in ("S", "W") else degrees, 6)
+
+
+def exif_facts(data: bytes) -> dict[str, Any]:
+    """Capture time, camera make/model, orientation and GPS position when the image carries EXIF."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            exif = image.getexif()
+    except (OSError, ValueError, SyntaxError):
+        return {}
+    if not exif:
+        return {}
+    facts: dict[str, Any] = {}
+    base = {ExifTags.TAGS.get(k, str(k)): v for k, v in exif.items()}
+    sub = exif.get_ifd(ExifTags.IFD.Exif)
+    taken = sub.get(ExifTags.Base.DateTimeOriginal) or base.get("DateTime")
+    if taken:
+        facts["capturedAt"] = str(taken).strip("\x00 ")
+    for key, name in (("Make", "cameraMake"), ("Model", "cameraModel"), ("Orientation", "orientation")):
+        if base.get(key) is not None:
+            value = base[key]
+            facts[name] = value.strip("\x00 ") if isinstance(value, str) else int(value)
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    if gps:
+        lat = _gps_degrees(gps.get(ExifTags.GPS.GPSLatitude), gps.get(ExifTags.GPS.GPSLatitudeRef))
+        lon = _gps_degrees(gps.get(ExifTags.GPS.GPSLongitude), gps.get(ExifTags.GPS.GPSLongitudeRef))
+        if lat is not None and lon is not None:
+            facts["gps"] = {"latitude": lat, "longitude": lon}
+    return facts

@@ -1,0 +1,24 @@
+"""Composition root of the Functions app: registers every blueprint, nothing else.
+
+The same module runs on the Azure Functions host and on the local devhost (``python -m devhost``).
+"""
+
+import azure.durable_functions as df
+
+from activities import analyze_image, fetch_image_metadata, persist_record, read_text
+from orchestrators import image_pipeline
+from triggers import api_images, reconcile, starter
+
+app = df.DFApp()
+
+for module in (
+    api_images,
+    starter,
+    reconcile,
+    image_pipeline,
+    fetch_image_metadata,
+    analyze_image,
+    read_text,
+    persist_record,
+):
+    app.register_functions(module.bp)

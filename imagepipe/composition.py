@@ -1,0 +1,111 @@
+"""Composition root: builds the adapters the settings select, once per process.
+
+This is the only module that knows which adapter serves which port. Functions call ``services()``; tests
+call ``reset_services()`` after changing the environment.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+
+from imagepipe.errors import ConfigurationError
+from imagepipe.ports import BlobStore, RecordStore, VisionAnalyzer
+from imagepipe.profiles import Profile, load_profiles
+from imagepipe.settings import Settings, load_settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    blobs: BlobStore
+    records: RecordStore
+    profiles: dict[str, Profile]
+    _vision: VisionAnalyzer | None = None
+    _vision_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def vision(self) -> VisionAnalyzer:
+        """The vision adapter, built on first use (local models load lazily and are costly)."""
+        with self._vision_lock:
+            if self._vision is None:
+                self._vision = _build_vision(self.settings)
+            return self._vision
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def _credential(settings: Settings) -> TokenCredential:
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if settings.azure_client_id:
+        return ManagedIdentityCredential(client_id=settings.azure_client_id)
+    return DefaultAzureCredential()
+
+
+def _build_blobs(settings: Settings) -> BlobStore:
+    from imagepipe.adapters.azure_blob import AzureBlobStore
+
+    if settings.images_storage_connection_string:
+        return AzureBlobStore(settings.images_container, connection_string=settings.images_storage_connection_string)
+    return AzureBlobStore(
+        settings.images_container,
+        account_url=settings.images_storage_blob_service_uri,
+        credential=_credential(settings),
+    )
+
+
+def _build_records(settings: Settings) -> RecordStore:
+    if settings.record_store == "cosmos":
+        from imagepipe.adapters.cosmos_records import CosmosRecordStore
+
+        assert settings.cosmos_endpoint is not None  # checked by Settings
+        return CosmosRecordStore(
+            settings.cosmos_endpoint, settings.cosmos_database, settings.cosmos_container, _credential(settings)
+        )
+    from imagepipe.adapters.sqlite_records import SqliteRecordStore
+
+    return SqliteRecordStore(settings.records_sqlite_path)
+
+
+def _build_vision(settings: Settings) -> VisionAnalyzer:
+    if settings.vision_provider == "azure":
+        from imagepipe.adapters.azure_vision import AzureVisionAnalyzer
+
+        assert settings.vision_endpoint is not None  # checked by Settings
+        return AzureVisionAnalyzer(settings.vision_endpoint, _credential(settings), timeout_s=settings.vision_timeout_s)
+    try:
+        from imagepipe.vision import LocalAnalyzer
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"VISION_PROVIDER=local but the local analyzer cannot be imported ({exc}); run 'make install'"
+        ) from exc
+    analyzer: Any = LocalAnalyzer()
+    return analyzer  # type: ignore[no-any-return]
+
+
+def services() -> Services:
+    """The process-wide services, built from settings on first use."""
+    global _services
+    with _lock:
+        if _services is None:
+            settings = load_settings()
+            _services = Services(
+                settings=settings,
+                blobs=_build_blobs(settings),
+                records=_build_records(settings),
+                profiles=load_profiles(settings.profiles_file),
+            )
+        return _services
+
+
+def reset_services() -> None:
+    """Forget the built services (tests, or after a settings change)."""
+    global _services
+    with _lock:
+        _services = None

@@ -1,0 +1,1 @@
+"""Durable orchestrators (deterministic code only: no I/O, clocks or randomness)."""

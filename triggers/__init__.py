@@ -1,0 +1,1 @@
+"""Triggers: the HTTP API, the Event Grid starter and the reconciliation timer."""

@@ -46,8 +46,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# infra-check: owned by the Terraform work (checkov over infra/terraform).
 infra-check: $(STAMP)
-	$(VENV)/bin/checkov --quiet --compact -d infra/terraform --framework terraform
+	@if [ ! -f .venv-infra/.installed ] || [ requirements-infra.txt -nt .venv-infra/.installed ]; then \
+		$(PYTHON) -m venv .venv-infra && .venv-infra/bin/pip install -q -r requirements-infra.txt && touch .venv-infra/.installed; \
+	fi
+	.venv-infra/bin/checkov -d infra/terraform --framework terraform --quiet --compact --skip-download
 
 bench: $(STAMP) $(MODELS_STAMP)
 	$(PY) -m bench

@@ -86,6 +86,7 @@ def inspect_image(data: bytes, limits: Limits, declared_type: str | None = None)
                 f"the declared content type {declared} does not match the image's bytes ({mime})",
                 code="content_type_mismatch",
             )
+    _refuse_trailing_payload(data, fmt)
     width, height = _decode_checked(data, fmt, limits)
     return ImageFacts(
         format=fmt,
@@ -100,11 +101,37 @@ def inspect_image(data: bytes, limits: Limits, declared_type: str | None = None)
     )
 
 
+#: bytes tolerated after the end marker (padding some encoders add)
+_TRAILING_SLACK = 1024
+
+
+def _refuse_trailing_payload(data: bytes, fmt: str) -> None:
+    """Reject PNG/JPEG files with a second file appended after their end marker (polyglots)."""
+    if fmt == "PNG":
+        end = data.rfind(b"IEND")
+        trailing = len(data) - (end + 8) if end >= 0 else 0
+    elif fmt == "JPEG":
+        end = data.rfind(b"\xff\xd9")
+        trailing = len(data) - (end + 2) if end >= 0 else 0
+    else:
+        return
+    if trailing > _TRAILING_SLACK:
+        raise UnsupportedMediaTypeError(
+            f"the {fmt} image carries {trailing} extra bytes after its end marker; polyglot files are refused",
+            code="trailing_payload",
+        )
+
+
 def _decode_checked(data: bytes, fmt: str, limits: Limits) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
             decoded_format = probe.format
+    except Image.DecompressionBombError as exc:
+        raise PayloadTooLargeError(
+            f"the image declares more pixels than any accepted image ({exc}); decompression bombs are refused",
+            code="too_many_pixels",
+        ) from exc
     except UnidentifiedImageError as exc:
         raise InvalidInputError(
             f"the {fmt} image cannot be decoded: {exc}", code="undecodable_image"
@@ -156,7 +183,7 @@ def difference_hash(data: bytes) -> str:
     with Image.open(io.BytesIO(data)) as image:
         image.draft("L", (64, 64))
         small = ImageOps.exif_transpose(image).convert("L").resize((9, 8), Image.Resampling.LANCZOS)
-        pixels = list(small.getdata())
+        pixels = list(small.tobytes())
     bits = 0
     for row in range(8):
         for col in range(8):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from imagepipe import policy
 from imagepipe.composition import Services
 from imagepipe.errors import ImagepipeError, NotFoundError, PermanentImageError, TransientServiceError
 from imagepipe.imagefacts import Limits, inspect_image
@@ -105,6 +104,8 @@ def analyze_image(svc: Services, step: StepInput, profile_name: str) -> JsonDict
     data = _download_current(svc, step)
     if data is None:
         return SUPERSEDED
+    from imagepipe import policy
+
     profile = svc.profiles[profile_name]
     request = AnalysisRequest(features=profile.features, extras=profile.extras, profile=profile.name)
     try:
@@ -143,6 +144,8 @@ def read_text(svc: Services, step: StepInput, profile_name: str) -> JsonDict:
     data = _download_current(svc, step)
     if data is None:
         return SUPERSEDED
+    from imagepipe import policy
+
     profile = svc.profiles[profile_name]
     request = AnalysisRequest(features=("read",), profile=profile.name)
     try:

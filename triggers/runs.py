@@ -4,6 +4,7 @@ import logging
 from typing import Any
 
 import azure.durable_functions as df
+from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
 from imagepipe.ids import instance_id
 from imagepipe.settings import Settings
@@ -29,7 +30,7 @@ def pipeline_input(settings: Settings, image_id: str, blob_name: str, etag: str,
     }
 
 
-async def run_status(client: df.DurableOrchestrationClient, instance: str) -> df.DurableOrchestrationStatus | None:
+async def run_status(client: df.DurableOrchestrationClient, instance: str) -> DurableOrchestrationStatus | None:
     status = await client.get_status(instance)
     if status is None or status.runtime_status is None:
         return None

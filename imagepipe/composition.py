@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
 from azure.core.credentials import TokenCredential
 
@@ -85,8 +85,7 @@ def _build_vision(settings: Settings) -> VisionAnalyzer:
         raise ConfigurationError(
             f"VISION_PROVIDER=local but the local analyzer cannot be imported ({exc}); run 'make install'"
         ) from exc
-    analyzer: Any = LocalAnalyzer()
-    return analyzer  # type: ignore[no-any-return]
+    return cast(VisionAnalyzer, LocalAnalyzer())
 
 
 def services() -> Services:

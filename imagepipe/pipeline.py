@@ -80,7 +80,8 @@ def fetch_image_metadata(svc: Services, step: StepInput) -> JsonDict:
         return failure(
             "fetch_image_metadata",
             "unknown_profile",
-            f"blob metadata names profile '{profile}', which is not configured; valid: {', '.join(sorted(svc.profiles))}",
+            f"blob metadata names profile '{profile}', which is not configured; "
+            f"valid: {', '.join(sorted(svc.profiles))}",
         )
     if not svc.records.upsert_if_not_older(record):
         return SUPERSEDED
@@ -128,9 +129,7 @@ def analyze_image(svc: Services, step: StepInput, profile_name: str) -> JsonDict
         patch["text"] = read_text_of(read_result)
     if merge_into_record(svc.records, step["imageId"], step["etag"], patch) is None:
         return SUPERSEDED
-    top = sorted(
-        (analysis.get("tagsResult") or {}).get("values", []), key=lambda t: -float(t.get("confidence", 0))
-    )[:5]
+    top = sorted((analysis.get("tagsResult") or {}).get("values", []), key=lambda t: -float(t.get("confidence", 0)))[:5]
     return {
         "ok": True,
         "textHeavy": text_heavy and not read_result,

@@ -61,7 +61,11 @@ def image_pipeline(context: df.DurableOrchestrationContext) -> Generator[Any, An
         stages[name] = int((context.current_utc_datetime - mark).total_seconds() * 1000)
 
     def run_facts() -> dict[str, Any]:
-        return {"startedAt": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "completedAt": _iso(context), "stagesMs": stages}
+        return {
+            "startedAt": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "completedAt": _iso(context),
+            "stagesMs": stages,
+        }
 
     failure: dict[str, Any] | None = None
     current = "fetch_image_metadata"
@@ -80,7 +84,9 @@ def image_pipeline(context: df.DurableOrchestrationContext) -> Generator[Any, An
             if analysis.get("ok") and analysis.get("textHeavy"):
                 current = "read_text"
                 stage(current)
-                text = yield context.call_activity_with_retry(current, vision_retry, {**step, "profile": meta["profile"]})
+                text = yield context.call_activity_with_retry(
+                    current, vision_retry, {**step, "profile": meta["profile"]}
+                )
                 done(current)
                 if not text.get("ok"):
                     meta = text

@@ -29,8 +29,12 @@ def call_http(
 ) -> func.HttpResponse:
     function = functions()[name]
     request = func.HttpRequest(
-        method, f"http://127.0.0.1:7071{path}", headers=headers or {}, params=params or {},
-        route_params=route_params or {}, body=body,
+        method,
+        f"http://127.0.0.1:7071{path}",
+        headers=headers or {},
+        params=params or {},
+        route_params=route_params or {},
+        body=body,
     )
     result = function.get_user_function()(request)
     return asyncio.run(result) if asyncio.iscoroutine(result) else result
@@ -47,7 +51,9 @@ def multipart(fields: dict[str, str], file_name: str, data: bytes, content_type:
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
     parts.append(
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file_name}"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n".encode() + data + b"\r\n"
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+        + data
+        + b"\r\n"
     )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"

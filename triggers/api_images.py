@@ -124,7 +124,9 @@ async def upload_image(req: func.HttpRequest) -> func.HttpResponse:
     profile = resolve_profile(svc.profiles, profile_name)
     client_meta = parse_client_metadata(metadata_raw)
     s = svc.settings
-    facts = inspect_image(data, Limits(s.max_upload_bytes, s.min_dimension_px, s.max_dimension_px, s.max_pixels), declared)
+    facts = inspect_image(
+        data, Limits(s.max_upload_bytes, s.min_dimension_px, s.max_dimension_px, s.max_pixels), declared
+    )
     image_id = new_image_id()
     name = blob_name(image_id, facts.extension)
     metadata = encode_blob_metadata(profile.name, safe_filename(filename), client_meta)
@@ -146,12 +148,16 @@ async def create_upload(req: func.HttpRequest) -> func.HttpResponse:
     if not isinstance(spec, dict):
         raise InvalidInputError("the body must be a JSON object")
     content_type = str(spec.get("contentType") or "")
-    extensions = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/bmp": "bmp",
-                  "image/webp": "webp", "image/tiff": "tiff"}
+    extensions = {
+        "image/jpeg": "jpg",
+        "image/png": "png",
+        "image/gif": "gif",
+        "image/bmp": "bmp",
+        "image/webp": "webp",
+        "image/tiff": "tiff",
+    }
     if content_type not in extensions:
-        raise InvalidInputError(
-            f"contentType must be one of {', '.join(extensions)}", code="invalid_content_type"
-        )
+        raise InvalidInputError(f"contentType must be one of {', '.join(extensions)}", code="invalid_content_type")
     profile = resolve_profile(svc.profiles, spec.get("profile"))
     client_meta = parse_client_metadata(json.dumps(spec["metadata"]) if spec.get("metadata") else None)
     image_id = new_image_id()
@@ -203,12 +209,20 @@ async def get_image_status(req: func.HttpRequest, client: df.DurableOrchestratio
     body: dict[str, Any] = {"id": image_id, **_links(req, image_id)}
     current = record is not None and blob is not None and record["blob"]["etag"] == blob.etag
     if record is not None and current and record.get("status") in ("completed", "failed"):
-        body.update(status=record["status"], stage=record["status"], error=record.get("error"),
-                    instanceId=(record.get("run") or {}).get("instanceId"), updatedAt=record.get("updatedAt"))
+        body.update(
+            status=record["status"],
+            stage=record["status"],
+            error=record.get("error"),
+            instanceId=(record.get("run") or {}).get("instanceId"),
+            updatedAt=record.get("updatedAt"),
+        )
         return json_response(body)
     if blob is None:
-        body.update(status=(record or {}).get("status", "failed"), stage="deleted",
-                    error={"code": "blob_deleted", "message": "the image blob was deleted", "step": "status"})
+        body.update(
+            status=(record or {}).get("status", "failed"),
+            stage="deleted",
+            error={"code": "blob_deleted", "message": "the image blob was deleted", "step": "status"},
+        )
         return json_response(body)
     instance = instance_id(image_id, blob.etag)
     status = await run_status(client, instance)
@@ -260,7 +274,9 @@ async def search_images(req: func.HttpRequest) -> func.HttpResponse:
         if not phash:
             raise NotFoundError(f"image {query.near_duplicate_of} has no analysed record to compare with")
         items = svc.records.near_duplicates(
-            phash, max_distance=svc.settings.near_duplicate_max_distance, exclude_id=query.near_duplicate_of,
+            phash,
+            max_distance=svc.settings.near_duplicate_max_distance,
+            exclude_id=query.near_duplicate_of,
             limit=query.limit,
         )
         return json_response({"items": items, "continuation": None})

@@ -41,7 +41,9 @@ def test_raw_upload_is_accepted_and_stored(app_env: dict[str, str]) -> None:
 def test_multipart_upload_with_metadata_and_path_tricks(app_env: dict[str, str]) -> None:
     data, content_type = multipart(
         {"profile": "fashion", "metadata": json.dumps({"sku": "A-100", "season": "ss27"})},
-        "../../etc/passwd\x00.png", images.png(), "image/png",
+        "../../etc/passwd\x00.png",
+        images.png(),
+        "image/png",
     )
     status, body = upload(data, content_type)
     assert status == 202, body
@@ -63,7 +65,9 @@ BAD_UPLOADS = [
 ]
 
 
-@pytest.mark.parametrize(("case", "data", "content_type", "status", "code"), BAD_UPLOADS, ids=[c[0] for c in BAD_UPLOADS])
+@pytest.mark.parametrize(
+    ("case", "data", "content_type", "status", "code"), BAD_UPLOADS, ids=[c[0] for c in BAD_UPLOADS]
+)
 def test_bad_upload_is_a_clear_4xx_and_leaves_nothing(
     app_env: dict[str, str], case: str, data: bytes, content_type: str, status: int, code: str
 ) -> None:
@@ -101,7 +105,9 @@ def test_bad_parameters(app_env: dict[str, str], params: dict[str, str], headers
 
 def test_sas_upload_url_allows_one_direct_put(app_env: dict[str, str]) -> None:
     response = call_http(
-        "create_upload", "POST", "/api/uploads",
+        "create_upload",
+        "POST",
+        "/api/uploads",
         body=json.dumps({"contentType": "image/png", "profile": "general", "filename": "big.png"}).encode(),
         headers={"content-type": "application/json"},
     )
@@ -118,7 +124,10 @@ def test_sas_upload_url_allows_one_direct_put(app_env: dict[str, str]) -> None:
 
 def test_sas_upload_rejects_non_image_type(app_env: dict[str, str]) -> None:
     response = call_http(
-        "create_upload", "POST", "/api/uploads", body=b'{"contentType": "text/html"}',
+        "create_upload",
+        "POST",
+        "/api/uploads",
+        body=b'{"contentType": "text/html"}',
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 400

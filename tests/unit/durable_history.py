@@ -18,8 +18,13 @@ class History:
 
     def _event(self, kind: int, event_id: int = -1, **fields: Any) -> None:
         self.events.append(
-            {"EventType": kind, "EventId": event_id, "IsPlayed": False,
-             "Timestamp": self.now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **fields}
+            {
+                "EventType": kind,
+                "EventId": event_id,
+                "IsPlayed": False,
+                "Timestamp": self.now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                **fields,
+            }
         )
 
     def _episode(self, first: bool = False) -> None:
@@ -54,10 +59,17 @@ class History:
         return self
 
     def context(self, instance_id: str = "inst-1") -> str:
-        return json.dumps({
-            "history": self.events, "input": self.input, "instanceId": instance_id, "isReplaying": False,
-            "parentInstanceId": None, "upperSchemaVersion": 1, "upperSchemaVersionNew": 2,
-        })
+        return json.dumps(
+            {
+                "history": self.events,
+                "input": self.input,
+                "instanceId": instance_id,
+                "isReplaying": False,
+                "parentInstanceId": None,
+                "upperSchemaVersion": 1,
+                "upperSchemaVersionNew": 2,
+            }
+        )
 
 
 def flatten(actions: list[Any]) -> list[dict[str, Any]]:

@@ -18,8 +18,12 @@ INPUT = {
     "etag": "0x8DC",
     "instanceId": "01jabcdefghjkmnpqrstvwxyz0-abc",
     "source": "eventgrid",
-    "retry": {"firstRetryIntervalInMilliseconds": 500, "maxNumberOfAttempts": 3, "backoffCoefficient": 2.0,
-              "maxRetryIntervalInMilliseconds": 60000},
+    "retry": {
+        "firstRetryIntervalInMilliseconds": 500,
+        "maxNumberOfAttempts": 3,
+        "backoffCoefficient": 2.0,
+        "maxRetryIntervalInMilliseconds": 60000,
+    },
 }
 META_OK = {"ok": True, "profile": "insurance", "format": "JPEG", "width": 640, "height": 480, "phash": "0" * 16}
 
@@ -99,7 +103,10 @@ def test_transient_failure_then_success(handle: Any) -> None:
 
 def test_permanent_failure_is_persisted_then_fails_run(handle: Any) -> None:
     h = History(INPUT).scheduled(0, "fetch_image_metadata").completed(0, META_OK)
-    bad = {"ok": False, "error": {"code": "InvalidImageFormat", "message": "vision rejected it", "step": "analyze_image"}}
+    bad = {
+        "ok": False,
+        "error": {"code": "InvalidImageFormat", "message": "vision rejected it", "step": "analyze_image"},
+    }
     h.scheduled(1, "analyze_image").completed(1, bad)
     state = run(handle, h)
     persist = actions(state)[-1]

@@ -10,10 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from record_store_contract import BASE, RecordStoreContract, ids, make_record
 
 from imagepipe.adapters.sqlite_records import SqliteRecordStore
 from imagepipe.ports import SearchQuery
+from tests.unit.record_store_contract import BASE, RecordStoreContract, ids, make_record
 
 pytestmark = pytest.mark.unit
 

@@ -59,6 +59,11 @@ variable "tags" {
   type        = map(string)
   description = "Extra tags added to every resource."
   default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.tags : length(k) <= 512 && length(v) <= 256])
+    error_message = "Tag names must be at most 512 characters and tag values at most 256."
+  }
 }
 
 variable "images_storage_replication_type" {

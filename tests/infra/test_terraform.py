@@ -1,0 +1,671 @@
+"""Static checks of infra/terraform: parse the HCL (python-hcl2) and assert the wiring against the app.
+
+No Terraform binary or provider can be downloaded here, so these tests stand in for `terraform validate`
+on the things that matter: function names, app settings, identity-only access, least-privilege roles,
+and the Event Grid subscription being exactly config/eventgrid-subscriptions.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+from hcl2.utils import SerializationOptions
+
+pytestmark = pytest.mark.infra
+
+ROOT = Path(__file__).resolve().parents[2]
+TF_DIR = ROOT / "infra" / "terraform"
+EVENTGRID_JSON = ROOT / "config" / "eventgrid-subscriptions.json"
+CONTRACTS = ROOT / "docs" / "contracts.md"
+HOST_JSON = ROOT / "host.json"
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+
+EXPECTED_FILES = [
+    "terraform.tf",
+    "main.tf",
+    "main.storage.tf",
+    "main.events.tf",
+    "main.cosmos.tf",
+    "main.vision.tf",
+    "main.functions.tf",
+    "main.monitoring.tf",
+    "main.identity.tf",
+    "variables.tf",
+    "outputs.tf",
+    "terraform.tfvars.example",
+]
+
+APP = "${local.app_principal_id}"
+# Every Azure RBAC role assignment, with the one role and the one scope it may have.
+EXPECTED_ROLE_ASSIGNMENTS: dict[str, tuple[str, str, str]] = {
+    "app_images_blob_data_contributor": (
+        "Storage Blob Data Contributor",
+        "${azurerm_storage_account.images.id}",
+        APP,
+    ),
+    "app_images_blob_delegator": ("Storage Blob Delegator", "${azurerm_storage_account.images.id}", APP),
+    "app_runtime_blob_data_owner": ("Storage Blob Data Owner", "${azurerm_storage_account.runtime.id}", APP),
+    "app_runtime_queue_data_contributor": (
+        "Storage Queue Data Contributor",
+        "${azurerm_storage_account.runtime.id}",
+        APP,
+    ),
+    "app_runtime_table_data_contributor": (
+        "Storage Table Data Contributor",
+        "${azurerm_storage_account.runtime.id}",
+        APP,
+    ),
+    "app_vision_user": ("Cognitive Services User", "${azurerm_cognitive_account.vision.id}", APP),
+    "app_monitoring_metrics_publisher": (
+        "Monitoring Metrics Publisher",
+        "${azurerm_application_insights.main.id}",
+        APP,
+    ),
+    "eventgrid_deadletter_writer": (
+        "Storage Blob Data Contributor",
+        "${azurerm_storage_container.deadletters.id}",
+        "${azurerm_eventgrid_system_topic.images.identity[0].principal_id}",
+    ),
+}
+
+# Settings the app needs in Azure mode (imagepipe/settings.py) and the Terraform value each must have.
+AZURE_MODE_SETTINGS: dict[str, str] = {
+    "IMAGES_STORAGE__blobServiceUri": '${trimsuffix(azurerm_storage_account.images.primary_blob_endpoint, "/")}',
+    "IMAGES_CONTAINER": "${azurerm_storage_container.images.name}",
+    "RECORD_STORE": "cosmos",
+    "COSMOS__accountEndpoint": "${azurerm_cosmosdb_account.main.endpoint}",
+    "COSMOS_DATABASE": "${azurerm_cosmosdb_sql_database.main.name}",
+    "COSMOS_CONTAINER": "${azurerm_cosmosdb_sql_container.images.name}",
+    "VISION_PROVIDER": "azure",
+    "VISION__endpoint": "${azurerm_cognitive_account.vision.endpoint}",
+}
+# App settings read by the Functions host or by binding expressions, not by the Settings class.
+HOST_SETTINGS: dict[str, str] = {
+    "AzureWebJobsStorage__accountName": "${azurerm_storage_account.runtime.name}",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD",
+    "RECONCILE_SCHEDULE": "${var.reconcile_schedule}",
+}
+
+SECRET_NAME = re.compile(r"key|secret|password|sas|token|connection_?string|credential", re.IGNORECASE)
+SECRET_VALUE = re.compile(
+    r"AccountKey=|SharedAccessSignature|[?&]sig=|primary_access_key|secondary_access_key|connection_string"
+    r"|primary_key|secondary_key|instrumentation_key|_sas\b|listkeys",
+    re.IGNORECASE,
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing helpers
+# --------------------------------------------------------------------------------------------------
+
+
+@cache
+def parsed() -> dict[str, dict[str, Any]]:
+    """Every .tf file of the module, parsed with plain (unquoted) strings and no block markers."""
+    options = SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(TF_DIR.glob("*.tf")):
+        with path.open(encoding="utf-8") as fh:
+            out[path.name] = hcl2.load(fh, serialization_options=options)
+    return out
+
+
+def blocks(kind: str) -> Iterator[Any]:
+    for doc in parsed().values():
+        yield from doc.get(kind, [])
+
+
+@cache
+def resources() -> dict[tuple[str, str], dict[str, Any]]:
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in blocks("resource"):
+        for rtype, named in entry.items():
+            for name, body in named.items():
+                assert (rtype, name) not in out, f"duplicate resource {rtype}.{name}"
+                out[(rtype, name)] = body
+    return out
+
+
+def resource(rtype: str, name: str) -> dict[str, Any]:
+    found = resources().get((rtype, name))
+    assert found is not None, f"infra/terraform has no resource {rtype}.{name}"
+    return found
+
+
+def of_type(rtype: str) -> dict[str, dict[str, Any]]:
+    return {name: body for (t, name), body in resources().items() if t == rtype}
+
+
+@cache
+def variables() -> dict[str, dict[str, Any]]:
+    return {name: body for entry in blocks("variable") for name, body in entry.items()}
+
+
+@cache
+def outputs() -> dict[str, dict[str, Any]]:
+    return {name: body for entry in blocks("output") for name, body in entry.items()}
+
+
+@cache
+def locals_() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for entry in blocks("locals"):
+        merged.update(entry)
+    return merged
+
+
+def first(value: Any) -> dict[str, Any]:
+    """A nested block parses as a list of bodies; return the single one."""
+    assert isinstance(value, list) and len(value) == 1, f"expected exactly one block, got {value!r}"
+    assert isinstance(value[0], dict)
+    return value[0]
+
+
+def all_strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from all_strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from all_strings(item)
+
+
+@cache
+def eventgrid_json() -> dict[str, Any]:
+    data = json.loads(EVENTGRID_JSON.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    subs = data["subscriptions"]
+    assert len(subs) == 1, "config/eventgrid-subscriptions.json must hold exactly one subscription"
+    sub = subs[0]
+    assert isinstance(sub, dict)
+    return sub
+
+
+def function_app() -> dict[str, Any]:
+    return resource("azurerm_function_app_flex_consumption", "app")
+
+
+def app_settings() -> dict[str, Any]:
+    settings = function_app()["app_settings"]
+    assert isinstance(settings, dict)
+    return settings
+
+
+def resolve_subscription_ref(expr: str) -> Any:
+    """Evaluate `${local.event_subscription.<field>}` against the JSON file; anything else fails."""
+    match = re.fullmatch(r"\$\{local\.event_subscription\.(\w+)\}", expr)
+    assert match, f"{expr!r} does not read config/eventgrid-subscriptions.json"
+    return eventgrid_json()[match.group(1)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Layout, provider, variables, outputs
+# --------------------------------------------------------------------------------------------------
+
+
+def test_layout_and_every_file_parses() -> None:
+    missing = [name for name in EXPECTED_FILES if not (TF_DIR / name).is_file()]
+    assert not missing, f"missing files in infra/terraform: {missing}"
+    assert set(parsed()) >= {n for n in EXPECTED_FILES if n.endswith(".tf")}
+    with (TF_DIR / "terraform.tfvars.example").open(encoding="utf-8") as fh:
+        example = hcl2.load(fh, serialization_options=SerializationOptions(strip_string_quotes=True))
+    unknown = set(example) - set(variables()) - {"__comments__", "__inline_comments__"}
+    assert not unknown, f"terraform.tfvars.example sets undeclared variables: {unknown}"
+
+
+def test_provider_is_pinned_and_storage_calls_use_entra_id() -> None:
+    terraform = first(parsed()["terraform.tf"]["terraform"])
+    providers = first(terraform["required_providers"])
+    azurerm = providers["azurerm"]
+    assert azurerm["source"] == "hashicorp/azurerm"
+    assert re.fullmatch(r"~> 4\.\d+(\.\d+)?", azurerm["version"]), azurerm["version"]
+    assert "required_version" in terraform
+    provider = first(parsed()["terraform.tf"]["provider"])["azurerm"]
+    assert provider["storage_use_azuread"] is True
+
+
+def test_variables_are_snake_case_typed_described_and_validated() -> None:
+    assert variables(), "no variables parsed"
+    for name, body in variables().items():
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", name), f"variable {name} is not snake_case"
+        assert "type" in body, f"variable {name} has no type"
+        assert len(str(body.get("description", ""))) >= 20, f"variable {name} has no real description"
+        if body["type"] != "bool":
+            assert body.get("validation"), f"variable {name} has no validation block"
+            for rule in body["validation"]:
+                assert rule.get("condition") and rule.get("error_message"), f"variable {name}: empty validation"
+
+
+def test_outputs_are_described_and_cover_what_a_deployer_needs() -> None:
+    for name, body in outputs().items():
+        assert len(str(body.get("description", ""))) >= 15, f"output {name} has no description"
+        assert not body.get("sensitive"), f"output {name} is sensitive: outputs must not carry secrets"
+        assert not any(SECRET_VALUE.search(s) for s in all_strings(body["value"])), f"output {name} leaks a secret"
+    required = {"api_base_url", "function_app_name", "images_blob_endpoint", "cosmos_endpoint", "vision_endpoint"}
+    assert required <= set(outputs()), f"missing outputs: {required - set(outputs())}"
+    assert outputs()["api_base_url"]["value"].endswith("/api")
+
+
+# --------------------------------------------------------------------------------------------------
+# Functions: Terraform's references vs docs/contracts.md vs function_app.py
+# --------------------------------------------------------------------------------------------------
+
+
+def terraform_function_names() -> set[str]:
+    names: set[str] = set()
+    for body in resources().values():
+        for text in all_strings(body):
+            for match in re.finditer(r"/functions/([^/\s\"}]+)", text):
+                ref = match.group(1)
+                if ref.startswith("${"):
+                    continue
+                names.add(ref)
+            for match in re.finditer(r"/functions/(\$\{local\.event_subscription\.\w+\})", text):
+                names.add(str(resolve_subscription_ref(match.group(1))))
+    return names
+
+
+def contract_function_names() -> set[str]:
+    text = CONTRACTS.read_text(encoding="utf-8")
+    section = text.split("## Functions", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            first_cell = line.split("|")[1]
+            names.update(re.findall(r"`([a-z][a-z0-9_]*)`", first_cell))
+            names.update(re.findall(r"\b([a-z]+(?:_[a-z0-9]+)+)\b", first_cell))
+    return names
+
+
+def app_function_names() -> set[str]:
+    """Import function_app in a child process (clean sys.modules) and list its registered functions."""
+    code = (
+        "import json, function_app\n"
+        "print(json.dumps(sorted(f.get_function_name() for f in function_app.app.get_functions())))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        pytest.fail(
+            "function_app.py could not be imported, so the function names Terraform references cannot be "
+            f"checked against the app. Fix the import first:\n{proc.stderr[-2000:]}"
+        )
+    names = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert isinstance(names, list)
+    return set(names)
+
+
+def test_event_subscription_targets_the_starter_function() -> None:
+    assert eventgrid_json()["function"] == "on_image_blob_created"
+    sub = resource("azurerm_eventgrid_system_topic_event_subscription", "images_blob_created")
+    endpoint = first(sub["azure_function_endpoint"])
+    assert endpoint["function_id"] == (
+        "${azurerm_function_app_flex_consumption.app.id}/functions/${local.event_subscription.function}"
+    )
+    assert terraform_function_names() == {"on_image_blob_created"}
+
+
+def test_terraform_function_names_are_in_the_contract_table() -> None:
+    names = terraform_function_names()
+    contract = contract_function_names()
+    assert "upload_image" in contract and "on_image_blob_created" in contract, "contracts table not parsed"
+    assert names <= contract, f"Terraform references functions missing from docs/contracts.md: {names - contract}"
+
+
+def test_terraform_function_names_are_registered_by_the_app() -> None:
+    names = terraform_function_names()
+    registered = app_function_names()
+    assert names <= registered, (
+        f"Terraform references functions function_app.py does not register: {names - registered}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# App settings: complete for Azure mode, endpoints only
+# --------------------------------------------------------------------------------------------------
+
+
+def test_app_settings_set_everything_azure_mode_needs() -> None:
+    settings = app_settings()
+    for name, expected in {**AZURE_MODE_SETTINGS, **HOST_SETTINGS}.items():
+        assert settings.get(name) == expected, f"app setting {name} = {settings.get(name)!r}, expected {expected!r}"
+    extra = set(settings) - set(AZURE_MODE_SETTINGS) - set(HOST_SETTINGS)
+    assert not extra, f"unexpected app settings (add them to this test with their reason): {extra}"
+
+
+def test_app_settings_satisfy_the_settings_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Feed Terraform's app settings (references replaced by sample values) to imagepipe.settings."""
+    from imagepipe import settings as settings_module
+
+    aliases: set[str] = set()
+    for field in settings_module.Settings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            aliases.add(alias)
+        elif alias is not None:
+            aliases.update(str(choice) for choice in alias.choices)
+    assert set(AZURE_MODE_SETTINGS) <= aliases, f"not Settings names: {set(AZURE_MODE_SETTINGS) - aliases}"
+    for name in aliases:
+        monkeypatch.delenv(name, raising=False)
+
+    samples = {
+        "IMAGES_STORAGE__blobServiceUri": "https://imagepipeimgabc123.blob.core.windows.net",
+        "IMAGES_CONTAINER": "images",
+        "COSMOS__accountEndpoint": "https://cosmos-imagepipe-dev-abc123.documents.azure.com:443/",
+        "COSMOS_DATABASE": "imagepipe",
+        "COSMOS_CONTAINER": "images",
+        "VISION__endpoint": "https://vision-imagepipe-dev-abc123.cognitiveservices.azure.com/",
+    }
+    for name, value in app_settings().items():
+        if name in aliases:
+            monkeypatch.setenv(name, samples[name] if "${" in str(value) else str(value))
+    loaded = settings_module.load_settings()
+    assert loaded.record_store == "cosmos"
+    assert loaded.vision_provider == "azure"
+    assert loaded.images_storage_connection_string is None
+    assert loaded.images_storage_blob_service_uri and loaded.cosmos_endpoint and loaded.vision_endpoint
+
+
+def test_no_secret_key_sas_or_connection_string_in_app_settings() -> None:
+    app = function_app()
+    for name, value in app_settings().items():
+        assert not SECRET_NAME.search(name) or name == "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", name
+        assert not SECRET_VALUE.search(str(value)), f"app setting {name} carries a credential: {value}"
+    assert value_free_of_keys(app, allow_site_config_app_insights=True)
+    for forbidden in ("connection_string", "storage_access_key", "function_app_storage_account_access_key"):
+        assert forbidden not in app, f"function app sets {forbidden}"
+    assert app["storage_authentication_type"] == "SystemAssignedIdentity"
+    assert app["webdeploy_publish_basic_authentication_enabled"] is False
+    # The one connection string (telemetry endpoint) is not a credential: App Insights local auth is off.
+    site = first(app["site_config"])
+    assert site["application_insights_connection_string"] == "${azurerm_application_insights.main.connection_string}"
+    assert "application_insights_key" not in site
+    assert resource("azurerm_application_insights", "main")["local_authentication_disabled"] is True
+
+
+def value_free_of_keys(node: Any, *, allow_site_config_app_insights: bool) -> bool:
+    for text in all_strings(node):
+        if allow_site_config_app_insights and text == "${azurerm_application_insights.main.connection_string}":
+            continue
+        if text == "application_insights_connection_string":
+            continue
+        assert not SECRET_VALUE.search(text), f"credential reference in function app: {text}"
+    return True
+
+
+def test_no_key_or_sas_anywhere_in_the_module() -> None:
+    for (rtype, name), body in resources().items():
+        assert "sas" not in rtype.split("_"), f"{rtype}.{name} produces a SAS"
+        for text in all_strings(body):
+            if text == "${azurerm_application_insights.main.connection_string}":
+                continue
+            if text == "application_insights_connection_string":
+                continue
+            assert not SECRET_VALUE.search(text), f"{rtype}.{name} references a credential: {text}"
+    data_sources = {t for entry in blocks("data") for t in entry}
+    assert not {t for t in data_sources if "sas" in t or "key" in t}, data_sources
+
+
+# --------------------------------------------------------------------------------------------------
+# Identity: least-privilege role assignments
+# --------------------------------------------------------------------------------------------------
+
+
+def test_role_assignments_are_exactly_the_minimal_table() -> None:
+    found = of_type("azurerm_role_assignment")
+    assert set(found) == set(EXPECTED_ROLE_ASSIGNMENTS), (
+        f"role assignments differ from the least-privilege table: added {set(found) - set(EXPECTED_ROLE_ASSIGNMENTS)}, "
+        f"missing {set(EXPECTED_ROLE_ASSIGNMENTS) - set(found)}"
+    )
+    for name, (role, scope, principal) in EXPECTED_ROLE_ASSIGNMENTS.items():
+        body = found[name]
+        assert body["role_definition_name"] == role, f"{name}: role {body['role_definition_name']!r}"
+        assert body["scope"] == scope, f"{name}: scope {body['scope']!r}, expected {scope!r}"
+        assert body["principal_id"] == principal, f"{name}: principal {body['principal_id']!r}"
+        assert body["principal_type"] == "ServicePrincipal", f"{name}: principal_type must be ServicePrincipal"
+        assert "role_definition_id" not in body, f"{name}: use the built-in role by name"
+    assert locals_()["app_principal_id"] == "${azurerm_function_app_flex_consumption.app.identity[0].principal_id}"
+
+
+def test_every_role_assignment_says_why() -> None:
+    text = (TF_DIR / "main.identity.tf").read_text(encoding="utf-8")
+    for match in re.finditer(
+        r'^resource "(azurerm_role_assignment|azurerm_cosmosdb_sql_role_assignment)" "(\w+)"', text, re.MULTILINE
+    ):
+        before = text[: match.start()].rstrip("\n").splitlines()
+        assert before and before[-1].startswith("#"), f"{match.group(2)} has no comment saying why it is needed"
+    others = [
+        p.name
+        for p in TF_DIR.glob("*.tf")
+        if p.name != "main.identity.tf" and 'role_assignment"' in p.read_text(encoding="utf-8")
+    ]
+    assert not others, f"role assignments belong in main.identity.tf, found in {others}"
+
+
+def test_cosmos_data_role_is_built_in_data_contributor_on_the_database() -> None:
+    found = of_type("azurerm_cosmosdb_sql_role_assignment")
+    assert set(found) == {"app_data_contributor"}
+    body = found["app_data_contributor"]
+    assert body["role_definition_id"] == (
+        "${azurerm_cosmosdb_account.main.id}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000002"
+    )
+    assert body["scope"] == "${azurerm_cosmosdb_account.main.id}/dbs/${azurerm_cosmosdb_sql_database.main.name}"
+    assert body["principal_id"] == "${local.app_principal_id}"
+    assert not of_type("azurerm_cosmosdb_sql_role_definition"), "use the built-in role, not a custom one"
+
+
+def test_identities_are_system_assigned() -> None:
+    assert first(function_app()["identity"])["type"] == "SystemAssigned"
+    assert first(resource("azurerm_eventgrid_system_topic", "images")["identity"])["type"] == "SystemAssigned"
+
+
+# --------------------------------------------------------------------------------------------------
+# Data services: keys and local auth disabled, shapes the app relies on
+# --------------------------------------------------------------------------------------------------
+
+
+def test_storage_accounts_are_identity_only_and_hardened() -> None:
+    accounts = of_type("azurerm_storage_account")
+    assert set(accounts) == {"images", "runtime"}
+    for name, body in accounts.items():
+        assert body["shared_access_key_enabled"] is False, f"{name}: shared keys must be disabled"
+        assert body["min_tls_version"] == "TLS1_2", name
+        assert body["allow_nested_items_to_be_public"] is False, name
+        assert body["https_traffic_only_enabled"] is True, name
+        assert body["default_to_oauth_authentication"] is True, name
+        props = first(body["blob_properties"])
+        assert first(props["delete_retention_policy"])["days"], f"{name}: blob soft delete"
+        assert first(props["container_delete_retention_policy"])["days"], f"{name}: container soft delete"
+
+
+def test_containers_and_runtime_storage_wiring() -> None:
+    containers = of_type("azurerm_storage_container")
+    assert containers["images"]["name"] == "images"
+    assert containers["images"]["storage_account_id"] == "${azurerm_storage_account.images.id}"
+    assert resolve_subscription_ref(containers["deadletters"]["name"]) == "deadletters"
+    assert containers["deadletters"]["storage_account_id"] == "${azurerm_storage_account.images.id}"
+    assert containers["deployment"]["storage_account_id"] == "${azurerm_storage_account.runtime.id}"
+    for name, body in containers.items():
+        assert body["container_access_type"] == "private", name
+    app = function_app()
+    assert app["storage_container_endpoint"] == (
+        "${azurerm_storage_account.runtime.primary_blob_endpoint}${azurerm_storage_container.deployment.name}"
+    )
+
+
+def test_function_app_is_flex_consumption_python_311() -> None:
+    plan = resource("azurerm_service_plan", "functions")
+    assert plan["sku_name"] == "FC1" and plan["os_type"] == "Linux"
+    app = function_app()
+    assert app["service_plan_id"] == "${azurerm_service_plan.functions.id}"
+    assert (app["runtime_name"], app["runtime_version"]) == ("python", "3.11")
+    assert app["https_only"] is True
+    assert first(app["site_config"])["minimum_tls_version"] == "1.2"
+
+
+def test_host_json_task_hub_lives_in_the_identity_based_runtime_account() -> None:
+    host = json.loads(HOST_JSON.read_text(encoding="utf-8"))
+    durable = host["extensions"]["durableTask"]
+    assert re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,44}", durable["hubName"]), durable["hubName"]
+    # No separate storage connection: the task hub uses AzureWebJobsStorage, which Terraform sets by name.
+    assert "connectionName" not in durable.get("storageProvider", {})
+    assert "connectionStringName" not in durable.get("storageProvider", {})
+    assert locals_()["task_hub_name"] == "${local.host_json.extensions.durableTask.hubName}"
+    assert locals_()["host_json"] == '${jsondecode(file("${path.module}/../../host.json"))}'
+
+
+def test_cosmos_is_identity_only_with_the_record_indexing_policy() -> None:
+    account = resource("azurerm_cosmosdb_account", "main")
+    assert account["local_authentication_disabled"] is True
+    assert account["access_key_metadata_writes_enabled"] is False
+    assert account["minimal_tls_version"] == "Tls12"
+    container = resource("azurerm_cosmosdb_sql_container", "images")
+    assert container["partition_key_paths"] == ["/id"]
+    policy = first(container["indexing_policy"])
+    assert policy["indexing_mode"] == "consistent"
+    assert [p["path"] for p in policy["included_path"]] == ["/*"]
+    excluded = {p["path"] for p in policy["excluded_path"]}
+    assert {"/analysis/*", "/readResult/*", "/text/?"} <= excluded
+    composites = [[(i["path"], i["order"]) for i in c["index"]] for c in policy["composite_index"]]
+    assert [("/profile", "Ascending"), ("/createdAt", "Descending")] in composites
+    assert [("/status", "Ascending"), ("/createdAt", "Descending")] in composites
+    mode = variables()["cosmos_throughput_mode"]
+    assert mode["default"] == "serverless"
+    assert "autoscale" in mode["validation"][0]["condition"]
+    capabilities = first(account["dynamic"])["capabilities"]
+    assert "EnableServerless" in capabilities["for_each"] and "serverless" in capabilities["for_each"]
+    autoscale = first(container["dynamic"])["autoscale_settings"]
+    assert "autoscale" in autoscale["for_each"]
+
+
+def test_vision_is_identity_only() -> None:
+    vision = resource("azurerm_cognitive_account", "vision")
+    assert vision["kind"] == "ComputerVision"
+    assert vision["local_auth_enabled"] is False
+    assert vision["custom_subdomain_name"], "custom subdomain is required for Entra ID auth"
+    assert vision["sku_name"] == "${var.vision_sku_name}"
+    assert variables()["vision_sku_name"]["default"] == "S1"
+
+
+# --------------------------------------------------------------------------------------------------
+# Event Grid: the subscription is config/eventgrid-subscriptions.json
+# --------------------------------------------------------------------------------------------------
+
+
+def test_terraform_reads_the_single_source_json() -> None:
+    assert locals_()["eventgrid_config"] == (
+        '${jsondecode(file("${path.module}/../../config/eventgrid-subscriptions.json"))}'
+    )
+    assert (TF_DIR / ".." / ".." / "config" / "eventgrid-subscriptions.json").resolve() == EVENTGRID_JSON.resolve()
+    assert locals_()["event_subscription"] == "${one(local.eventgrid_config.subscriptions)}"
+
+
+def test_subscription_filter_values_equal_the_json() -> None:
+    expected = eventgrid_json()
+    sub = resource("azurerm_eventgrid_system_topic_event_subscription", "images_blob_created")
+    assert resolve_subscription_ref(sub["name"]) == expected["name"]
+    assert resolve_subscription_ref(sub["included_event_types"]) == ["Microsoft.Storage.BlobCreated"]
+    assert expected["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
+    subject = first(sub["subject_filter"])
+    assert resolve_subscription_ref(subject["subject_begins_with"]) == expected["subjectBeginsWith"]
+    assert expected["subjectBeginsWith"] == "/blobServices/default/containers/images/blobs/"
+    ends = subject["subject_ends_with"]
+    assert "local.event_subscription.subjectEndsWith" in ends and expected.get("subjectEndsWith", "") == ""
+    assert sub["event_delivery_schema"] == "EventGridSchema"
+
+
+def test_advanced_filters_equal_the_json() -> None:
+    expected = eventgrid_json()["advancedFilters"]
+    assert {
+        "operatorType": "StringIn",
+        "key": "data.api",
+        "values": ["PutBlob", "PutBlockList", "CopyBlob"],
+    } in expected
+    supported = locals_()["supported_advanced_filter_operators"]
+    assert {f["operatorType"] for f in expected} <= set(supported), "JSON uses an operator Terraform drops"
+    assert locals_()["advanced_filters_string_in"] == (
+        '${[for f in local.event_subscription.advancedFilters : f if f.operatorType == "StringIn"]}'
+    )
+    sub = resource("azurerm_eventgrid_system_topic_event_subscription", "images_blob_created")
+    string_in = first(first(sub["advanced_filter"])["dynamic"])["string_in"]
+    assert string_in["for_each"] == "${local.advanced_filters_string_in}"
+    content = first(string_in["content"])
+    assert content == {"key": "${string_in.value.key}", "values": "${string_in.value.values}"}
+    # The evaluated result, as Terraform would compute it from the JSON:
+    evaluated = [{"key": f["key"], "values": f["values"]} for f in expected if f["operatorType"] == "StringIn"]
+    assert evaluated == [{"key": "data.api", "values": ["PutBlob", "PutBlockList", "CopyBlob"]}]
+
+
+def test_retry_policy_variables_default_to_the_json() -> None:
+    retry = eventgrid_json()["retryPolicy"]
+    sub = resource("azurerm_eventgrid_system_topic_event_subscription", "images_blob_created")
+    policy = first(sub["retry_policy"])
+    assert policy == {
+        "max_delivery_attempts": "${var.event_max_delivery_attempts}",
+        "event_time_to_live": "${var.event_time_to_live_minutes}",
+    }
+    assert variables()["event_max_delivery_attempts"]["default"] == retry["maxDeliveryAttempts"]
+    assert variables()["event_time_to_live_minutes"]["default"] == retry["eventTimeToLiveInMinutes"]
+
+
+def test_dead_letters_use_the_topic_identity_and_the_json_container() -> None:
+    sub = resource("azurerm_eventgrid_system_topic_event_subscription", "images_blob_created")
+    assert first(sub["dead_letter_identity"])["type"] == "SystemAssigned"
+    dest = first(sub["storage_blob_dead_letter_destination"])
+    assert dest["storage_account_id"] == "${azurerm_storage_account.images.id}"
+    assert dest["storage_blob_container_name"] == "${azurerm_storage_container.deadletters.name}"
+    assert eventgrid_json()["deadLetterContainer"] == "deadletters"
+    assert "${azurerm_role_assignment.eventgrid_deadletter_writer}" in sub["depends_on"]
+    topic = resource("azurerm_eventgrid_system_topic", "images")
+    assert topic["source_resource_id"] == "${azurerm_storage_account.images.id}"
+    assert topic["topic_type"] == "Microsoft.Storage.StorageAccounts"
+
+
+def test_subscription_waits_for_published_code() -> None:
+    sub = resource("azurerm_eventgrid_system_topic_event_subscription", "images_blob_created")
+    assert sub["count"] == "${var.create_event_subscription ? 1 : 0}"
+    flag = variables()["create_event_subscription"]
+    assert flag["type"] == "bool" and flag["default"] is False
+    text = (TF_DIR / "main.events.tf").read_text(encoding="utf-8")
+    assert "publish" in text and "validat" in text, "main.events.tf must explain the apply-publish-apply order"
+
+
+# --------------------------------------------------------------------------------------------------
+# checkov suppressions and docs
+# --------------------------------------------------------------------------------------------------
+
+
+def test_every_checkov_skip_has_a_real_reason() -> None:
+    for path in TF_DIR.glob("*.tf"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if "checkov:skip" in line:
+                match = re.fullmatch(r"\s*#checkov:skip=(CKV2?_AZURE_\d+):(.+)", line)
+                assert match, f"{path.name}: malformed skip {line.strip()!r}"
+                assert len(match.group(2).strip()) >= 40, f"{path.name}: skip {match.group(1)} needs a real reason"
+
+
+def test_deploy_doc_covers_the_two_step_apply_and_costs() -> None:
+    text = DEPLOY_DOC.read_text(encoding="utf-8")
+    for needle in (
+        "create_event_subscription=true",
+        "func azure functionapp publish",
+        "terraform destroy",
+        "5k",
+        "500k",
+        "50M",
+        "checkov",
+    ):
+        assert needle in text, f"docs/deploy.md does not mention {needle!r}"

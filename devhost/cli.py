@@ -1,0 +1,24 @@
+"""Command line: ``python -m devhost start --app DIR --port PORT --state DIR [--storage azurite|none] [--no-auth]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run the host in the foreground."""
+    parser = argparse.ArgumentParser(prog="devhost", description="Local Azure Functions + Durable host")
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("start", help="run a function app in the foreground")
+    start.add_argument("--app", required=True, type=Path, help="directory holding function_app.py")
+    start.add_argument("--port", type=int, default=7071)
+    start.add_argument("--state", required=True, type=Path, help="directory for all durable state")
+    start.add_argument("--storage", choices=["azurite", "none"], default="azurite")
+    start.add_argument("--no-auth", action="store_true", help="do not enforce function/admin keys")
+    start.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    args = parser.parse_args(argv)
+    from devhost.host import Host
+
+    Host(args.app, args.port, args.state, storage=args.storage, no_auth=args.no_auth, bind=args.host).run()
+    return 0

@@ -22,6 +22,7 @@ from imagepipe.settings import Settings, load_settings
 class Services:
     settings: Settings
     blobs: BlobStore
+    deadletters: BlobStore
     records: RecordStore
     profiles: dict[str, Profile]
     _vision: VisionAnalyzer | None = None
@@ -48,13 +49,13 @@ def _credential(settings: Settings) -> TokenCredential:
     return DefaultAzureCredential()
 
 
-def _build_blobs(settings: Settings) -> BlobStore:
+def _build_blobs(settings: Settings, container: str) -> BlobStore:
     from imagepipe.adapters.azure_blob import AzureBlobStore
 
     if settings.images_storage_connection_string:
-        return AzureBlobStore(settings.images_container, connection_string=settings.images_storage_connection_string)
+        return AzureBlobStore(container, connection_string=settings.images_storage_connection_string)
     return AzureBlobStore(
-        settings.images_container,
+        container,
         account_url=settings.images_storage_blob_service_uri,
         credential=_credential(settings),
     )
@@ -74,6 +75,15 @@ def _build_records(settings: Settings) -> RecordStore:
 
 
 def _build_vision(settings: Settings) -> VisionAnalyzer:
+    analyzer = _build_vision_provider(settings)
+    if settings.vision_fault_plan:
+        from imagepipe.adapters.vision_faults import FaultInjectingVision
+
+        return FaultInjectingVision(analyzer, settings.vision_fault_plan)
+    return analyzer
+
+
+def _build_vision_provider(settings: Settings) -> VisionAnalyzer:
     if settings.vision_provider == "azure":
         from imagepipe.adapters.azure_vision import AzureVisionAnalyzer
 
@@ -96,7 +106,8 @@ def services() -> Services:
             settings = load_settings()
             _services = Services(
                 settings=settings,
-                blobs=_build_blobs(settings),
+                blobs=_build_blobs(settings, settings.images_container),
+                deadletters=_build_blobs(settings, settings.deadletter_container),
                 records=_build_records(settings),
                 profiles=load_profiles(settings.profiles_file),
             )

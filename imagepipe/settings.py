@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     images_storage_connection_string: str | None = Field(default=None, validation_alias="IMAGES_STORAGE")
     images_storage_blob_service_uri: str | None = Field(default=None, validation_alias="IMAGES_STORAGE__blobServiceUri")
     images_container: str = Field(default="images", validation_alias="IMAGES_CONTAINER")
+    # Event Grid dead-letters land as JSON blobs here (same account as the images).
+    deadletter_container: str = Field(default="deadletters", validation_alias="DEADLETTER_CONTAINER")
 
     # Records: SQLite file (local) or Cosmos DB for NoSQL (Azure, managed identity).
     record_store: Literal["sqlite", "cosmos"] = Field(default="sqlite", validation_alias="RECORD_STORE")
@@ -38,6 +40,8 @@ class Settings(BaseSettings):
     vision_provider: Literal["local", "azure"] = Field(default="local", validation_alias="VISION_PROVIDER")
     vision_endpoint: str | None = Field(default=None, validation_alias="VISION__endpoint")
     vision_timeout_s: float = Field(default=30.0, gt=0, validation_alias="VISION_TIMEOUT_S")
+    # Fault injection for rehearsing outages (game days, tests): a JSON plan file; unset in normal operation.
+    vision_fault_plan: str | None = Field(default=None, validation_alias="VISION_FAULT_PLAN")
 
     # Identity: a user-assigned identity's client id; unset means the system-assigned one.
     azure_client_id: str | None = Field(

@@ -7,6 +7,7 @@ rejected upload.
 import json
 import re
 import unicodedata
+import urllib.parse
 from typing import Any
 
 import azure.durable_functions as df
@@ -93,7 +94,7 @@ def _read_upload(req: func.HttpRequest) -> tuple[bytes, str | None, str | None, 
     return (
         req.get_body(),
         content_type,
-        req.headers.get("x-filename") or req.params.get("filename"),
+        urllib.parse.unquote(req.headers.get("x-filename") or req.params.get("filename") or ""),
         req.params.get("profile"),
         req.headers.get("x-client-metadata"),
     )

@@ -1,0 +1,143 @@
+"""HTTP client of the imagepipe API (stdlib only), used by the CLI, ``make run`` and benchmarks.
+
+Reads the base URL and key from arguments or ``IMAGEPIPE_URL`` / ``IMAGEPIPE_KEY``. Errors from the API
+(``{"error": {"code", "message"}}``) are raised as ``ApiError`` carrying status, code and message.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:7071"
+FINAL_STATUSES = ("completed", "failed")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class ImagepipeClient:
+    def __init__(self, base_url: str | None = None, key: str | None = None, timeout_s: float = 60.0) -> None:
+        self.base_url = (base_url or os.environ.get("IMAGEPIPE_URL") or DEFAULT_URL).rstrip("/")
+        self.key = key if key is not None else os.environ.get("IMAGEPIPE_KEY")
+        self.timeout_s = timeout_s
+
+    # -------------------------------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any, Mapping[str, str]]:
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None and v != ""}
+        url = f"{self.base_url}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        all_headers = dict(headers or {})
+        if self.key:
+            all_headers["x-functions-key"] = self.key
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            all_headers.setdefault("content-type", "application/json")
+        req = urllib.request.Request(url, data=body, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                raw = resp.read()
+                status, resp_headers = resp.status, dict(resp.headers)
+        except urllib.error.HTTPError as exc:
+            raw, status, resp_headers = exc.read(), exc.code, dict(exc.headers or {})
+        except urllib.error.URLError as exc:
+            raise ApiError(0, "unreachable", f"cannot reach {self.base_url}: {exc.reason}") from exc
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = raw.decode(errors="replace")
+        if status >= 400:
+            error = (data or {}).get("error", {}) if isinstance(data, dict) else {}
+            raise ApiError(status, str(error.get("code", "http_error")), str(error.get("message", data)))
+        return status, data, resp_headers
+
+    # ------------------------------------------------------------------------------------------- images
+    def upload(self, path: str | Path, profile: str | None = None, metadata: Mapping[str, str] | None = None) -> Any:
+        file = Path(path)
+        content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        headers = {"content-type": content_type, "x-filename": urllib.parse.quote(file.name)}
+        if metadata:
+            headers["x-client-metadata"] = json.dumps(dict(metadata))
+        return self.request(
+            "POST", "/api/images", params={"profile": profile}, body=file.read_bytes(), headers=headers
+        )[1]
+
+    def status(self, image_id: str) -> Any:
+        return self.request("GET", f"/api/images/{image_id}/status")[1]
+
+    def get(self, image_id: str) -> Any:
+        return self.request("GET", f"/api/images/{image_id}")[1]
+
+    def search(self, **filters: Any) -> Any:
+        return self.request("GET", "/api/images", params=filters)[1]
+
+    def delete(self, image_id: str) -> None:
+        self.request("DELETE", f"/api/images/{image_id}")
+
+    def wait(
+        self,
+        image_ids: Iterable[str],
+        timeout_s: float = 600.0,
+        poll_s: float = 0.5,
+        on_update: Callable[[str, Any], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll until every image is completed or failed (or the timeout passes); returns the last statuses."""
+        pending = list(image_ids)
+        last: dict[str, Any] = {}
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            for image_id in list(pending):
+                status = self.status(image_id)
+                if last.get(image_id) != status and on_update:
+                    on_update(image_id, status)
+                last[image_id] = status
+                if status.get("status") in FINAL_STATUSES:
+                    pending.remove(image_id)
+            if pending:
+                time.sleep(poll_s)
+        return last
+
+    # ---------------------------------------------------------------------------------------- operators
+    def runs(self, **filters: Any) -> Any:
+        return self.request("GET", "/api/runs", params=filters)[1]
+
+    def run(self, instance_id: str) -> Any:
+        return self.request("GET", f"/api/runs/{instance_id}")[1]
+
+    def replay(self, instance_id: str, mode: str = "auto") -> Any:
+        return self.request("POST", f"/api/runs/{instance_id}/replay", params={"mode": mode})[1]
+
+    def replay_many(self, dry_run: bool, limit: int, mode: str = "auto", **filters: Any) -> Any:
+        body = {"dryRun": dry_run, "limit": limit, "mode": mode, **filters}
+        return self.request("POST", "/api/runs/replay", json_body=body)[1]
+
+    def purge(self, instance_id: str) -> Any:
+        return self.request("DELETE", f"/api/runs/{instance_id}")[1]
+
+    def deadletters(self) -> Any:
+        return self.request("GET", "/api/deadletters")[1]
+
+    def redrive(self, ids: list[str] | None = None) -> Any:
+        return self.request("POST", "/api/deadletters/redrive", json_body={"ids": ids} if ids else {})[1]
+
+    def stats(self, window_minutes: int = 60) -> Any:
+        return self.request("GET", "/api/stats", params={"windowMinutes": window_minutes})[1]

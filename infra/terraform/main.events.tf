@@ -32,7 +32,7 @@ locals {
   # Advanced filter operators this module translates; anything else in the JSON fails the plan (below)
   # instead of being dropped silently.
   supported_advanced_filter_operators = ["StringIn"]
-  advanced_filters_string_in = [
+  advanced_filters_string_in          = [
     for f in local.event_subscription.advancedFilters : f if f.operatorType == "StringIn"
   ]
 }

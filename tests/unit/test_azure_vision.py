@@ -1,0 +1,175 @@
+"""AzureVisionAnalyzer: the real Image Analysis SDK over an in-memory service fake (tests/fakes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from azure.core.credentials import AccessToken
+
+from imagepipe.adapters.azure_vision import AzureVisionAnalyzer
+from imagepipe.errors import (
+    ConfigurationError,
+    ImagepipeError,
+    InvalidInputError,
+    PermanentImageError,
+    TransientServiceError,
+)
+from imagepipe.ports import VISUAL_FEATURES, AnalysisRequest
+from tests.fakes.vision_transport import MODEL_VERSION, FakeVisionTransport, Fault, invalid_image
+
+pytestmark = pytest.mark.unit
+
+ENDPOINT = "https://fakevision.cognitiveservices.azure.com/"
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+class StaticCredential:
+    """A TokenCredential with one fixed token; records the scopes asked for."""
+
+    def __init__(self) -> None:
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.scopes.append(scopes)
+        return AccessToken("vision-token", 4_102_444_800)
+
+
+@pytest.fixture
+def transport() -> FakeVisionTransport:
+    return FakeVisionTransport()
+
+
+@pytest.fixture
+def credential() -> StaticCredential:
+    return StaticCredential()
+
+
+@pytest.fixture
+def analyzer(transport: FakeVisionTransport, credential: StaticCredential) -> AzureVisionAnalyzer:
+    # A tiny back-off keeps retry tests fast; the retry count is the production one (2).
+    return AzureVisionAnalyzer(ENDPOINT, credential, transport=transport, retry_backoff_factor=0.001)
+
+
+def test_analyze_returns_the_rest_shape(analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport) -> None:
+    result = analyzer.analyze(JPEG, AnalysisRequest(features=["tags", "caption", "objects", "people", "read"]))
+    assert result["modelVersion"] == MODEL_VERSION
+    assert result["metadata"] == {"width": 640, "height": 480}
+    assert result["tagsResult"]["values"][0] == {"name": "cat", "confidence": 0.99}
+    assert result["captionResult"] == {"text": "a cat sitting on a sofa", "confidence": 0.83}
+    assert result["objectsResult"]["values"][0]["boundingBox"] == {"x": 10, "y": 20, "w": 200, "h": 150}
+    assert result["objectsResult"]["values"][0]["tags"][0]["name"] == "cat"
+    assert result["peopleResult"]["values"][0]["confidence"] == 0.92
+    line = result["readResult"]["blocks"][0]["lines"][1]
+    assert line["text"] == "Main Street 12" and [w["text"] for w in line["words"]] == ["Main", "Street", "12"]
+    assert len(line["words"][0]["boundingPolygon"]) == 4 and line["words"][0]["confidence"] == 0.98
+    assert "imagepipe" not in result and "denseCaptionsResult" not in result
+
+
+def test_request_maps_features_language_and_auth(
+    analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport, credential: StaticCredential
+) -> None:
+    analyzer.analyze(JPEG, AnalysisRequest(features=["denseCaptions", "smartCrops", "tags", "tags"], language="en"))
+    (seen,) = transport.requests
+    assert seen.path == "/computervision/imageanalysis:analyze"
+    assert seen.query["api-version"] == "2024-02-01"
+    assert seen.query["features"].split(",") == ["denseCaptions", "smartCrops", "tags"]
+    assert seen.query["language"] == "en"
+    assert seen.headers["authorization"] == "Bearer vision-token"
+    assert seen.headers["content-type"] == "application/octet-stream"
+    assert seen.body == JPEG
+    assert credential.scopes[0] == ("https://cognitiveservices.azure.com/.default",)
+
+
+def test_every_visual_feature_is_accepted(analyzer: AzureVisionAnalyzer) -> None:
+    result = analyzer.analyze(JPEG, AnalysisRequest(features=list(VISUAL_FEATURES)))
+    for key in ("tagsResult", "objectsResult", "peopleResult", "readResult", "captionResult"):
+        assert key in result
+    assert "denseCaptionsResult" in result and "smartCropsResult" in result
+
+
+def test_unknown_or_no_feature_is_invalid_input(analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport) -> None:
+    with pytest.raises(InvalidInputError):
+        analyzer.analyze(JPEG, AnalysisRequest(features=["faces"]))
+    with pytest.raises(InvalidInputError):
+        analyzer.analyze(JPEG, AnalysisRequest(features=[]))
+    assert transport.requests == []
+
+
+def test_read_text(analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport) -> None:
+    result = analyzer.read_text(JPEG, AnalysisRequest(features=["tags"]))
+    assert set(result) == {"readResult", "modelVersion"}
+    assert [line["text"] for line in result["readResult"]["blocks"][0]["lines"]] == ["STOP", "Main Street 12"]
+    assert transport.requests[0].query["features"] == "read"
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_transient_failures_are_retried_by_the_client(
+    analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport, status: int
+) -> None:
+    transport.script([Fault(status, retry_after="0"), Fault(status, retry_after="0")])
+    result = analyzer.analyze(JPEG, AnalysisRequest(features=["tags"]))
+    assert result["tagsResult"]["values"]
+    assert len(transport.requests) == 3
+
+
+def test_throttling_exhaustion_is_transient_with_retry_after(
+    analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport
+) -> None:
+    transport.script([Fault(429, retry_after="0")] * 2 + [Fault(429, retry_after="7")])
+    with pytest.raises(TransientServiceError) as info:
+        analyzer.analyze(JPEG, AnalysisRequest(features=["tags"]))
+    assert info.value.retry_after_s == 7
+    assert len(transport.requests) == 3  # 1 + retry_total (2)
+
+
+def test_service_unavailable_exhaustion_is_transient(
+    analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport
+) -> None:
+    transport.script([Fault(503, retry_after="0")] * 3)
+    with pytest.raises(TransientServiceError):
+        analyzer.read_text(JPEG, AnalysisRequest(features=["read"]))
+
+
+def test_undecodable_image_is_permanent(analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport) -> None:
+    with pytest.raises(PermanentImageError) as info:
+        analyzer.analyze(b"not an image at all", AnalysisRequest(features=["tags"]))
+    assert info.value.code == "invalidimageformat"
+    assert "not a valid image" in info.value.message
+    assert len(transport.requests) == 1  # never retried
+
+
+@pytest.mark.parametrize(
+    "inner", ["InvalidImageSize", "InvalidImageDimension", "InvalidImageUrl", "NotSupportedImage", "InvalidImageFormat"]
+)
+def test_rejected_images_are_permanent(
+    analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport, inner: str
+) -> None:
+    transport.script([invalid_image(inner, f"service says {inner}")])
+    with pytest.raises(PermanentImageError) as info:
+        analyzer.analyze(JPEG, AnalysisRequest(features=["tags"]))
+    assert f"service says {inner}" in info.value.message
+
+
+def test_other_bad_requests_are_not_image_errors(analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport) -> None:
+    transport.script([invalid_image("NotSupportedLanguage", "caption is English only")])
+    with pytest.raises(ImagepipeError) as info:
+        analyzer.analyze(JPEG, AnalysisRequest(features=["caption"], language="de"))
+    assert not isinstance(info.value, (PermanentImageError, TransientServiceError))
+    assert "caption is English only" in info.value.message
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_failures_name_the_role(
+    analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport, status: int
+) -> None:
+    transport.script([Fault(status, message="Access denied")])
+    with pytest.raises(ConfigurationError) as info:
+        analyzer.analyze(JPEG, AnalysisRequest(features=["tags"]))
+    assert "Cognitive Services User" in info.value.message
+    assert len(transport.requests) == 1
+
+
+def test_bad_endpoint_is_a_configuration_error(credential: StaticCredential) -> None:
+    with pytest.raises(ConfigurationError):
+        AzureVisionAnalyzer("fakevision.cognitiveservices.azure.com", credential)

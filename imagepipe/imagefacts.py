@@ -133,13 +133,9 @@ def _decode_checked(data: bytes, fmt: str, limits: Limits) -> tuple[int, int]:
             code="too_many_pixels",
         ) from exc
     except UnidentifiedImageError as exc:
-        raise InvalidInputError(
-            f"the {fmt} image cannot be decoded: {exc}", code="undecodable_image"
-        ) from exc
+        raise InvalidInputError(f"the {fmt} image cannot be decoded: {exc}", code="undecodable_image") from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InvalidInputError(
-            f"the {fmt} image header is corrupt: {exc}", code="undecodable_image"
-        ) from exc
+        raise InvalidInputError(f"the {fmt} image header is corrupt: {exc}", code="undecodable_image") from exc
     if decoded_format != fmt:
         raise UnsupportedMediaTypeError(
             f"the file starts like {fmt} but decodes as {decoded_format}; polyglot files are refused",

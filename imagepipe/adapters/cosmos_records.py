@@ -3,9 +3,10 @@
 One document per image, partition key ``/id``: point reads and writes address one logical partition.
 ``upsert_if_not_older`` is optimistic concurrency: read, compare blob versions, then ``replace_item`` with
 the read ETag (``If-Match``) or ``create_item`` for a new id, retrying on 412/409 when another writer won
-the race. ``search`` is one parameterized SQL query paged with the SDK's continuation token (wrapped in
-our own opaque token). ``near_duplicates`` scans ``id`` + ``image.phash`` (a projection, not whole
-documents) and computes Hamming distances here: Cosmos SQL has no popcount.
+the race. ``search`` is one parameterized SQL query (``TOP n ... ORDER BY c.createdAt DESC``) paged by
+keyset: our opaque token holds the last ``createdAt`` and the ids already returned at that instant.
+``near_duplicates`` scans ``id`` + ``image.phash`` (a projection, not whole documents) and computes Hamming
+distances here: Cosmos SQL has no popcount.
 
 The SDK retries throttling (429) itself; that budget is kept small (3 attempts, 10 s) because the
 orchestration retries activities too. SDK errors become ``imagepipe.errors``: 429/503/408/timeouts/
@@ -15,6 +16,7 @@ role the identity needs.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
@@ -203,33 +205,47 @@ class CosmosRecordStore:
 
     def search(self, query: SearchQuery) -> SearchPage:
         limit = clamp_limit(query.limit)
-        sdk_token: str | None = None
-        if query.continuation:
-            value = decode_token(query.continuation).get("k")
-            if not isinstance(value, str):
-                raise InvalidInputError("continuation token is malformed", code="invalid_continuation")
-            sdk_token = value
         where, params = self._where(query)
         if where is None:
             return SearchPage(items=[], continuation=None)
-        sql = "SELECT * FROM c" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY c.createdAt DESC"
+        after_created: str | None = None
+        seen: list[str] = []
+        if query.continuation:
+            # Keyset paging: everything not newer than the last item, minus the ids already returned at
+            # exactly that timestamp. Each page is a fresh TOP query, so it stays correct across any
+            # number of physical partitions (the SDK's own tokens do not resume cross-partition ORDER BY).
+            position = decode_token(query.continuation)
+            after_created, seen = position.get("c"), position.get("s") or []
+            if not isinstance(after_created, str) or not (
+                isinstance(seen, list) and all(isinstance(i, str) for i in seen)
+            ):
+                raise InvalidInputError("continuation token is malformed", code="invalid_continuation")
+            where.append("c.createdAt <= @afterCreated")
+            params.append({"name": "@afterCreated", "value": after_created})
+            if seen:
+                where.append("NOT ARRAY_CONTAINS(@seen, c.id)")
+                params.append({"name": "@seen", "value": seen})
+        sql = (
+            f"SELECT TOP {limit + 1} * FROM c"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY c.createdAt DESC"
+        )
 
-        def run(container: ContainerProxy) -> SearchPage:
-            pager = container.query_items(
-                sql, parameters=params, enable_cross_partition_query=True, max_item_count=limit
-            ).by_page(sdk_token)
-            try:
-                items = [_strip(dict(d)) for d in next(pager)]
-            except StopIteration:
-                items = []
-            except CosmosHttpResponseError as exc:
-                if exc.status_code == 400 and sdk_token is not None:
-                    raise InvalidInputError("continuation token is not valid", code="invalid_continuation") from exc
-                raise
-            token: str | None = getattr(pager, "continuation_token", None)
-            return SearchPage(items=items, continuation=encode_token({"k": token}) if token else None)
+        def run(container: ContainerProxy) -> list[JsonDict]:
+            rows = container.query_items(
+                sql, parameters=params, enable_cross_partition_query=True, max_item_count=limit + 1
+            )
+            return [_strip(dict(d)) for d in itertools.islice(rows, limit + 1)]
 
-        return self._call("search records", run)
+        rows = self._call("search records", run)
+        items = rows[:limit]
+        if len(rows) <= limit or not items:
+            return SearchPage(items=items, continuation=None)
+        last = items[-1].get("createdAt")
+        at_last = [r["id"] for r in items if r.get("createdAt") == last]
+        if last == after_created:
+            at_last = seen + at_last
+        return SearchPage(items=items, continuation=encode_token({"c": last, "s": at_last}))
 
     def _where(self, query: SearchQuery) -> tuple[list[str] | None, list[dict[str, object]]]:
         where: list[str] = []

@@ -76,6 +76,8 @@ class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
             db: {c: {} for c in colls} for db, colls in (databases or {"imagepipe": ["images"]}).items()
         }
         self.requests: list[SeenRequest] = []
+        #: The most documents one query page holds (the service also cuts pages at 4 MB).
+        self.max_page_size = 1000
         self._faults: list[_Fault] = []
         self._lock = threading.RLock()
         self._lsn = itertools.count(1)
@@ -258,6 +260,8 @@ class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
             rows.sort(key=lambda d: (str(_path(d, field) or ""), d["_rid"]), reverse=descending)
         else:
             rows.sort(key=lambda d: d["_rid"])
+        if plan.top is not None:
+            rows = rows[: plan.top]
         start = 0
         token = headers.get("x-ms-continuation")
         if token:
@@ -266,7 +270,7 @@ class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
             except (ValueError, KeyError, TypeError) as exc:
                 raise _HttpError(400, "BadRequest", "Invalid Continuation Token") from exc
         size = int(headers.get("x-ms-max-item-count", "100"))
-        size = 100 if size <= 0 else size
+        size = min(100 if size <= 0 else size, self.max_page_size)
         page = rows[start : start + size]
         extra: dict[str, str] = {}
         if start + size < len(rows):
@@ -345,7 +349,7 @@ class _HttpError(Exception):
 
 
 # ---------------------------------------------------------------------------------------------------
-# The small query language: SELECT <* | c.a, c.b.c> FROM c [WHERE p AND p ...] [ORDER BY c.f ASC|DESC]
+# The small query language: SELECT [TOP n] <* | c.a, c.b.c> FROM c [WHERE p AND p ...] [ORDER BY c.f ASC|DESC]
 # ---------------------------------------------------------------------------------------------------
 
 Predicate = Callable[[JsonDict, JsonDict], bool]
@@ -372,6 +376,10 @@ _PREDICATES: list[tuple[str, Callable[[re.Match[str]], Predicate]]] = [
         lambda m: lambda d, p: isinstance(_path(d, m[1]), str) and not _string_lt(_path(d, m[1]), p[m[2]]),
     ),
     (rf"^({_FIELD}) < ({_PARAM})$", lambda m: lambda d, p: _string_lt(_path(d, m[1]), p[m[2]])),
+    (
+        rf"^({_FIELD}) <= ({_PARAM})$",
+        lambda m: lambda d, p: isinstance(_path(d, m[1]), str) and not _string_lt(p[m[2]], _path(d, m[1])),
+    ),
     (rf"^IS_STRING\(({_FIELD})\)$", lambda m: lambda d, p: isinstance(_path(d, m[1]), str)),
     (rf"^ARRAY_CONTAINS\(({_FIELD}), ({_PARAM})\)$", lambda m: lambda d, p: p[m[2]] in (_path(d, m[1]) or [])),
     (rf"^ARRAY_CONTAINS\(({_PARAM}), ({_FIELD})\)$", lambda m: lambda d, p: _path(d, m[2]) in p[m[1]]),
@@ -391,6 +399,7 @@ class _Plan:
     fields: list[str] | None
     where: list[Predicate]
     order_by: tuple[str, bool] | None
+    top: int | None = None
 
     def project(self, doc: JsonDict) -> JsonDict:
         if self.fields is None:
@@ -426,6 +435,9 @@ def _predicate(text: str) -> Predicate:
         if len(ors) > 1:
             return lambda d, p: any(pred(d, p) for pred in ors)
         return ors[0]
+    if text.startswith("NOT "):
+        inner = _predicate(text[4:])
+        return lambda d, p: not inner(d, p)
     for pattern, build in _PREDICATES:
         match = re.match(pattern, text)
         if match:
@@ -435,7 +447,8 @@ def _predicate(text: str) -> Predicate:
 
 def _parse_query(query: str) -> _Plan:
     match = re.match(
-        r"^SELECT (?P<sel>.+?) FROM c(?: WHERE (?P<where>.+?))?(?: ORDER BY (?P<ob>c\.\w+)(?: (?P<dir>ASC|DESC))?)?$",
+        r"^SELECT (?:TOP (?P<top>\d+) )?(?P<sel>.+?) FROM c(?: WHERE (?P<where>.+?))?"
+        r"(?: ORDER BY (?P<ob>c\.\w+)(?: (?P<dir>ASC|DESC))?)?$",
         " ".join(query.split()),
     )
     if not match:
@@ -446,4 +459,4 @@ def _parse_query(query: str) -> _Plan:
         raise _HttpError(400, "BadRequest", f"Syntax error in projection '{sel}'")
     where = [_predicate(t) for t in _split_top(match["where"], " AND ")] if match["where"] else []
     order = (match["ob"], match["dir"] == "DESC") if match["ob"] else None
-    return _Plan(fields, where, order)
+    return _Plan(fields, where, order, int(match["top"]) if match["top"] else None)

@@ -141,7 +141,8 @@ def test_search_query_is_parameterized(store: CosmosRecordStore, transport: Fake
     query = [r for r in transport.requests if r.headers.get("x-ms-documentdb-isquery", "").lower() == "true"][-1]
     assert "DROP" not in query.body["query"] and "ORDER BY c.createdAt DESC" in query.body["query"]
     assert {"name": "@tag", "value": "cat'; DROP"} in query.body["parameters"]
-    assert query.headers["x-ms-max-item-count"] == "3"
+    assert query.body["query"].startswith("SELECT TOP 4 * FROM c WHERE ")  # limit + 1 tells if more exist
+    assert query.headers["x-ms-max-item-count"] == "4"
     assert query.headers["content-type"].startswith("application/query+json")
 
 
@@ -170,8 +171,28 @@ def test_racing_writers_newest_version_wins(store: CosmosRecordStore) -> None:
     assert got is not None and got["version"] == 23
 
 
-def test_rejected_sdk_continuation_is_invalid_input(store: CosmosRecordStore) -> None:
+def test_continuation_with_wrong_shape_is_invalid_input(store: CosmosRecordStore) -> None:
     store.upsert_if_not_older(make_record("a1"))
-    token = encode_token({"k": "not-a-cosmos-token"})
     with pytest.raises(InvalidInputError):
-        store.search(SearchQuery(continuation=token))
+        store.search(SearchQuery(continuation=encode_token({"c": 5, "s": "x"})))
+
+
+def test_paging_with_equal_timestamps_and_small_service_pages(
+    store: CosmosRecordStore, transport: FakeCosmosTransport
+) -> None:
+    transport.max_page_size = 3  # the SDK must follow x-ms-continuation within one call
+    for i in range(12):
+        store.upsert_if_not_older(make_record(f"e{i:02d}", n=i // 4, phash=f"{i:016x}"))
+    seen: list[str] = []
+    token = None
+    while True:
+        page = store.search(SearchQuery(limit=5, continuation=token))
+        seen += ids(page.items)
+        token = page.continuation
+        if token is None:
+            break
+    assert sorted(seen) == [f"e{i:02d}" for i in range(12)] and len(seen) == 12
+    assert [int(s[1:]) // 4 for s in seen] == sorted((int(s[1:]) // 4 for s in seen), reverse=True)
+    assert len(list(store.iter_all(fields=["status"]))) == 12
+    assert len(store.near_duplicates(f"{0:016x}", max_distance=64, exclude_id="e00", limit=50)) == 11
+    assert any("x-ms-continuation" in r.headers for r in transport.requests)

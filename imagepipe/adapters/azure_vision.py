@@ -6,11 +6,13 @@ service's own JSON (``result.as_dict()`` keeps the REST names: ``captionResult``
 ``readResult``, ``metadata``, ``modelVersion`` ...). Nothing is added: our extras (faces, barcodes, colors ...)
 need local models and are absent here, never invented.
 
-The client's own retry policy is kept small (2 retries honouring ``Retry-After``) because the
-orchestration retries the activity with its own back-off. Errors become ``imagepipe.errors``: 429, 5xx,
-timeouts and connection failures -> ``TransientServiceError`` (with the service's ``Retry-After``); a 400
-naming a rejected image (``InvalidImageFormat``, ``InvalidImageSize`` ...) -> ``PermanentImageError`` with
-the service's message; 401/403 -> ``ConfigurationError`` naming the ``Cognitive Services User`` role.
+The client's own retry policy is kept small (2 retries of 429/500/503/504, honouring ``Retry-After``)
+because the orchestration retries the activity with its own back-off; azure-core does not retry a POST after
+a connection or read error, so those surface at once as ``TransientServiceError``. Errors become
+``imagepipe.errors``: 429, 5xx, timeouts and connection failures -> ``TransientServiceError`` (with the
+service's ``Retry-After``); a 400 naming a rejected image (``InvalidImageFormat``, ``InvalidImageSize`` ...)
+-> ``PermanentImageError`` with the service's message; 401/403 -> ``ConfigurationError`` naming the
+``Cognitive Services User`` role.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from azure.core.exceptions import ServiceRequestError
 from azure.core.pipeline.transport import HttpRequest, HttpResponse, HttpTransport
 from azure.core.utils import CaseInsensitiveDict
 
@@ -79,6 +80,7 @@ class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
         #: The most documents one query page holds (the service also cuts pages at 4 MB).
         self.max_page_size = 1000
         self._faults: list[_Fault] = []
+        self._drops = 0
         self._lock = threading.RLock()
         self._lsn = itertools.count(1)
         self._rid = itertools.count(1)
@@ -107,6 +109,10 @@ class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
             )
         )
 
+    def drop_next(self, count: int = 1) -> None:
+        """Fail the next ``count`` document requests at the connection level (``ServiceRequestError``)."""
+        self._drops += count
+
     def count(self, method: str, pattern: str) -> int:
         """How many requests with ``method`` had a path matching the regex ``pattern``."""
         return sum(1 for r in self.requests if r.method == method and re.search(pattern, r.path))
@@ -134,6 +140,9 @@ class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
             body = json.loads(raw if isinstance(raw, (str, bytes)) else json.dumps(raw))
         with self._lock:
             self.requests.append(SeenRequest(request.method, path, headers, body))
+            if self._drops > 0 and "/docs" in path:
+                self._drops -= 1
+                raise ServiceRequestError("connection reset by fake gateway")
             for fault in self._faults:
                 if fault.remaining > 0 and fault.match(request.method, path):
                     fault.remaining -= 1

@@ -113,11 +113,11 @@ class FakeVisionTransport(HttpTransport):  # type: ignore[misc]
     def __init__(self, service: FakeVisionService | None = None) -> None:
         self.service = service or FakeVisionService()
         self.requests: list[SeenRequest] = []
-        self._faults: list[Fault] = []
+        self._faults: list[Fault | Exception] = []
         self._lock = threading.Lock()
 
-    def script(self, faults: Iterable[Fault]) -> None:
-        """Answer the next requests with these faults, in order."""
+    def script(self, faults: Iterable[Fault | Exception]) -> None:
+        """Answer the next requests with these faults, in order (an exception is raised, as by a transport)."""
         with self._lock:
             self._faults.extend(faults)
 
@@ -142,6 +142,8 @@ class FakeVisionTransport(HttpTransport):  # type: ignore[misc]
         with self._lock:
             self.requests.append(SeenRequest(request.method, url.path, query, headers, body))
             fault = self._faults.pop(0) if self._faults else None
+        if isinstance(fault, Exception):
+            raise fault
         if fault is not None:
             extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             return self._json(request, fault.status, fault.body(), extra)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from azure.core.credentials import AccessToken
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
 from imagepipe.adapters.azure_vision import AzureVisionAnalyzer
 from imagepipe.errors import (
@@ -173,3 +174,14 @@ def test_auth_failures_name_the_role(
 def test_bad_endpoint_is_a_configuration_error(credential: StaticCredential) -> None:
     with pytest.raises(ConfigurationError):
         AzureVisionAnalyzer("fakevision.cognitiveservices.azure.com", credential)
+
+
+def test_connection_failures_are_transient(analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport) -> None:
+    # azure-core does not retry a POST after a connection/read error (not idempotent by default): the
+    # orchestration's activity retry handles it.
+    transport.script([ServiceRequestError("connection reset"), ServiceResponseError("read timed out")])
+    for _ in range(2):
+        with pytest.raises(TransientServiceError):
+            analyzer.analyze(JPEG, AnalysisRequest(features=["tags"]))
+    assert len(transport.requests) == 2
+    assert analyzer.analyze(JPEG, AnalysisRequest(features=["tags"]))["tagsResult"]

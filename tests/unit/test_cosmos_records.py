@@ -196,3 +196,14 @@ def test_paging_with_equal_timestamps_and_small_service_pages(
     assert len(list(store.iter_all(fields=["status"]))) == 12
     assert len(store.near_duplicates(f"{0:016x}", max_distance=64, exclude_id="e00", limit=50)) == 11
     assert any("x-ms-continuation" in r.headers for r in transport.requests)
+
+
+def test_connection_failures_are_transient(transport: FakeCosmosTransport) -> None:
+    store = CosmosRecordStore(
+        ENDPOINT, "imagepipe", "images", StaticCredential(), transport=transport, retry_backoff_factor=0.01
+    )
+    store.get("warm-up")
+    transport.drop_next(1000)
+    with pytest.raises(TransientServiceError):
+        store.get("a1")
+    assert transport.count("GET", "/docs/a1$") >= 2  # the SDK retried the connection first

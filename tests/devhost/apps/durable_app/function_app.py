@@ -196,3 +196,10 @@ def crash_fan(context: df.DurableOrchestrationContext):
     results = yield context.task_all(tasks)
     last = yield context.call_activity("counted", {"key": f"{inp['key']}-last", "sleep": 0.05})
     return results + [last]
+
+
+# ---------------------------------------------------------------- timer
+
+@app.timer_trigger(schedule="*/1 * * * * *", arg_name="timer", run_on_startup=True)
+def every_second(timer: func.TimerRequest) -> None:
+    _count("timer:past_due" if timer.past_due else "timer")

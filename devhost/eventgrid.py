@@ -1,0 +1,305 @@
+"""Event Grid emulator: blob-created events from Azurite, delivered at least once with retries.
+
+Subscriptions come from ``<app>/config/eventgrid-subscriptions.json`` (``function``,
+``storageConnectionSetting``, ``includedEventTypes``, ``subjectBeginsWith``/``subjectEndsWith``,
+``advancedFilters``, ``retryPolicy``, ``deadLetterContainer``). Every ~0.5 s the subscribed container
+is listed; a blob whose (name, etag) was not seen before yields a ``Microsoft.Storage.BlobCreated``
+event shaped like Event Grid's. ``data.api`` cannot be observed by polling: it is ``CopyBlob`` if
+the blob has copy properties, ``PutBlockList`` if it has committed blocks, else ``PutBlob``.
+
+The seen (name, etag) pair and the pending delivery are written in one SQLite transaction, so a
+killed host redelivers (at least once). Failed deliveries are retried on Event Grid's schedule
+(10 s, 30 s, 1 m, 5 m, 10 m, 30 m, 1 h, 3 h, 6 h, then every 12 h) multiplied by
+``DEVHOST_EVENTGRID_RETRY_SCALE``; after ``maxDeliveryAttempts`` (or the event TTL) the event is
+dead-lettered: kept in SQLite (listable and re-drivable over HTTP) and written as a JSON blob to the
+dead-letter container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import traceback
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from devhost.durable import iso
+
+if TYPE_CHECKING:
+    from devhost.host import Host
+
+SCHEDULE_S = [10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600]
+EVERY_S = 12 * 3600
+TOPIC = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/devhost/providers/"
+         "Microsoft.Storage/storageAccounts/devstoreaccount1")
+SINGLE_PUT_LIMIT = 64 * 1024 * 1024
+
+
+def retry_delay(attempts: int, scale: float) -> float:
+    """Delay before the next attempt after ``attempts`` failed deliveries."""
+    base = SCHEDULE_S[attempts - 1] if attempts - 1 < len(SCHEDULE_S) else EVERY_S
+    return base * scale
+
+
+def load_subscriptions(app_dir: Path) -> list[dict[str, Any]]:
+    """Read the subscriptions file (missing → none)."""
+    path = app_dir / "config" / "eventgrid-subscriptions.json"
+    if not path.exists():
+        return []
+    subs = json.loads(path.read_text(encoding="utf-8")).get("subscriptions") or []
+    return [s for s in subs if isinstance(s, dict)]
+
+
+def _lookup(event: dict[str, Any], key: str) -> Any:
+    cur: Any = event
+    for part in key.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def matches(sub: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Apply the subscription's filters to an event."""
+    types = sub.get("includedEventTypes")
+    if types and event.get("eventType") not in types:
+        return False
+    subject = str(event.get("subject", ""))
+    if sub.get("subjectBeginsWith") and not subject.startswith(sub["subjectBeginsWith"]):
+        return False
+    if sub.get("subjectEndsWith") and not subject.endswith(sub["subjectEndsWith"]):
+        return False
+    for f in sub.get("advancedFilters") or []:
+        value = _lookup(event, f.get("key", ""))
+        op = f.get("operatorType")
+        values = f.get("values") or []
+        text = "" if value is None else str(value).lower()
+        if op == "StringIn" and text not in {str(v).lower() for v in values}:
+            return False
+        if op == "StringNotIn" and text in {str(v).lower() for v in values}:
+            return False
+        if op == "StringBeginsWith" and not any(text.startswith(str(v).lower()) for v in values):
+            return False
+        if op == "StringEndsWith" and not any(text.endswith(str(v).lower()) for v in values):
+            return False
+        if op == "StringContains" and not any(str(v).lower() in text for v in values):
+            return False
+    return True
+
+
+def container_of(sub: dict[str, Any]) -> str | None:
+    """Container named by ``subjectBeginsWith`` (``/blobServices/default/containers/<c>/…``)."""
+    prefix = str(sub.get("subjectBeginsWith") or "")
+    parts = prefix.split("/")
+    if len(parts) > 4 and parts[1:4] == ["blobServices", "default", "containers"] and parts[4]:
+        return parts[4]
+    return None
+
+
+def blob_created_event(container: str, name: str, props: Any, url: str, api: str) -> dict[str, Any]:
+    """A ``Microsoft.Storage.BlobCreated`` event as Event Grid builds it."""
+    settings = props.content_settings
+    return {
+        "topic": TOPIC,
+        "subject": f"/blobServices/default/containers/{container}/blobs/{name}",
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "id": str(uuid.uuid4()),
+        "data": {
+            "api": api,
+            "clientRequestId": str(uuid.uuid4()),
+            "requestId": str(uuid.uuid4()),
+            "eTag": props.etag if str(props.etag).startswith('"') else f'"{props.etag}"',
+            "contentType": settings.content_type if settings else None,
+            "contentLength": props.size,
+            "blobType": str(getattr(props.blob_type, "value", props.blob_type)),
+            "url": url,
+            "sequencer": f"{time.time_ns():032x}",
+            "storageDiagnostics": {"batchId": str(uuid.uuid4())},
+        },
+        "dataVersion": "",
+        "metadataVersion": "1",
+        "eventTime": iso(props.last_modified.timestamp() if props.last_modified else time.time()).replace(
+            "Z", "0Z"),
+    }
+
+
+class EventGridEmulator:
+    """Polls Azurite and delivers events to eventGridTrigger functions."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.store = host.store
+        self.scale = float(os.environ.get("DEVHOST_EVENTGRID_RETRY_SCALE", "1"))
+        self.subs = [s for s in load_subscriptions(host.app_dir) if s.get("function") in host.registry.eventgrid]
+        self._clients: dict[str, Any] = {}
+        self._wake = asyncio.Event()
+
+    # ------------------------------------------------------------------ polling
+
+    def _client(self, setting: str) -> Any:
+        from azure.storage.blob import BlobServiceClient
+
+        if setting not in self._clients:
+            conn = os.environ.get(setting)
+            if not conn:
+                return None
+            self._clients[setting] = BlobServiceClient.from_connection_string(conn)
+        return self._clients[setting]
+
+    def _api_of(self, container: Any, name: str, props: Any) -> str:
+        copy = getattr(props, "copy", None)
+        if copy is not None and getattr(copy, "id", None):
+            return "CopyBlob"
+        if props.size and props.size > SINGLE_PUT_LIMIT:
+            return "PutBlockList"
+        try:
+            committed, _ = container.get_blob_client(name).get_block_list("committed")
+            if committed:
+                return "PutBlockList"
+        except Exception:  # noqa: BLE001 - page/append blobs have no block list
+            pass
+        return "PutBlob"
+
+    def poll_once(self) -> int:
+        """List subscribed containers once; queue deliveries for new blobs. Returns events queued."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        queued = 0
+        for sub in self.subs:
+            svc = self._client(str(sub.get("storageConnectionSetting", "")))
+            if svc is None:
+                continue
+            sub_name = str(sub.get("name") or sub["function"])
+            named = container_of(sub)
+            containers = [named] if named else [c.name for c in svc.list_containers()
+                                                 if c.name != sub.get("deadLetterContainer")]
+            for cname in containers:
+                cc = svc.get_container_client(cname)
+                seen = {r["blob"]: r["etag"] for r in self.store.query(
+                    "SELECT blob, etag FROM eg_seen WHERE subscription=?", (f"{sub_name}/{cname}",))}
+                try:
+                    blobs = list(cc.list_blobs())
+                except ResourceNotFoundError:
+                    continue
+                for props in blobs:
+                    if seen.get(props.name) == props.etag:
+                        continue
+                    api = self._api_of(cc, props.name, props)
+                    url = cc.get_blob_client(props.name).url
+                    ev = blob_created_event(cname, props.name, props, url, api)
+                    wanted = matches(sub, ev)
+                    now = time.time()
+                    retry = sub.get("retryPolicy") or {}
+                    with self.store.tx() as conn:
+                        conn.execute("INSERT INTO eg_seen(subscription, blob, etag) VALUES(?,?,?) ON CONFLICT"
+                                     "(subscription, blob) DO UPDATE SET etag=excluded.etag",
+                                     (f"{sub_name}/{cname}", props.name, props.etag))
+                        if wanted:
+                            self._insert(conn, sub, ev, now, retry)
+                            queued += 1
+        return queued
+
+    def _insert(self, conn: Any, sub: dict[str, Any], ev: dict[str, Any], now: float,
+                retry: dict[str, Any]) -> None:
+        conn.execute(
+            "INSERT INTO eg_deliveries(id, subscription, function, event, attempts, next_at, first_at, state, "
+            "max_attempts, ttl_minutes, dead_letter_container, storage_setting) VALUES(?,?,?,?,0,?,?,"
+            "'pending',?,?,?,?)",
+            (ev["id"], str(sub.get("name") or sub["function"]), sub["function"], json.dumps(ev), now, now,
+             int(retry.get("maxDeliveryAttempts", 30)), float(retry.get("eventTimeToLiveInMinutes", 1440)),
+             sub.get("deadLetterContainer"), sub.get("storageConnectionSetting")))
+
+    # ------------------------------------------------------------------ delivery
+
+    async def deliver_due(self) -> int:
+        """Attempt every due delivery once (concurrently); returns how many were attempted."""
+        rows = self.store.query("SELECT * FROM eg_deliveries WHERE state='pending' AND next_at<=? "
+                                "ORDER BY next_at LIMIT 32", (time.time(),))
+        await asyncio.gather(*(self._attempt(dict(r)) for r in rows))
+        return len(rows)
+
+    async def _attempt(self, row: dict[str, Any]) -> None:
+        info = self.host.registry.eventgrid.get(row["function"])
+        ev = json.loads(row["event"])
+        err = "function not found" if info is None else await self.host.invoke_eventgrid(info, ev)
+        now = time.time()
+        if err is None:
+            self.store.execute("DELETE FROM eg_deliveries WHERE id=?", (row["id"],))
+            return
+        attempts = int(row["attempts"]) + 1
+        expired = now - float(row["first_at"]) > float(row["ttl_minutes"]) * 60 * self.scale
+        if attempts >= int(row["max_attempts"]) or expired:
+            reason = "MaxDeliveryAttemptsExceeded" if not expired else "TimeToLiveExceeded"
+            self.store.execute("UPDATE eg_deliveries SET state='deadlettered', attempts=?, last_error=?, "
+                               "dead_lettered_time=? WHERE id=?", (attempts, err, iso(now), row["id"]))
+            await asyncio.to_thread(self._write_dead_letter, row, ev, attempts, err, reason, now)
+            return
+        self.store.execute("UPDATE eg_deliveries SET attempts=?, last_error=?, next_at=? WHERE id=?",
+                           (attempts, err, now + retry_delay(attempts, self.scale), row["id"]))
+
+    def _write_dead_letter(self, row: dict[str, Any], ev: dict[str, Any], attempts: int, err: str, reason: str,
+                           now: float) -> None:
+        container = row.get("dead_letter_container")
+        if not container or not row.get("storage_setting"):
+            return
+        try:
+            svc = self._client(str(row["storage_setting"]))
+            if svc is None:
+                return
+            cc = svc.get_container_client(container)
+            if not cc.exists():
+                cc.create_container()
+            dt = datetime.fromtimestamp(now, UTC)
+            path = (f"devstoreaccount1/{str(row['subscription']).upper()}/"
+                    f"{dt:%Y/%m/%d/%H}/{ev['id']}.json")
+            body = [ev | {"deadLetterReason": reason, "deliveryAttempts": attempts,
+                          "lastDeliveryOutcome": "Failed", "lastDeliveryError": err,
+                          "publishTime": iso(float(row["first_at"])), "lastDeliveryAttemptTime": iso(now)}]
+            cc.upload_blob(path, json.dumps(body).encode(), overwrite=True)
+        except Exception:  # noqa: BLE001 - the SQLite record is the source of truth
+            traceback.print_exc()
+
+    # ------------------------------------------------------------------ admin API
+
+    def list_deadletters(self) -> dict[str, Any]:
+        """JSON for ``GET /admin/eventgrid/deadletters``."""
+        rows = self.store.query("SELECT * FROM eg_deliveries WHERE state='deadlettered' ORDER BY dead_lettered_time")
+        return {"value": [{"id": r["id"], "subscription": r["subscription"], "function": r["function"],
+                           "deliveryAttempts": r["attempts"], "lastError": r["last_error"],
+                           "deadLetteredTime": r["dead_lettered_time"], "event": json.loads(r["event"])}
+                          for r in rows]}
+
+    def redrive(self, ids: list[str] | None) -> list[str]:
+        """Queue dead-lettered events again (all if ``ids`` is None); returns the ids re-driven."""
+        rows = self.store.query("SELECT id FROM eg_deliveries WHERE state='deadlettered'")
+        chosen = [r["id"] for r in rows if ids is None or r["id"] in ids]
+        now = time.time()
+        with self.store.tx() as conn:
+            for i in chosen:
+                conn.execute("UPDATE eg_deliveries SET state='pending', attempts=0, next_at=?, first_at=?, "
+                             "dead_lettered_time=NULL WHERE id=?", (now, now, i))
+        self._wake.set()
+        return chosen
+
+    async def run(self) -> None:
+        """Poll and deliver until cancelled."""
+        last_poll = 0.0
+        while True:
+            try:
+                if self.subs and time.monotonic() - last_poll >= 0.5:
+                    last_poll = time.monotonic()
+                    await asyncio.to_thread(self.poll_once)
+                await self.deliver_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep polling
+                traceback.print_exc()
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), 0.2)
+            except TimeoutError:
+                pass

@@ -1,0 +1,38 @@
+"""Test app for the devhost Event Grid emulator: an Event Grid starter with a durable client."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import azure.durable_functions as df
+import azure.functions as func
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.event_grid_trigger(arg_name="event")
+@app.durable_client_input(client_name="client")
+async def on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
+    out = Path(os.environ["DEVHOST_TEST_OUT"])
+    name = event.subject.rsplit("/blobs/", 1)[1]
+    if name.startswith("fail-") and not (out / "allow-failures").exists():
+        raise RuntimeError(f"refusing {name}")
+    record = {"id": event.id, "topic": event.topic, "subject": event.subject, "eventType": event.event_type,
+              "eventTime": event.event_time.isoformat() if event.event_time else None,
+              "dataVersion": event.data_version, "data": event.get_json()}
+    instance_id = await client.start_new("note_event", None, {"name": name})
+    record["instanceId"] = instance_id
+    (out / f"{event.id}.json").write_text(json.dumps(record))
+
+
+@app.orchestration_trigger(context_name="context")
+def note_event(context: df.DurableOrchestrationContext):
+    result = yield context.call_activity("shout", context.get_input()["name"])
+    return result
+
+
+@app.activity_trigger(input_name="name")
+def shout(name: str) -> str:
+    return name.upper()

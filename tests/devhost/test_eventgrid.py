@@ -1,0 +1,133 @@
+"""Event Grid emulator against a real Azurite started by devhost: event shape, retries, dead letters."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from devhost import azurite
+from tests.devhost.harness import APPS, Devhost, free_port
+
+pytestmark = [pytest.mark.devhost, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def eg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Devhost, Path, Any]]:
+    from azure.storage.blob import BlobServiceClient
+
+    base = tmp_path_factory.mktemp("eg")
+    out = base / "out"
+    out.mkdir()
+    port = free_port()
+    conn = azurite.connection_string(port)
+    env = {"AZURITE_BLOB_PORT": str(port), "TEST_STORAGE": conn, "DEVHOST_TEST_OUT": str(out),
+           "DEVHOST_EVENTGRID_RETRY_SCALE": "0.01"}
+    host = Devhost(APPS / "eventgrid_app", base / "state", env=env, storage="azurite").start()
+    svc = BlobServiceClient.from_connection_string(conn)
+    svc.create_container("uploads")
+    try:
+        yield host, out, svc
+    finally:
+        host.stop()
+    assert not azurite.is_listening(port), "devhost must stop the Azurite it started"
+
+
+def _wait_for(pred: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def _records(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in out.glob("*.json")]
+
+
+def test_blob_upload_delivers_blob_created_event(eg: tuple[Devhost, Path, Any]) -> None:
+    from azure.storage.blob import ContentSettings
+
+    host, out, svc = eg
+    blob = svc.get_blob_client("uploads", "dir/cat.jpg")
+    info = blob.upload_blob(b"\xff\xd8" + b"x" * 100, content_settings=ContentSettings(content_type="image/jpeg"))
+    rec = _wait_for(lambda: [r for r in _records(out) if r["subject"].endswith("/dir/cat.jpg")])[0]
+    assert rec["eventType"] == "Microsoft.Storage.BlobCreated"
+    assert rec["subject"] == "/blobServices/default/containers/uploads/blobs/dir/cat.jpg"
+    assert rec["topic"].endswith("/providers/Microsoft.Storage/storageAccounts/devstoreaccount1")
+    assert rec["topic"].startswith("/subscriptions/")
+    assert rec["dataVersion"] == ""
+    data = rec["data"]
+    assert data["api"] == "PutBlob"
+    assert data["eTag"] == info["etag"] and data["eTag"].startswith('"')  # Event Grid quotes the ETag
+    assert data["contentType"] == "image/jpeg" and data["contentLength"] == 102
+    assert data["blobType"] == "BlockBlob"
+    assert data["url"] == blob.url
+    assert set(data) >= {"clientRequestId", "requestId", "sequencer", "storageDiagnostics"}
+    # the Event Grid function used its durable client: the orchestration it started completes
+    status = requests.get(f"{host.base}/runtime/webhooks/durabletask/instances/{rec['instanceId']}", timeout=10)
+    _wait_for(lambda: requests.get(f"{host.base}/runtime/webhooks/durabletask/instances/{rec['instanceId']}",
+                                   timeout=10).json()["runtimeStatus"] == "Completed")
+    assert status.status_code in (200, 202)
+    # overwriting the blob is a new event; an unchanged blob is not re-delivered
+    blob.upload_blob(b"second version", overwrite=True)
+    _wait_for(lambda: len([r for r in _records(out) if r["subject"].endswith("/dir/cat.jpg")]) == 2)
+    time.sleep(1.5)
+    assert len([r for r in _records(out) if r["subject"].endswith("/dir/cat.jpg")]) == 2
+
+
+def test_block_list_upload_is_put_block_list(eg: tuple[Devhost, Path, Any]) -> None:
+    _, out, svc = eg
+    blob = svc.get_blob_client("uploads", "big.bin")
+    blob.stage_block("b1", b"a" * 10)
+    blob.stage_block("b2", b"b" * 10)
+    blob.commit_block_list(["b1", "b2"])
+    rec = _wait_for(lambda: [r for r in _records(out) if r["subject"].endswith("/big.bin")])[0]
+    assert rec["data"]["api"] == "PutBlockList"
+
+
+def test_failing_handler_retries_then_dead_letters_then_redrive(eg: tuple[Devhost, Path, Any]) -> None:
+    host, out, svc = eg
+    svc.get_blob_client("uploads", "fail-1.txt").upload_blob(b"nope")
+    url = host.base + "/admin/eventgrid/deadletters"
+    dead = _wait_for(lambda: [d for d in requests.get(url, timeout=10).json()["value"]
+                              if d["event"]["subject"].endswith("/fail-1.txt")])[0]
+    assert dead["deliveryAttempts"] == 3
+    assert "refusing fail-1.txt" in dead["lastError"]
+    assert dead["function"] == "on_blob_created"
+    letters = svc.get_container_client("deadletters")
+    blobs = _wait_for(lambda: list(letters.list_blobs()))
+    body = json.loads(letters.download_blob(blobs[0].name).readall())
+    assert body[0]["id"] == dead["id"] and body[0]["deliveryAttempts"] == 3
+    assert not [r for r in _records(out) if r["subject"].endswith("/fail-1.txt")]
+    (out / "allow-failures").write_text("1")
+    r = requests.post(url + "/redrive", json={"ids": [dead["id"]]}, timeout=10)
+    assert r.json() == {"redriven": [dead["id"]]}
+    rec = _wait_for(lambda: [r for r in _records(out) if r["subject"].endswith("/fail-1.txt")])[0]
+    assert rec["id"] == dead["id"]
+    assert not [d for d in requests.get(url, timeout=10).json()["value"] if d["id"] == dead["id"]]
+
+
+def test_webhook_injection_and_filters(eg: tuple[Devhost, Path, Any]) -> None:
+    host, out, _ = eg
+    event = {"id": "injected-1", "topic": "t", "subject": "/blobServices/default/containers/uploads/blobs/inj.png",
+             "eventType": "Microsoft.Storage.BlobCreated", "eventTime": "2026-01-01T00:00:00.0000000Z",
+             "data": {"api": "PutBlob"}, "dataVersion": "", "metadataVersion": "1"}
+    url = host.base + "/runtime/webhooks/eventgrid"
+    r = requests.post(url, params={"functionName": "on_blob_created"}, json=[event],
+                      headers={"aeg-event-type": "Notification"}, timeout=30)
+    assert r.status_code == 202
+    assert (out / "injected-1.json").exists()
+    v = requests.post(url, params={"functionName": "on_blob_created"}, headers={"aeg-event-type":
+                      "SubscriptionValidation"}, json=[{"id": "v", "eventType":
+                      "Microsoft.EventGrid.SubscriptionValidationEvent", "data": {"validationCode": "abc"}}],
+                      timeout=10)
+    assert v.json() == {"validationResponse": "abc"}
+    assert requests.post(url, params={"functionName": "nope"}, json=[event], timeout=10).status_code == 404

@@ -1,0 +1,105 @@
+"""Model plumbing shared by the local analyzer: where model files live, ONNX Runtime sessions, lazy loading.
+
+Every model is a ``LazyModel``: nothing is loaded at import time; the first ``get()`` loads it under a
+lock (once per process, shared by all analyzers using the same model directory), and any failure to find
+or load the files becomes ``ModelUnavailableError`` naming the fix. Models that are not safe to call from
+several threads at once (MediaPipe graphs, RapidOCR's mutable engine) also hold ``call_lock`` while used.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from imagepipe.errors import ModelUnavailableError
+
+T = TypeVar("T")
+
+#: ``.models/`` at the repository root (where ``python -m imagepipe.vision.prepare`` writes).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / ".models"
+#: onnxruntime intra-op threads per session (the host runs several activities on few cores).
+ORT_THREADS = int(os.environ.get("IMAGEPIPE_ORT_THREADS", "1"))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the result's ``imagepipe.models`` lists for each model used."""
+
+    name: str
+    version: str
+    licence: str
+    source: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "licence": self.licence, "source": self.source}
+
+
+def ort_session(path: Path, *, threads: int = ORT_THREADS) -> Any:
+    """A CPU onnxruntime session with a fixed, small thread count."""
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise ModelUnavailableError(f"model file {path} is missing; run `make models`")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class LazyModel(ABC, Generic[T]):
+    """Loads its model on first use, once, under a lock; load failures raise ``ModelUnavailableError``."""
+
+    info: ModelInfo
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+        self._lock = threading.Lock()
+        self.call_lock = threading.Lock()
+        self._model: T | None = None
+
+    @abstractmethod
+    def _load(self) -> T: ...
+
+    def get(self) -> T:
+        model = self._model
+        if model is not None:
+            return model
+        with self._lock:
+            if self._model is None:
+                try:
+                    self._model = self._load()
+                except ModelUnavailableError:
+                    raise
+                except Exception as exc:  # any import/file/format failure of a third-party loader
+                    raise ModelUnavailableError(
+                        f"{self.info.name} failed to load ({type(exc).__name__}: {exc}); "
+                        "check requirements-local.txt / requirements-nodeps.txt and run `make models`"
+                    ) from exc
+            return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+
+_REGISTRY: dict[tuple[str, Path], LazyModel[Any]] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+M = TypeVar("M", bound=LazyModel[Any])
+
+
+def shared(cls: type[M], model_dir: Path) -> M:
+    """The process-wide instance of model class ``cls`` for ``model_dir``."""
+    key = (cls.__qualname__, model_dir.resolve())
+    with _REGISTRY_LOCK:
+        model = _REGISTRY.get(key)
+        if model is None:
+            model = cls(model_dir)
+            _REGISTRY[key] = model
+    assert isinstance(model, cls)
+    return model

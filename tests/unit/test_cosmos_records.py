@@ -207,3 +207,11 @@ def test_connection_failures_are_transient(transport: FakeCosmosTransport) -> No
     with pytest.raises(TransientServiceError):
         store.get("a1")
     assert transport.count("GET", "/docs/a1$") >= 2  # the SDK retried the connection first
+
+
+def test_unauthorized_at_start_up_is_a_configuration_error(transport: FakeCosmosTransport) -> None:
+    transport.fail_next(401, 100, when=lambda method, path: True)
+    store = CosmosRecordStore(ENDPOINT, "imagepipe", "images", StaticCredential(), transport=transport)
+    with pytest.raises(ConfigurationError) as info:
+        store.get("a1")
+    assert "Cosmos DB Built-in Data Contributor" in info.value.message

@@ -273,14 +273,14 @@ class Server:
                     row = eng.get(iid)
                     if row is None:
                         return web.Response(status=404)
-                    body = self.status_json(row, _bool(q, "showInput", True), _bool(q, "showHistory", False),
-                                            _bool(q, "showHistoryOutput", False))
+                    sbody = self.status_json(row, _bool(q, "showInput", True), _bool(q, "showHistory", False),
+                                             _bool(q, "showHistoryOutput", False))
                     if row["status"] == "Failed" and _bool(q, "returnInternalServerErrorOnFailure", False):
-                        return _json(body, 500)
+                        return _json(sbody, 500)
                     if row["status"] in TERMINAL:
-                        return _json(body, 200)
+                        return _json(sbody, 200)
                     loc = self._payload(request, iid)["statusQueryGetUri"]
-                    return _json(body, 202, {"Location": loc, "Retry-After": "5"})
+                    return _json(sbody, 202, {"Location": loc, "Retry-After": "5"})
                 if method == "DELETE":
                     try:
                         n = eng.purge(iid)

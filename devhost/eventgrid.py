@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 import traceback
 import uuid
@@ -136,6 +137,7 @@ class EventGridEmulator:
         self.scale = float(os.environ.get("DEVHOST_EVENTGRID_RETRY_SCALE", "1"))
         self.subs = [s for s in load_subscriptions(host.app_dir) if s.get("function") in host.registry.eventgrid]
         self._clients: dict[str, Any] = {}
+        self._warned: set[str] = set()
         self._wake = asyncio.Event()
 
     # ------------------------------------------------------------------ polling
@@ -146,6 +148,9 @@ class EventGridEmulator:
         if setting not in self._clients:
             conn = os.environ.get(setting)
             if not conn:
+                if setting not in self._warned:
+                    self._warned.add(setting)
+                    print(f"devhost: Event Grid: app setting {setting!r} is not set; not polling", file=sys.stderr)
                 return None
             self._clients[setting] = BlobServiceClient.from_connection_string(conn)
         return self._clients[setting]

@@ -85,7 +85,7 @@ class Host:
                               self.client_binding() if info.client_binding_name else None)
         started = time.monotonic()
         try:
-            await call_async(info, kwargs)
+            await call_async(info, kwargs, self.config.function_timeout_s)
         except Exception as exc:  # noqa: BLE001 - reported to the delivery loop
             log_execution(info.name, inv, started, exc, eventId=event.get("id"))
             return f"{type(exc).__name__}: {exc}"
@@ -106,7 +106,7 @@ class Host:
                               self.client_binding() if info.client_binding_name else None)
         started = time.monotonic()
         try:
-            await call_async(info, kwargs)
+            await call_async(info, kwargs, self.config.function_timeout_s)
             log_execution(info.name, inv, started, None, pastDue=past_due)
         except Exception as exc:  # noqa: BLE001
             log_execution(info.name, inv, started, exc, pastDue=past_due)
@@ -127,7 +127,11 @@ class Host:
 
     async def _timer_loop(self, info: FunctionInfo) -> None:
         schedule_text = _resolve_setting(str(getattr(info.trigger, "schedule", "")))
-        sched = ncrontab.parse(schedule_text)
+        try:
+            sched = ncrontab.parse(schedule_text)
+        except ValueError as exc:
+            sys.stderr.write(f"devhost: timer {info.name} disabled: bad schedule {schedule_text!r}: {exc}\n")
+            return
         key = f"timer:{info.name}:last"
         last_s = self.store.get_kv(key)
         last = float(last_s) if last_s else None
@@ -163,6 +167,9 @@ class Host:
 
             self.eventgrid = EventGridEmulator(self)
             tasks.append(asyncio.create_task(self.eventgrid.run()))
+        if self.registry.entities:
+            sys.stderr.write("devhost: entity functions are not supported (registered but never run): "
+                             f"{', '.join(sorted(self.registry.entities))}\n")
         self.running = True
         self._banner()
         try:
@@ -175,7 +182,6 @@ class Host:
             await runner.cleanup()
             if self.azurite is not None:
                 self.azurite.stop()
-            self.store.close()
 
     def _banner(self) -> None:
         out = sys.stdout

@@ -76,8 +76,22 @@ def call_sync(info: FunctionInfo, kwargs: dict[str, Any]) -> Any:
     return info.callable(**kwargs)
 
 
-async def call_async(info: FunctionInfo, kwargs: dict[str, Any]) -> Any:
-    """Call a function from the server's event loop: await coroutines, run sync code in a thread."""
+class FunctionTimeoutError(Exception):
+    """The function ran longer than host.json ``functionTimeout``."""
+
+
+async def call_async(info: FunctionInfo, kwargs: dict[str, Any], timeout: float | None = None) -> Any:
+    """Call a function from the server's event loop: await coroutines, run sync code in a thread.
+
+    With ``timeout`` the call is abandoned after that many seconds (a coroutine is cancelled; a
+    thread cannot be, it finishes in the background) and ``FunctionTimeoutError`` is raised.
+    """
     if info.is_async:
-        return await info.callable(**kwargs)
-    return await asyncio.to_thread(info.callable, **kwargs)
+        coro = info.callable(**kwargs)
+    else:
+        coro = asyncio.to_thread(info.callable, **kwargs)
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except TimeoutError as exc:
+        raise FunctionTimeoutError(
+            f"Timeout value of {timeout}s was exceeded by function: Functions.{info.name}") from exc

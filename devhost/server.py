@@ -13,6 +13,7 @@ Routes:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.parse
@@ -181,7 +182,7 @@ class Server:
                               self.binding(request) if info.client_binding_name else None)
         started = time.monotonic()
         try:
-            ret = await call_async(info, kwargs)
+            ret = await call_async(info, kwargs, self.host.config.function_timeout_s)
         except Exception as exc:  # noqa: BLE001 - a user function failure is a 500
             log_execution(info.name, inv, started, exc, statusCode=500)
             return web.Response(status=500)
@@ -253,6 +254,16 @@ class Server:
                     return _err(400, "The request body must be JSON.")
             iid = eng.start_new(parts[1], parts[2] if len(parts) == 3 else None, serialized)
             payload = self._payload(request, iid)
+            if q.get("timeout"):
+                deadline = time.monotonic() + float(q["timeout"])
+                interval = float(q.get("pollingInterval") or 1)
+                while time.monotonic() < deadline:
+                    row = eng.get(iid)
+                    if row is not None and row["status"] in TERMINAL:
+                        if row["status"] == "Completed":
+                            return _json(parse_json_or_raw(row["output"]), 200)
+                        return _json(self.status_json(row, True, False, False), 200)
+                    await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
             return _json(payload, 202, {"Location": payload["statusQueryGetUri"], "Retry-After": "10"})
         if head == "instances":
             if len(parts) == 1:

@@ -217,3 +217,25 @@ def test_activity_timeout(loop: Loop, client: Any) -> None:
     status = wait_status(loop, client, iid, timeout=60)
     assert status.runtime_status.value == "Failed"
     assert "Timeout value of" in status.output
+
+
+def test_sub_orchestration_retry_failure_and_unknown_activity(loop: Loop, client: Any) -> None:
+    iid = loop.run(client.start_new("parent_catches"))
+    status = wait_status(loop, client, iid, show_history=True)
+    assert status.runtime_status.value == "Completed", status.output
+    assert "Orchestrator function 'failing' failed: orchestrator blew up" in status.output["sub"]
+    assert "doesn't exist" in status.output["activity"]
+    kinds = [e["EventType"] for e in status.historyEvents]
+    assert kinds.count("SubOrchestrationInstanceFailed") == 2  # two attempts
+
+
+def test_start_and_wait_over_public_api(durable_host: Devhost) -> None:
+    r = requests.post(durable_host.base + "/runtime/webhooks/durabletask/orchestrators/chain",
+                      params={"timeout": 30, "pollingInterval": 0.1}, timeout=60)
+    assert r.status_code == 200
+    assert r.json() == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+
+
+def test_entities_are_reported_unsupported(durable_host: Devhost) -> None:
+    r = requests.get(durable_host.base + "/runtime/webhooks/durabletask/entities/counter/a", timeout=10)
+    assert r.status_code == 501 and "not supported" in r.json()["Message"]

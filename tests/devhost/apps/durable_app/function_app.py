@@ -203,3 +203,19 @@ def crash_fan(context: df.DurableOrchestrationContext):
 @app.timer_trigger(schedule="*/1 * * * * *", arg_name="timer", run_on_startup=True)
 def every_second(timer: func.TimerRequest) -> None:
     _count("timer:past_due" if timer.past_due else "timer")
+
+
+# ---------------------------------------------------------------- failure propagation
+
+@app.orchestration_trigger(context_name="context")
+def parent_catches(context: df.DurableOrchestrationContext):
+    opts = df.RetryOptions(first_retry_interval_in_milliseconds=100, max_number_of_attempts=2)
+    try:
+        yield context.call_sub_orchestrator_with_retry("failing", opts)
+    except Exception as exc:  # noqa: BLE001 - the test inspects the propagated message
+        sub_error = str(exc)
+    try:
+        yield context.call_activity("no_such_activity", 1)
+    except Exception as exc:  # noqa: BLE001
+        act_error = str(exc)
+    return {"sub": sub_error, "activity": act_error}

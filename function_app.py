@@ -7,12 +7,14 @@ import azure.durable_functions as df
 
 from activities import analyze_image, fetch_image_metadata, persist_record, read_text
 from orchestrators import image_pipeline
-from triggers import api_images, reconcile, starter
+from triggers import api_images, api_runs, dashboard, reconcile, starter
 
 app = df.DFApp()
 
 for module in (
     api_images,
+    api_runs,
+    dashboard,
     starter,
     reconcile,
     image_pipeline,

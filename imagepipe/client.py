@@ -136,8 +136,11 @@ class ImagepipeClient:
     def deadletters(self) -> Any:
         return self.request("GET", "/api/deadletters")[1]
 
-    def redrive(self, ids: list[str] | None = None) -> Any:
-        return self.request("POST", "/api/deadletters/redrive", json_body={"ids": ids} if ids else {})[1]
+    def redrive(self, ids: list[str] | None = None, dry_run: bool = False) -> Any:
+        body: dict[str, Any] = {"dryRun": dry_run}
+        if ids:
+            body["ids"] = ids
+        return self.request("POST", "/api/deadletters/redrive", json_body=body)[1]
 
     def stats(self, window_minutes: int = 60) -> Any:
         return self.request("GET", "/api/stats", params={"windowMinutes": window_minutes})[1]

@@ -259,10 +259,11 @@ class EventGridEmulator:
             if not cc.exists():
                 cc.create_container()
             dt = datetime.fromtimestamp(now, UTC)
-            path = (f"devstoreaccount1/{str(row['subscription']).upper()}/"
+            path = (f"DEVSTOREACCOUNT1/{str(row['subscription']).upper()}/"
                     f"{dt:%Y/%m/%d/%H}/{ev['id']}.json")
             body = [ev | {"deadLetterReason": reason, "deliveryAttempts": attempts,
-                          "lastDeliveryOutcome": "Failed", "lastDeliveryError": err,
+                          "lastDeliveryOutcome": "Failed", "lastHttpStatusCode": 500,
+                          "lastDeliveryError": err,
                           "publishTime": iso(float(row["first_at"])), "lastDeliveryAttemptTime": iso(now)}]
             cc.upload_blob(path, json.dumps(body).encode(), overwrite=True)
         except Exception:  # noqa: BLE001 - the SQLite record is the source of truth

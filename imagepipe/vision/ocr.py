@@ -93,8 +93,8 @@ def evidence_from_polygons(polygons: list[NDArray[Any]], width: int, height: int
         area += 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
     fraction = min(1.0, area / max(1.0, float(width * height)))
     # 5% of the image covered by several text boxes, or 8 separate text lines, is plenty for "this image
-    # shows text"; a single box (a logo, a texture the detector mistakes for a letter) counts half.
-    by_area = min(1.0, fraction / 0.05) * min(1.0, (len(polygons) + 1) / 4.0)
+    # shows text"; one or two boxes (a logo, a texture the detector mistakes for text) count a quarter or half.
+    by_area = min(1.0, fraction / 0.05) * min(1.0, len(polygons) / 4.0)
     score = max(by_area, min(1.0, len(polygons) / 8.0))
     return {"score": round(score, 4), "areaFraction": round(fraction, 5), "boxes": len(polygons)}
 

@@ -88,6 +88,15 @@ def test_text_evidence_separates_documents_from_photos(analyzed: Callable[[str],
         assert analyzed(sample)["imagepipe"]["textEvidence"]["score"] < 0.5
 
 
+def test_detector_only_text_evidence(analyzer: LocalAnalyzer, sample_bytes: Callable[[str], bytes]) -> None:
+    """Without "read" the evidence comes from the text detector alone (what the pipeline decides on)."""
+    tags_only = AnalysisRequest(features=("tags",))
+    for sample in ("insurance-claim.png", "game-screenshot.png"):
+        assert analyzer.analyze(sample_bytes(sample), tags_only)["imagepipe"]["textEvidence"]["score"] >= 0.5
+    for sample in ("cat.jpg", "coffee.jpg", "motorcycle.jpg", "astronaut.jpg", "uniform-portrait.jpg"):
+        assert analyzer.analyze(sample_bytes(sample), tags_only)["imagepipe"]["textEvidence"]["score"] < 0.5
+
+
 def test_phash_near_duplicates(analyzer: LocalAnalyzer) -> None:
     request = AnalysisRequest((), ("phash",))
     original = Image.open(SAMPLES / "cat.jpg").convert("RGB")

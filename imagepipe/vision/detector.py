@@ -20,6 +20,8 @@ INPUT_SIZE = 416
 OBJECT_MIN = 0.4
 PERSON_MIN = 0.3
 NMS_IOU = 0.45
+#: Images are shrunk to this longest side before detection (boxes are mapped back).
+WORK_SIDE = 1024
 #: COCO class -> general tags added next to the class name in ``tagsResult``.
 COCO_GENERAL: dict[str, tuple[str, ...]] = {
     "person": ("person",), "bicycle": ("vehicle",), "car": ("vehicle",), "motorbike": ("motorcycle", "vehicle"),
@@ -73,10 +75,17 @@ class CocoDetector(LazyModel[Any]):
         """
         import cv2
 
+        full_w, full_h = image.size
+        scale = min(1.0, WORK_SIDE / max(full_w, full_h))
+        if scale < 1.0:  # the network sees 416 px anyway; keep the zoomed-out canvas small
+            image = image.resize((max(1, round(full_w * scale)), max(1, round(full_h * scale))),
+                                 Image.Resampling.BILINEAR)
         w, h = image.size
         canvas = Image.new("RGB", (2 * w, 2 * h), (114, 114, 114))
         canvas.paste(image, (w // 2, h // 2))
         raw = self._forward(image, 0, 0, w, h) + self._forward(canvas, w // 2, h // 2, w, h)
+        if scale < 1.0:
+            raw = [(c, p, _scale_box(b, 1.0 / scale, full_w, full_h)) for c, p, b in raw]
         _, names, _ = self.get()
         found: list[dict[str, Any]] = []
         for c in sorted({r[0] for r in raw}):
@@ -116,6 +125,12 @@ class CocoDetector(LazyModel[Any]):
             if x1 - x0 >= 2 and y1 - y0 >= 2:
                 out.append((int(c), float(p), (round(x0), round(y0), round(x1 - x0), round(y1 - y0))))
         return out
+
+
+def _scale_box(box: tuple[int, int, int, int], factor: float, w: int, h: int) -> tuple[int, int, int, int]:
+    x, y, bw, bh = (round(v * factor) for v in box)
+    x, y = min(x, w - 1), min(y, h - 1)
+    return x, y, min(bw, w - x), min(bh, h - y)
 
 
 def azure_name(coco_name: str) -> str:

@@ -4,6 +4,7 @@ dominant colours (Pillow median cut) and the 64-bit perceptual hash (imagehash).
 from __future__ import annotations
 
 import colorsys
+import os
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,7 @@ class NsfwScorer(LazyModel[Any]):
 # ---------------------------------------------------------------------------------------------------
 
 FACE_MIN = 0.5
+FACE_WORK_SIDE = 1280
 
 
 class FaceDetector(LazyModel[Any]):
@@ -54,6 +56,8 @@ class FaceDetector(LazyModel[Any]):
                      "https://pypi.org/project/mediapipe/")
 
     def _load(self) -> Any:
+        os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging to stderr: warnings off
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         try:
             from mediapipe.python.solutions import face_detection
         except ImportError as exc:
@@ -63,6 +67,9 @@ class FaceDetector(LazyModel[Any]):
     def faces(self, image: Image.Image) -> list[dict[str, Any]]:
         detector = self.get()
         w, h = image.size
+        if max(w, h) > FACE_WORK_SIDE:  # relative boxes: detecting on a smaller copy changes nothing else
+            image = image.copy()
+            image.thumbnail((FACE_WORK_SIDE, FACE_WORK_SIDE), Image.Resampling.BILINEAR)
         with self.call_lock:  # a MediaPipe graph handles one frame at a time
             result = detector.process(np.ascontiguousarray(np.asarray(image)))
         faces: list[dict[str, Any]] = []

@@ -149,3 +149,24 @@ def test_missing_model_raises_model_unavailable(tmp_path: Path) -> None:
     empty = LocalAnalyzer(tmp_path / "no-models")
     with pytest.raises(ModelUnavailableError, match="make models"):
         empty.analyze((SAMPLES / "cat.jpg").read_bytes(), AnalysisRequest(features=("tags",)))
+
+
+def test_large_image_boxes_map_back(analyzer: LocalAnalyzer) -> None:
+    """A 3x upscaled photo is detected on a shrunk copy; boxes come back in the original's pixels."""
+    big = Image.open(SAMPLES / "motorcycle.jpg").convert("RGB").resize((2223, 1500))
+    result = analyzer.analyze(png_bytes(big, "JPEG", quality=85), AnalysisRequest(("objects",), ("faces",)))
+    box = result["objectsResult"]["values"][0]["boundingBox"]
+    assert result["objectsResult"]["values"][0]["tags"][0]["name"] == "motorcycle"
+    assert box["w"] > 0.4 * 2223 and box["x"] + box["w"] <= 2223 and box["y"] + box["h"] <= 1500
+
+
+def test_concurrent_calls_share_models(analyzer: LocalAnalyzer, sample_bytes: Callable[[str], bytes]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    request = AnalysisRequest(features=("tags", "objects", "read"), extras=("faces", "adult"))
+    names = ["cat.jpg", "game-screenshot.png", "astronaut.jpg", "motorcycle.jpg"] * 2
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda n: analyzer.analyze(sample_bytes(n), request), names))
+    for name, result in zip(names, results, strict=True):
+        assert result == results[names.index(name)]  # same answer whichever thread ran it
+    assert LocalAnalyzer().classifier is analyzer.classifier  # one session per process

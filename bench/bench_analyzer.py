@@ -69,14 +69,20 @@ def run(repeat: int, samples: Path) -> dict[str, Any]:
                 times.append((time.perf_counter() - t) * 1000)
         total_s = sum(times) / 1000
         profiles[profile.name] = {
-            "msPerImageMedian": _median(times), "msPerImageMean": round(statistics.fmean(times), 2),
-            "imagesPerSecond": round(len(times) / total_s, 2), "ocrRunsPerPass": ocr_runs // repeat,
+            "msPerImageMedian": _median(times),
+            "msPerImageMean": round(statistics.fmean(times), 2),
+            "imagesPerSecond": round(len(times) / total_s, 2),
+            "ocrRunsPerPass": ocr_runs // repeat,
         }
     return {
         "benchmark": "local-analyzer",
         "modelVersion": MODEL_VERSION,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "ortThreads": int(os.environ.get("IMAGEPIPE_ORT_THREADS", "1"))},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "ortThreads": int(os.environ.get("IMAGEPIPE_ORT_THREADS", "1")),
+        },
         "images": {name: len(data) for name, data in images.items()},
         "repeat": repeat,
         "modelLoadMs": round(load_ms, 1),
@@ -84,7 +90,7 @@ def run(repeat: int, samples: Path) -> dict[str, Any]:
         "msPerImageAllFeatures": {k: _median(v) for k, v in per_image_all.items()},
         "profiles": profiles,
         "note": "medians over the sample images; 'read' and 'textEvidence' depend strongly on how much text "
-                "an image holds; 'objects' is two YOLOv3-tiny passes (as-is and zoomed out)",
+        "an image holds; 'objects' is two YOLOv3-tiny passes (as-is and zoomed out)",
     }
 
 

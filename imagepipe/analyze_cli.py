@@ -18,8 +18,9 @@ from imagepipe.ports import AnalysisRequest
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m imagepipe analyze",
-                                     description="Analyze image files with the local, offline models.")
+    parser = argparse.ArgumentParser(
+        prog="python -m imagepipe analyze", description="Analyze image files with the local, offline models."
+    )
     parser.add_argument("files", nargs="+", type=Path, help="image files (JPEG, PNG, GIF, BMP, TIFF, WebP)")
     parser.add_argument("--profile", default="general", help="analysis profile (default: general)")
     parser.add_argument("--profiles-file", default=None, help="JSON file of extra profiles (PROFILES_FILE)")

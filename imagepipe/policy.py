@@ -14,11 +14,31 @@ from typing import Any
 from imagepipe.profiles import LabelRule, Profile
 
 #: Tags that say "this picture is mostly text" (AI Vision's and the local classifier's names).
-DOCUMENT_TAGS = frozenset({
-    "text", "document", "menu", "screenshot", "web site", "website", "envelope", "book jacket", "receipt",
-    "font", "handwriting", "paper", "letter", "poster", "comic book", "crossword", "scoreboard", "screen",
-    "book", "sign", "number",
-})
+DOCUMENT_TAGS = frozenset(
+    {
+        "text",
+        "document",
+        "menu",
+        "screenshot",
+        "web site",
+        "website",
+        "envelope",
+        "book jacket",
+        "receipt",
+        "font",
+        "handwriting",
+        "paper",
+        "letter",
+        "poster",
+        "comic book",
+        "crossword",
+        "scoreboard",
+        "screen",
+        "book",
+        "sign",
+        "number",
+    }
+)
 #: Confidence from which a document-like tag alone makes an image text-heavy.
 DOCUMENT_TAG_MIN = 0.5
 #: ``imagepipe.textEvidence.score`` from which an image is text-heavy.
@@ -67,8 +87,9 @@ def _keyword_pattern(keyword: str) -> re.Pattern[str]:
     return re.compile(r"(?<![a-z0-9])" + r"\s*".join(parts) + r"(?![a-z0-9])")
 
 
-def _score_rule(rule: LabelRule, tags: list[tuple[str, float, str]],
-                lines: list[tuple[str, float]]) -> tuple[float, str] | None:
+def _score_rule(
+    rule: LabelRule, tags: list[tuple[str, float, str]], lines: list[tuple[str, float]]
+) -> tuple[float, str] | None:
     wanted = {t.lower() for t in rule.tags}
     evidence: list[tuple[float, str]] = [(conf, f"{kind}:{name}") for name, conf, kind in tags if name in wanted]
     for keyword in rule.text_keywords:
@@ -87,8 +108,9 @@ def _score_rule(rule: LabelRule, tags: list[tuple[str, float, str]],
     return min(1.0, best), why
 
 
-def derive_labels(analysis: Mapping[str, Any], read_result: Mapping[str, Any] | None,
-                  profile: Profile) -> list[dict[str, Any]]:
+def derive_labels(
+    analysis: Mapping[str, Any], read_result: Mapping[str, Any] | None, profile: Profile
+) -> list[dict[str, Any]]:
     """[{name, confidence, evidence}] for each of the profile's labels that reaches its min confidence,
     best first; ``evidence`` names the strongest support, e.g. ``tag:car``, ``object:car``, ``text:total``."""
     tags = list(_tags(analysis))

@@ -81,6 +81,8 @@ def main() -> None:
     }
     for name, img in photos.items():
         img.save(HERE / name, quality=90)
+    # a resized, recompressed copy: the near-duplicate of cat.jpg
+    photos["cat.jpg"].resize((300, 200)).save(HERE / "cat-copy-small.jpg", quality=60)
     claim_form().save(HERE / "insurance-claim.png")
     game_screenshot().save(HERE / "game-screenshot.png")
     qr_code().save(HERE / "qr-code.png")
@@ -89,6 +91,14 @@ def main() -> None:
         "game-screenshot.png": {"text": GAME_LINES},
         "qr-code.png": {"barcode": QR_TEXT},
     }
+    profiles = {
+        "insurance-claim.png": "insurance",
+        "motorcycle.jpg": "insurance",
+        "qr-code.png": "insurance",
+        "game-screenshot.png": "game-telemetry",
+        "uniform-portrait.jpg": "fashion",
+    }
+    (HERE / "profiles.json").write_text(json.dumps(profiles, indent=2) + "\n", encoding="utf-8")
     (HERE / "expected-text.json").write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
 
 

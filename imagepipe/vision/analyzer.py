@@ -67,14 +67,17 @@ class LocalAnalyzer:
     # Internals
     # -----------------------------------------------------------------------------------------------
 
-    def analyze_decoded(self, decoded: DecodedImage, request: AnalysisRequest,
-                        timings: dict[str, float] | None = None) -> JsonDict:
+    def analyze_decoded(
+        self, decoded: DecodedImage, request: AnalysisRequest, timings: dict[str, float] | None = None
+    ) -> JsonDict:
         timings = {} if timings is None else timings
         features, extras = set(request.features), set(request.extras)
         rgb = decoded.rgb
         used: list[ModelInfo] = []
-        result: JsonDict = {"modelVersion": MODEL_VERSION,
-                            "metadata": {"width": decoded.width, "height": decoded.height}}
+        result: JsonDict = {
+            "modelVersion": MODEL_VERSION,
+            "metadata": {"width": decoded.width, "height": decoded.height},
+        }
         extra: JsonDict = {}
 
         detections: list[dict[str, Any]] = []
@@ -84,16 +87,23 @@ class LocalAnalyzer:
             timings["objects"] = _ms(t)
             used.append(self.detector.info)
         if "objects" in features:
-            result["objectsResult"] = {"values": [
-                {"boundingBox": box_json(d["box"]), "tags": [{"name": azure_name(d["name"]),
-                                                              "confidence": round(d["confidence"], 4)}]}
-                for d in detections
-            ]}
+            result["objectsResult"] = {
+                "values": [
+                    {
+                        "boundingBox": box_json(d["box"]),
+                        "tags": [{"name": azure_name(d["name"]), "confidence": round(d["confidence"], 4)}],
+                    }
+                    for d in detections
+                ]
+            }
         if "people" in features:
-            result["peopleResult"] = {"values": [
-                {"boundingBox": box_json(d["box"]), "confidence": round(d["confidence"], 4)}
-                for d in detections if d["name"] == "person"
-            ]}
+            result["peopleResult"] = {
+                "values": [
+                    {"boundingBox": box_json(d["box"]), "confidence": round(d["confidence"], 4)}
+                    for d in detections
+                    if d["name"] == "person"
+                ]
+            }
 
         if "read" in features:
             t = time.perf_counter()
@@ -126,8 +136,15 @@ class LocalAnalyzer:
         self.last_timings_ms = timings
         return result
 
-    def _extras(self, rgb: Image.Image, decoded: DecodedImage, extras: set[str], extra: JsonDict,
-                used: list[ModelInfo], timings: dict[str, float]) -> None:
+    def _extras(
+        self,
+        rgb: Image.Image,
+        decoded: DecodedImage,
+        extras: set[str],
+        extra: JsonDict,
+        used: list[ModelInfo],
+        timings: dict[str, float],
+    ) -> None:
         steps: list[tuple[str, Any, ModelInfo | None]] = [
             ("adult", lambda: self.nsfw.adult(rgb), self.nsfw.info),
             ("faces", lambda: self.face_detector.faces(rgb), self.face_detector.info),
@@ -150,8 +167,9 @@ class LocalAnalyzer:
             model.get()
 
 
-def merge_tags(classifier_tags: list[dict[str, Any]], detections: list[dict[str, Any]],
-               evidence: dict[str, Any]) -> list[dict[str, Any]]:
+def merge_tags(
+    classifier_tags: list[dict[str, Any]], detections: list[dict[str, Any]], evidence: dict[str, Any]
+) -> list[dict[str, Any]]:
     """One tag list, best confidence per name: classifier tags, detected objects (+ their general tags)
     and "text" when the text detector is confident."""
     best: dict[str, float] = {t["name"]: float(t["confidence"]) for t in classifier_tags}

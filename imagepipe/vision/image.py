@@ -51,8 +51,14 @@ def decode(data: bytes) -> DecodedImage:
             rgb = upright.convert("RGB")
     except PermanentImageError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         raise PermanentImageError(f"the image cannot be decoded: {exc}") from exc
     return DecodedImage(rgb=rgb, format=fmt, exif=exif)
 

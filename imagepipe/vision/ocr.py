@@ -36,8 +36,12 @@ def _engine_kwargs() -> dict[str, Any]:
 class RapidOcr(LazyModel[Any]):
     """PP-OCRv4 detection + recognition (Latin and Chinese characters), angle classifier for flipped lines."""
 
-    info = ModelInfo("rapidocr-pp-ocrv4", "rapidocr-onnxruntime 1.4.4 (PP-OCRv4 det/rec, ppocr v2 cls)",
-                     "Apache-2.0", "https://pypi.org/project/rapidocr-onnxruntime/")
+    info = ModelInfo(
+        "rapidocr-pp-ocrv4",
+        "rapidocr-onnxruntime 1.4.4 (PP-OCRv4 det/rec, ppocr v2 cls)",
+        "Apache-2.0",
+        "https://pypi.org/project/rapidocr-onnxruntime/",
+    )
 
     def _load(self) -> Any:
         try:
@@ -59,8 +63,9 @@ class RapidOcr(LazyModel[Any]):
 class TextDetector(LazyModel[Any]):
     """The PP-OCRv4 text detector alone (for the text-region evidence)."""
 
-    info = ModelInfo("pp-ocrv4-det", "rapidocr-onnxruntime 1.4.4", "Apache-2.0",
-                     "https://pypi.org/project/rapidocr-onnxruntime/")
+    info = ModelInfo(
+        "pp-ocrv4-det", "rapidocr-onnxruntime 1.4.4", "Apache-2.0", "https://pypi.org/project/rapidocr-onnxruntime/"
+    )
 
     def _load(self) -> Any:
         try:
@@ -175,11 +180,13 @@ def _line(item: list[Any], gray: NDArray[Any]) -> dict[str, Any]:
         if current:
             groups.append(current)
         for g in groups:
-            words.append({
-                "text": "".join(str(chars[i]) for i in g),
-                "boundingPolygon": _poly(_merge_boxes([char_boxes[i] for i in g])),
-                "confidence": round(float(np.mean([float(confs[i]) for i in g])), 4),
-            })
+            words.append(
+                {
+                    "text": "".join(str(chars[i]) for i in g),
+                    "boundingPolygon": _poly(_merge_boxes([char_boxes[i] for i in g])),
+                    "confidence": round(float(np.mean([float(confs[i]) for i in g])), 4),
+                }
+            )
         text = " ".join(w["text"] for w in words)
     else:  # no character boxes: the line's words share the line polygon
         for part in text.split():

@@ -70,15 +70,20 @@ def export_classifier(model_dir: Path, cache: Path) -> dict[str, object]:
     np.save(ref_in, reference_input())
     tmp = onnx_path.with_suffix(".onnx.tmp")
     _log("exporting EfficientNet-Lite0 to ONNX")
-    subprocess.run([str(python), str(CONVERTER), str(tmp), str(ref_in), str(ref_out)], check=True,
-                   env={**os.environ, "OMP_NUM_THREADS": "2"})
+    subprocess.run(
+        [str(python), str(CONVERTER), str(tmp), str(ref_in), str(ref_out)],
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
     session = ort_session(tmp, threads=2)
     ort_logits = session.run(None, {"input": np.load(ref_in)})[0]
     torch_logits = np.load(ref_out)
     diff = float(np.abs(ort_logits - torch_logits).max())
     top = int(ort_logits[0].argmax())
-    _log(f"ONNX vs torch max abs diff {diff:.2e} (tolerance {TOLERANCE}); top-1 {class_names()[top]!r} "
-         f"p={float(softmax(ort_logits)[0, top]):.3f}")
+    _log(
+        f"ONNX vs torch max abs diff {diff:.2e} (tolerance {TOLERANCE}); top-1 {class_names()[top]!r} "
+        f"p={float(softmax(ort_logits)[0, top]):.3f}"
+    )
     if diff > TOLERANCE or top != int(torch_logits[0].argmax()):
         raise SystemExit(f"ONNX export does not match torch (max abs diff {diff})")
     tmp.replace(onnx_path)
@@ -108,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     analyzer = LocalAnalyzer(model_dir)
     _log("loading every model once")
     analyzer.warm_up()
-    manifest["models"] = [m.info.to_json() for m in (analyzer.classifier, analyzer.detector, analyzer.ocr,
-                                                     analyzer.nsfw, analyzer.face_detector)]
+    manifest["models"] = [
+        m.info.to_json()
+        for m in (analyzer.classifier, analyzer.detector, analyzer.ocr, analyzer.nsfw, analyzer.face_detector)
+    ]
     (model_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     ready.touch()
     _log(f"models ready in {model_dir} ({time.perf_counter() - started:.1f} s)")

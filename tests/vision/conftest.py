@@ -23,8 +23,10 @@ ALL = AnalysisRequest(features=("tags", "objects", "people", "read"), extras=EXT
 @pytest.fixture(scope="session")
 def analyzer() -> LocalAnalyzer:
     if not (DEFAULT_MODEL_DIR / ".ready").is_file():
-        pytest.fail(f"{DEFAULT_MODEL_DIR}/.ready is missing: run `make models` "
-                    "(python -m imagepipe.vision.prepare) before the vision tests")
+        pytest.fail(
+            f"{DEFAULT_MODEL_DIR}/.ready is missing: run `make models` "
+            "(python -m imagepipe.vision.prepare) before the vision tests"
+        )
     return LocalAnalyzer()
 
 

@@ -57,8 +57,9 @@ def test_read_only_when_requested(analyzer: LocalAnalyzer, sample_bytes: Callabl
     assert "text" in tag_names(result, 3)
 
 
-def test_unavailable_features_are_absent_and_listed(analyzer: LocalAnalyzer,
-                                                    sample_bytes: Callable[[str], bytes]) -> None:
+def test_unavailable_features_are_absent_and_listed(
+    analyzer: LocalAnalyzer, sample_bytes: Callable[[str], bytes]
+) -> None:
     result = analyzer.analyze(sample_bytes("coffee.jpg"), AnalysisRequest(features=("caption", "smartCrops")))
     assert "captionResult" not in result and "smartCropsResult" not in result
     assert result["imagepipe"]["notComputed"] == ["caption", "smartCrops"]

@@ -18,9 +18,22 @@ def test_analyze_cli_prints_one_json_per_image(tmp_path: Path) -> None:
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
     proc = subprocess.run(
-        [sys.executable, "-m", "imagepipe", "analyze", str(SAMPLES / "insurance-claim.png"),
-         str(SAMPLES / "motorcycle.jpg"), str(bad), "--profile", "insurance"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+        [
+            sys.executable,
+            "-m",
+            "imagepipe",
+            "analyze",
+            str(SAMPLES / "insurance-claim.png"),
+            str(SAMPLES / "motorcycle.jpg"),
+            str(bad),
+            "--profile",
+            "insurance",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert proc.returncode == 1, proc.stderr[-2000:]
@@ -33,6 +46,12 @@ def test_analyze_cli_prints_one_json_per_image(tmp_path: Path) -> None:
 
 
 def test_unknown_profile_is_a_usage_error() -> None:
-    proc = subprocess.run([sys.executable, "-m", "imagepipe", "analyze", "x.jpg", "--profile", "nope"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagepipe", "analyze", "x.jpg", "--profile", "nope"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2 and "valid profiles" in proc.stderr

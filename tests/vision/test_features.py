@@ -23,15 +23,18 @@ from .conftest import SAMPLES, png_bytes, tag_names
 pytestmark = pytest.mark.vision
 
 
-@pytest.mark.parametrize(("sample", "expected"), [
-    ("cat.jpg", {"cat", "animal", "mammal"}),
-    ("coffee.jpg", {"espresso", "drink"}),
-    ("motorcycle.jpg", {"motorcycle", "vehicle"}),
-    ("uniform-portrait.jpg", {"person", "clothing"}),
-    ("astronaut.jpg", {"person"}),
-    ("game-screenshot.png", {"text"}),
-    ("insurance-claim.png", {"text"}),
-])
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        ("cat.jpg", {"cat", "animal", "mammal"}),
+        ("coffee.jpg", {"espresso", "drink"}),
+        ("motorcycle.jpg", {"motorcycle", "vehicle"}),
+        ("uniform-portrait.jpg", {"person", "clothing"}),
+        ("astronaut.jpg", {"person"}),
+        ("game-screenshot.png", {"text"}),
+        ("insurance-claim.png", {"text"}),
+    ],
+)
 def test_expected_tags_in_top_results(analyzed: Callable[[str], dict], sample: str, expected: set[str]) -> None:
     assert expected <= set(tag_names(analyzed(sample), 8)), tag_names(analyzed(sample), 8)
 

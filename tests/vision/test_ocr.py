@@ -30,8 +30,7 @@ def test_rendered_samples_cer_below_5_percent(analyzed: Callable[[str], dict], s
 
 
 def test_paragraph_on_white_cer(analyzer: LocalAnalyzer) -> None:
-    text = ["Invoice 2026-0415 for Fabrikam Ltd", "Amount due: 312.40 USD by 30 April",
-            "Thank you for your business"]
+    text = ["Invoice 2026-0415 for Fabrikam Ltd", "Amount due: 312.40 USD by 30 April", "Thank you for your business"]
     img = Image.new("RGB", (900, 260), "white")
     draw = ImageDraw.Draw(img)
     for i, line in enumerate(text):
@@ -41,6 +40,7 @@ def test_paragraph_on_white_cer(analyzer: LocalAnalyzer) -> None:
 
 
 def test_blank_image_reads_nothing(analyzer: LocalAnalyzer) -> None:
-    result = analyzer.read_text(png_bytes(Image.new("RGB", (300, 200), (200, 210, 220))),
-                                AnalysisRequest(features=("read",)))
+    result = analyzer.read_text(
+        png_bytes(Image.new("RGB", (300, 200), (200, 210, 220))), AnalysisRequest(features=("read",))
+    )
     assert result["readResult"] == {"blocks": []}

@@ -14,31 +14,46 @@ pytestmark = pytest.mark.unit
 PROFILES = load_profiles()
 
 
-def result(tags: dict[str, float] | None = None, objects: dict[str, float] | None = None,
-           evidence: float | None = None, barcodes: int = 0, lines: list[str] | None = None) -> dict[str, Any]:
+def result(
+    tags: dict[str, float] | None = None,
+    objects: dict[str, float] | None = None,
+    evidence: float | None = None,
+    barcodes: int = 0,
+    lines: list[str] | None = None,
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "tagsResult": {"values": [{"name": n, "confidence": c} for n, c in (tags or {}).items()]},
-        "objectsResult": {"values": [{"boundingBox": {"x": 0, "y": 0, "w": 5, "h": 5},
-                                      "tags": [{"name": n, "confidence": c}]} for n, c in (objects or {}).items()]},
+        "objectsResult": {
+            "values": [
+                {"boundingBox": {"x": 0, "y": 0, "w": 5, "h": 5}, "tags": [{"name": n, "confidence": c}]}
+                for n, c in (objects or {}).items()
+            ]
+        },
         "imagepipe": {"barcodes": [{"format": "QRCode", "text": "x"}] * barcodes},
     }
     if evidence is not None:
         out["imagepipe"]["textEvidence"] = {"score": evidence, "areaFraction": 0.0, "boxes": 0}
     if lines is not None:
-        out["readResult"] = {"blocks": [{"lines": [
-            {"text": t, "words": [{"text": w, "confidence": 0.9} for w in t.split()]} for t in lines]}]}
+        out["readResult"] = {
+            "blocks": [
+                {"lines": [{"text": t, "words": [{"text": w, "confidence": 0.9} for w in t.split()]} for t in lines]}
+            ]
+        }
     return out
 
 
-@pytest.mark.parametrize(("analysis", "expected"), [
-    (result(tags={"cat": 0.9}, evidence=0.1), False),
-    (result(tags={"cat": 0.9}, evidence=0.8), True),
-    (result(tags={"document": 0.7}), True),
-    (result(tags={"screenshot": 0.3}), False),  # too unsure
-    (result(tags={"cat": 0.9}, barcodes=1), True),
-    (result(tags={"web site": 0.6}), True),
-    (result(), False),
-])
+@pytest.mark.parametrize(
+    ("analysis", "expected"),
+    [
+        (result(tags={"cat": 0.9}, evidence=0.1), False),
+        (result(tags={"cat": 0.9}, evidence=0.8), True),
+        (result(tags={"document": 0.7}), True),
+        (result(tags={"screenshot": 0.3}), False),  # too unsure
+        (result(tags={"cat": 0.9}, barcodes=1), True),
+        (result(tags={"web site": 0.6}), True),
+        (result(), False),
+    ],
+)
 def test_auto_policy(analysis: dict[str, Any], expected: bool) -> None:
     assert is_text_heavy(analysis, PROFILES["general"]) is expected
 
@@ -84,7 +99,8 @@ def test_min_confidence_filters() -> None:
     profile = replace(PROFILES["general"], labels=(LabelRule("pet", tags=("cat", "dog"), min_confidence=0.6),))
     assert derive_labels(result(tags={"cat": 0.5}), None, profile) == []
     assert derive_labels(result(tags={"dog": 0.7}), None, profile) == [
-        {"name": "pet", "confidence": 0.7, "evidence": "tag:dog"}]
+        {"name": "pet", "confidence": 0.7, "evidence": "tag:dog"}
+    ]
 
 
 def test_fashion_labels_from_local_tags() -> None:

@@ -102,7 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     ready = model_dir / ".ready"
     ready.unlink(missing_ok=True)
     started = time.perf_counter()
+    manifest_path = model_dir / "manifest.json"
     manifest: dict[str, object] = {}
+    if manifest_path.is_file():
+        try:
+            manifest = dict(json.loads(manifest_path.read_text(encoding="utf-8")))
+        except ValueError:
+            manifest = {}
     if args.force or not (model_dir / ONNX_NAME).is_file() or not (model_dir / REF_OUTPUT).is_file():
         manifest["efficientnet-lite0"] = export_classifier(model_dir, args.cache_dir)
     else:
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         m.info.to_json()
         for m in (analyzer.classifier, analyzer.detector, analyzer.ocr, analyzer.nsfw, analyzer.face_detector)
     ]
-    (model_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     ready.touch()
     _log(f"models ready in {model_dir} ({time.perf_counter() - started:.1f} s)")
     return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 
@@ -21,4 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     from devhost.host import Host
 
     Host(args.app, args.port, args.state, storage=args.storage, no_auth=args.no_auth, bind=args.host).run()
-    return 0
+    # Activities still running in worker threads are abandoned (their work items stay in the task hub
+    # and run again on the next start); do not wait for them at interpreter exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -611,6 +611,9 @@ class Engine:
             raise DurableError(400, f"The function '{name}' doesn't exist, is disabled, or is not an "
                                     "orchestrator function.")
         iid = instance_id or uuid.uuid4().hex
+        if not iid.strip() or len(iid) > 256 or any(c in iid for c in "/\\#?") or \
+                any(ord(c) < 32 or ord(c) == 127 for c in iid):
+            raise DurableError(400, f"Instance ID '{iid}' is not valid (empty, too long, or contains /, \\, # or ?).")
         with self.store.tx() as conn:
             self._create_instance(conn, iid, name, serialized_input, time.time())
         self._wake.set()

@@ -103,7 +103,12 @@ def test_failing_handler_retries_then_dead_letters_then_redrive(eg: tuple[Devhos
     assert "refusing fail-1.txt" in dead["lastError"]
     assert dead["function"] == "on_blob_created"
     letters = svc.get_container_client("deadletters")
-    blobs = _wait_for(lambda: list(letters.list_blobs()))
+
+    def dead_blobs() -> list[Any]:
+        # the SQLite record is written first, the blob right after
+        return list(letters.list_blobs()) if letters.exists() else []
+
+    blobs = _wait_for(dead_blobs)
     body = json.loads(letters.download_blob(blobs[0].name).readall())
     assert body[0]["id"] == dead["id"] and body[0]["deliveryAttempts"] == 3
     assert not [r for r in _records(out) if r["subject"].endswith("/fail-1.txt")]

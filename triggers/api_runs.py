@@ -19,7 +19,7 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import Orchestrat
 from imagepipe.composition import services
 from imagepipe.errors import ConflictError, ImagepipeError, InvalidInputError, NotFoundError
 from imagepipe.operators import deadletters as dl
-from imagepipe.operators.history import build_timeline, scheduled_count
+from imagepipe.operators.history import build_timeline, is_rewindable, scheduled_count
 from imagepipe.operators.runs import (
     REPLAY_MODES,
     RunFilter,
@@ -167,11 +167,13 @@ async def get_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
     record = services().records.get(image_id) if image_id else None
     events = status.get("historyEvents") or []
     body = summarize(status, record)
+    timeline = build_timeline(events, status.get("runtimeStatus"), status.get("customStatus"))
     body.update(
         input=input_of(status) or status.get("input"),
         customStatus=status.get("customStatus"),
         output=status.get("output") if status.get("runtimeStatus") != "Completed" else None,
-        timeline=build_timeline(events, status.get("runtimeStatus"), status.get("customStatus")),
+        timeline=timeline,
+        rewindable=status.get("runtimeStatus") == "Failed" and is_rewindable(timeline),
         scheduled={
             name: scheduled_count(events, name)
             for name in ("fetch_image_metadata", "analyze_image", "read_text", "persist_record")
@@ -188,6 +190,12 @@ async def get_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
     return json_response(body)
 
 
+async def _rewindable(status: dict[str, Any]) -> bool:
+    if status.get("runtimeStatus") != "Failed":
+        return False
+    return is_rewindable(build_timeline(status.get("historyEvents") or [], "Failed", status.get("customStatus")))
+
+
 @bp.function_name("replay_run")
 @bp.route(route="runs/{id}/replay", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 @bp.durable_client_input(client_name="client")
@@ -195,8 +203,8 @@ async def get_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
 async def replay_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     instance = require_instance_id(req.route_params.get("id", ""))
     mode = (req.params.get("mode") or _body(req).get("mode") or "auto").lower()
-    status = await fetch_status(client, instance)
-    action = replay_action(status.get("runtimeStatus"), mode)
+    status = await fetch_status(client, instance, history=True)
+    action = replay_action(status.get("runtimeStatus"), mode, await _rewindable(status))
     result = await replay_one(client, instance, action)
     result["previousStatus"] = status.get("runtimeStatus")
     result["links"] = _links(req, instance, image_id_of(status))
@@ -217,6 +225,9 @@ async def replay_runs(req: func.HttpRequest, client: df.DurableOrchestrationClie
     limit = replay_limit(spec.get("limit"))
     run_filter = run_filter_from(spec)
     summaries = await fetch_summaries(client, RunFilter(run_filter.statuses or ("Failed",)))
+    for summary in summaries:
+        if summary.get("runtimeStatus") == "Failed" and run_filter.matches(summary):
+            summary["rewindable"] = await _rewindable(await fetch_status(client, str(summary["instanceId"]), True))
     planned, skipped, matched = plan_bulk_replay(summaries, run_filter, mode, limit)
     body: dict[str, Any] = {"dryRun": dry_run, "mode": mode, "limit": limit, "matched": matched, "skipped": skipped}
     if dry_run:

@@ -296,3 +296,17 @@ def scheduled_count(events: list[dict[str, Any]] | None, function_name: str) -> 
         for e in events or []
         if event_name(e) in ("TaskCompleted", "TaskFailed") and e.get("FunctionName") == function_name
     )
+
+
+def is_rewindable(timeline: dict[str, Any]) -> bool:
+    """Whether a rewind can succeed: no step failed by *returning* a permanent (non-retryable) failure.
+
+    Rewind re-runs only activities that threw (``TaskFailed``); an activity that returned a typed failure
+    completed as far as Durable knows, so a rewind replays the same recorded rejection. Those runs need a
+    restart (a fresh execution) once the cause is fixed.
+    """
+    for step in timeline.get("steps") or []:
+        error = step.get("error") or {}
+        if step.get("status") == "failed" and error.get("retryable") is False:
+            return False
+    return True

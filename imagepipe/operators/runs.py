@@ -121,7 +121,9 @@ def failure_of(status: dict[str, Any], record: dict[str, Any] | None) -> dict[st
         run = record.get("run") or {}
         if not run.get("instanceId") or run.get("instanceId") == status.get("instanceId"):
             error = record["error"]
-            return {"code": error.get("code"), "message": error.get("message"), "step": error.get("step")}
+            # the SDK joins an activity's reason and traceback as "reason \n details": keep the reason
+            message = str(error.get("message") or "").split("\n")[0].strip()
+            return {"code": error.get("code"), "message": message, "step": error.get("step")}
     if runtime != "Failed":
         return {"code": str(runtime).lower(), "message": str(status.get("output") or ""), "step": "run"}
     return parse_run_failure(status.get("output"))
@@ -191,8 +193,12 @@ def page(items: list[dict[str, Any]], top: int, continuation: str | None) -> tup
 # ---------------------------------------------------------------------------------------------------
 
 
-def replay_action(runtime_status: str | None, mode: str) -> str:
-    """``rewind`` or ``restart`` for a run in ``runtime_status``; 409 when the run is still active."""
+def replay_action(runtime_status: str | None, mode: str, rewindable: bool = True) -> str:
+    """``rewind`` or ``restart`` for a run in ``runtime_status``; 409 when the run is still active.
+
+    ``rewindable`` is False when a step failed by returning a permanent failure (see
+    ``history.is_rewindable``): rewinding would replay that recorded failure, so ``auto`` restarts instead.
+    """
     if mode not in REPLAY_MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(REPLAY_MODES)}", code="invalid_mode")
     if runtime_status in ACTIVE_STATUSES:
@@ -206,10 +212,16 @@ def replay_action(runtime_status: str | None, mode: str) -> str:
                 f"only a Failed run can be rewound (this one is {runtime_status}); use mode=restart",
                 code="not_failed",
             )
+        if not rewindable:
+            raise ConflictError(
+                "this run failed with a permanent error that its history records as a result; a rewind would "
+                "replay it. Fix the cause, then use mode=restart (or auto)",
+                code="not_rewindable",
+            )
         return "rewind"
     if mode == "restart":
         return "restart"
-    return "rewind" if runtime_status == "Failed" else "restart"
+    return "rewind" if runtime_status == "Failed" and rewindable else "restart"
 
 
 def replay_limit(raw: Any) -> int:
@@ -238,7 +250,7 @@ def plan_bulk_replay(
     for summary in matched:
         row = {k: summary.get(k) for k in ("instanceId", "imageId", "runtimeStatus", "profile", "error")}
         try:
-            row["action"] = replay_action(summary.get("runtimeStatus"), mode)
+            row["action"] = replay_action(summary.get("runtimeStatus"), mode, bool(summary.get("rewindable", True)))
         except (ConflictError, InvalidInputError) as exc:
             skipped.append({**row, "reason": exc.message})
             continue

@@ -183,3 +183,19 @@ def test_parse_run_failure_variants() -> None:
     }
     assert parse_run_failure("Orchestrator function 'p' failed: ValueError: bad")["code"] == "ValueError"  # type: ignore[index]
     assert parse_run_failure("weird")["message"] == "weird"  # type: ignore[index]
+
+
+def test_rewindable_only_when_no_step_returned_a_permanent_failure() -> None:
+    from imagepipe.operators.history import is_rewindable
+
+    assert is_rewindable(build_timeline(rendered_retry_exhausted(), "Failed"))
+    poison = [
+        {
+            "EventType": "TaskCompleted",
+            "Timestamp": T.format(2),
+            "FunctionName": "analyze_image",
+            "ScheduledTime": T.format(1),
+            "Result": {"ok": False, "error": {"code": "InvalidImageFormat"}},
+        },
+    ]
+    assert not is_rewindable(build_timeline(poison, "Failed"))

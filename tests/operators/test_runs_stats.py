@@ -183,3 +183,12 @@ def test_deadletter_blob_azure_format_and_target() -> None:
     with pytest.raises(dl.DeadLetterFormatError):
         dl.parse_blob(b"not json {")
     assert dl.target_of({"subject": "/other"}) is None
+
+
+def test_auto_restarts_a_run_whose_failure_a_rewind_would_replay() -> None:
+    assert replay_action("Failed", "auto", rewindable=False) == "restart"
+    with pytest.raises(ConflictError) as info:
+        replay_action("Failed", "rewind", rewindable=False)
+    assert info.value.code == "not_rewindable"
+    rows = [{**summarize(status("Failed", 10, 1), None), "rewindable": False}]
+    assert plan_bulk_replay(rows, RunFilter(), "auto", 10)[0][0]["action"] == "restart"

@@ -25,7 +25,7 @@ $(STAMP): requirements.txt requirements-local.txt requirements-devhost.txt requi
 
 models: $(MODELS_STAMP)
 
-$(MODELS_STAMP): $(STAMP)
+$(MODELS_STAMP): $(STAMP) requirements-convert.txt imagepipe/vision/prepare.py imagepipe/vision/convert_efficientnet.py
 	$(PY) -m imagepipe.vision.prepare
 
 local.settings.json:

@@ -1,0 +1,20 @@
+"""Fixtures of the operator tests: one devhost stack per test module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.conftest import Stack
+from tests.operators.stack import start_ops_stack
+
+
+@pytest.fixture(scope="module")
+def ops_stack(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state = tmp_path_factory.mktemp("ops")
+    running = start_ops_stack(azurite, state)
+    try:
+        yield running
+    finally:
+        running.host.stop()

@@ -57,15 +57,20 @@ class Host:
 
             blob_port = int(os.environ.get("AZURITE_BLOB_PORT", "10000"))
             self.azurite = azurite.ensure(blob_port, self.state_dir / "azurite", self.app_dir)
-        self.registry = load_app(self.app_dir)
-        self.store = Store(self.state_dir / "taskhub.sqlite3")
-        self.keys = Keys(self.state_dir)
-        self.engine = Engine(self.store, self.registry, self.config, self.app_dir)
-        self.eventgrid: Any = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        from devhost.server import Server
+        try:
+            self.registry = load_app(self.app_dir)
+            self.store = Store(self.state_dir / "taskhub.sqlite3")
+            self.keys = Keys(self.state_dir)
+            self.engine = Engine(self.store, self.registry, self.config, self.app_dir)
+            self.eventgrid: Any = None
+            self.loop: asyncio.AbstractEventLoop | None = None
+            from devhost.server import Server
 
-        self.server = Server(self)
+            self.server = Server(self)
+        except BaseException:
+            if self.azurite is not None:
+                self.azurite.stop()
+            raise
 
     # ------------------------------------------------------------------ invocations
 
@@ -214,4 +219,8 @@ class Host:
                 loop.add_signal_handler(sig, stop.set)
             await self.serve(stop)
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        finally:
+            if self.azurite is not None:
+                self.azurite.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -48,3 +49,29 @@ def test_timer_trigger_fires(durable_host: Devhost, counter_db: Path) -> None:
             break
         time.sleep(0.2)
     assert count >= 3
+
+
+@pytest.mark.devhost
+def test_missed_occurrence_fires_once_past_due_and_manual_run(tmp_path: Path) -> None:
+    import requests
+
+    from tests.devhost.harness import APPS
+
+    out = tmp_path / "calls.jsonl"
+    state = tmp_path / "state"
+    env = {"DEVHOST_TEST_OUT": str(out)}
+    host = Devhost(APPS / "timer_app", state, env=env).start()
+    assert requests.post(host.base + "/admin/functions/yearly", json={"input": ""}, timeout=10).status_code == 202
+    host.stop()
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [{"past_due": False}]
+    with sqlite3.connect(str(state / "taskhub.sqlite3")) as conn:  # pretend the last run was 400 days ago
+        conn.execute("INSERT OR REPLACE INTO kv(key, value) VALUES('timer:yearly:last', ?)",
+                     (str(time.time() - 400 * 86400),))
+    host = Devhost(APPS / "timer_app", state, env=env).start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(out.read_text().splitlines()) < 2:
+            time.sleep(0.1)
+    finally:
+        host.stop()
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [{"past_due": False}, {"past_due": True}]

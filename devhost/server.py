@@ -95,7 +95,7 @@ class Server:
         for info in host.registry.http:
             route = getattr(info.trigger, "route", None) or info.name
             self.routes.add(route, info)
-        self.app = web.Application(client_max_size=1024 ** 3)
+        self.app = web.Application(client_max_size=100 * 1024 * 1024)  # the Functions host limit
         self.app.router.add_route("*", "/{path:.*}", self.dispatch)
 
     # ------------------------------------------------------------------ helpers

@@ -14,6 +14,7 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
+from azure.core.exceptions import ResourceNotFoundError
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 
 from imagepipe.composition import services
@@ -273,6 +274,8 @@ def _deadletter_rows(limit_blobs: int = MAX_DEADLETTER_BLOBS) -> tuple[list[dict
     bad: list[dict[str, Any]] = []
     try:
         infos = sorted(store.list(), key=lambda b: (b.last_modified, b.name))[:limit_blobs]
+    except ResourceNotFoundError:  # no dead-letter container yet: nothing was ever dead-lettered
+        return [], []
     except ImagepipeError as exc:
         if exc.http_status == 404:
             return [], []

@@ -41,10 +41,11 @@ def client_binding(origin: str, rpc_origin: str, hub: str, code: str | None) -> 
         "taskHubName": hub,
         "connectionName": None,
         "creationUrls": {
-            "createNewInstancePostUri": f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]?{tail}",
+            "createNewInstancePostUri": f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
+                                        + (f"?code={code}" if code else ""),
             "createAndWaitOnNewInstancePostUri": f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
                                                  f"?timeout={{timeoutInSeconds}}&pollingInterval="
-                                                 f"{{intervalInSeconds}}&{tail}",
+                                                 f"{{intervalInSeconds}}" + (f"&code={code}" if code else ""),
         },
         "managementUrls": management_urls(base, "INSTANCEID", tail) | {"id": "INSTANCEID"},
         "baseUrl": base,

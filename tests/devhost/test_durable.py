@@ -239,3 +239,19 @@ def test_start_and_wait_over_public_api(durable_host: Devhost) -> None:
 def test_entities_are_reported_unsupported(durable_host: Devhost) -> None:
     r = requests.get(durable_host.base + "/runtime/webhooks/durabletask/entities/counter/a", timeout=10)
     assert r.status_code == 501 and "not supported" in r.json()["Message"]
+
+
+def test_client_binding_shape(durable_host: Devhost) -> None:
+    import json
+
+    binding = json.loads(durable_host.binding())
+    assert set(binding) == {"taskHubName", "connectionName", "creationUrls", "managementUrls", "baseUrl",
+                            "requiredQueryStringParameters", "rpcBaseUrl"}
+    assert binding["taskHubName"] == "devhosttest"
+    assert binding["rpcBaseUrl"] == durable_host.base + "/durabletask/"
+    assert binding["baseUrl"] == durable_host.base + "/runtime/webhooks/durabletask"
+    assert binding["managementUrls"]["id"] == "INSTANCEID"
+    assert set(binding["managementUrls"]) == {"id", "statusQueryGetUri", "sendEventPostUri", "terminatePostUri",
+                                              "rewindPostUri", "purgeHistoryDeleteUri", "restartPostUri",
+                                              "suspendPostUri", "resumePostUri"}
+    assert binding["creationUrls"]["createNewInstancePostUri"].endswith("/orchestrators/{functionName}[/{instanceId}]")

@@ -27,10 +27,10 @@ from tests.operators.stack import CONTAINER, small_png
 pytestmark = pytest.mark.e2e
 
 
-def cli(stack: Stack, *args: str, rc: int = 0) -> Any:
+def cli(stack: Stack, *args: str, rc: int = 0, as_json: bool = True) -> Any:
     env = dict(os.environ, IMAGEPIPE_URL=stack.host.base, IMAGEPIPE_KEY="")
     done = subprocess.run(
-        [sys.executable, "-m", "imagepipe.cli", *args, "--json"],
+        [sys.executable, "-m", "imagepipe.cli", *args, *(["--json"] if as_json else [])],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -38,7 +38,7 @@ def cli(stack: Stack, *args: str, rc: int = 0) -> Any:
         timeout=60,
     )
     assert done.returncode == rc, done.stderr + done.stdout
-    return json.loads(done.stdout)
+    return json.loads(done.stdout) if as_json else done.stdout
 
 
 def wait_runs(stack: Stack, instances: list[str], statuses: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:
@@ -97,6 +97,11 @@ def test_outage_and_poison_image_are_found_explained_and_rewound(ops_stack: Stac
     assert steps["analyze_image"]["error"]["retryable"] is False
     assert poison_detail["links"]["record"].endswith(f"/api/images/{poison_detail['imageId']}")
 
+    text = cli(stack, "runs", "show", poison_run, as_json=False)
+    assert "InvalidImageFormat" in text and "analyze_image" in text and "fetch_image_metadata" in text
+    text = cli(stack, "runs", "list", "--status", "Failed", as_json=False)
+    assert poison_run in text and flaky_run in text and "2 of 2 runs" in text
+
     flaky_detail = stack.client.run(flaky_run)
     assert flaky_detail["error"]["code"] == "retries_exhausted"
     analyze = {s["name"]: s for s in flaky_detail["timeline"]["steps"]}["analyze_image"]
@@ -109,6 +114,7 @@ def test_outage_and_poison_image_are_found_explained_and_rewound(ops_stack: Stac
 
     stats = cli(stack, "stats", "--window", "30")
     assert stats["byStatus"].get("Failed") == 2
+    assert "retries_exhausted" in cli(stack, "stats", as_json=False)
     assert {(r["step"], r["code"]) for r in stats["failureReasons"]} == {
         ("analyze_image", "InvalidImageFormat"),
         ("analyze_image", "retries_exhausted"),

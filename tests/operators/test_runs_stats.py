@@ -192,3 +192,31 @@ def test_auto_restarts_a_run_whose_failure_a_rewind_would_replay() -> None:
     assert info.value.code == "not_rewindable"
     rows = [{**summarize(status("Failed", 10, 1), None), "rewindable": False}]
     assert plan_bulk_replay(rows, RunFilter(), "auto", 10)[0][0]["action"] == "restart"
+
+
+def test_deadletter_blob_as_the_devhost_emulator_writes_it() -> None:
+    """devhost/eventgrid.py writes Azure's array shape, plus lastDeliveryError and without lastHttpStatusCode."""
+    image_id = new_image_id()
+    event = {
+        "topic": "/subscriptions/0/resourceGroups/devhost/providers/Microsoft.Storage/storageAccounts/devstoreaccount1",
+        "subject": f"/blobServices/default/containers/images/blobs/{image_id}.png",
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "id": "8d7c",
+        "data": {"api": "PutBlob", "eTag": '"0x1D"', "contentType": "image/png"},
+        "dataVersion": "",
+        "metadataVersion": "1",
+        "eventTime": "2026-01-01T00:00:00.1230Z",
+        "deadLetterReason": "MaxDeliveryAttemptsExceeded",
+        "deliveryAttempts": 30,
+        "lastDeliveryOutcome": "Failed",
+        "lastDeliveryError": "RuntimeError: boom",
+        "publishTime": "2026-01-01T00:00:00.123Z",
+        "lastDeliveryAttemptTime": "2026-01-01T00:10:00.000Z",
+    }
+    row = dl.describe(
+        "devstoreaccount1/IMAGES-BLOB-CREATED/2026/01/01/00/8d7c.json",
+        0,
+        dl.parse_blob(json.dumps([event]).encode())[0],
+    )
+    assert row["imageId"] == image_id and row["eTag"] == '"0x1D"'
+    assert row["lastDeliveryError"] == "RuntimeError: boom" and row["lastHttpStatusCode"] is None

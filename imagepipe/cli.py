@@ -331,7 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--key", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON")
 
-    parser = argparse.ArgumentParser(prog="imagepipe", description=__doc__.splitlines()[0], parents=[top])
+    parser = argparse.ArgumentParser(
+        prog="imagepipe",
+        description="imagepipe: upload and query images, operate runs, dead-letters and stats.",
+        parents=[top],
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("upload", parents=[common], help="upload image files")

@@ -195,7 +195,7 @@ def test_auto_restarts_a_run_whose_failure_a_rewind_would_replay() -> None:
 
 
 def test_deadletter_blob_as_the_devhost_emulator_writes_it() -> None:
-    """devhost/eventgrid.py writes Azure's array shape, plus lastDeliveryError and without lastHttpStatusCode."""
+    """devhost/eventgrid.py writes Azure's array shape plus ``lastDeliveryError`` (devhost only)."""
     image_id = new_image_id()
     event = {
         "topic": "/subscriptions/0/resourceGroups/devhost/providers/Microsoft.Storage/storageAccounts/devstoreaccount1",
@@ -209,6 +209,7 @@ def test_deadletter_blob_as_the_devhost_emulator_writes_it() -> None:
         "deadLetterReason": "MaxDeliveryAttemptsExceeded",
         "deliveryAttempts": 30,
         "lastDeliveryOutcome": "Failed",
+        "lastHttpStatusCode": 500,
         "lastDeliveryError": "RuntimeError: boom",
         "publishTime": "2026-01-01T00:00:00.123Z",
         "lastDeliveryAttemptTime": "2026-01-01T00:10:00.000Z",
@@ -219,4 +220,4 @@ def test_deadletter_blob_as_the_devhost_emulator_writes_it() -> None:
         dl.parse_blob(json.dumps([event]).encode())[0],
     )
     assert row["imageId"] == image_id and row["eTag"] == '"0x1D"'
-    assert row["lastDeliveryError"] == "RuntimeError: boom" and row["lastHttpStatusCode"] is None
+    assert row["lastDeliveryError"] == "RuntimeError: boom" and row["lastHttpStatusCode"] == 500

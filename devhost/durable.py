@@ -52,6 +52,7 @@ ORCH_STATUS_INT = {"Running": 0, "Completed": 1, "ContinuedAsNew": 2, "Failed": 
                    "Terminated": 5, "Pending": 6, "Suspended": 7}
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
 MARKER = "$OutOfProcData$:"
+MAX_BATCH = 50
 ENTITIES_UNSUPPORTED = "Durable entities are not supported by devhost"
 
 
@@ -319,25 +320,55 @@ class Engine:
         if etype in (TC, TF, SOCOMP, SOF, TFI) and str(key) not in tasks:
             self.store.execute("DELETE FROM inbox WHERE msg_id=?", (msg_id,))  # stale / duplicate
             return True
-        return self._run_episode(row, state, ev, msg_id)
+        evs = [ev]
+        msg_ids = [msg_id]
+        if self._batchable(ev, tasks):
+            # Plain completions carry no hidden id allocations, so several can share an episode
+            # (protocol §4.3); retry-related events and everything else get an episode of their own.
+            keys = {str(key)}
+            for m in self.store.query("SELECT * FROM inbox WHERE instance_id=? AND visible_at<=? AND msg_id>? "
+                                      "ORDER BY msg_id LIMIT ?", (instance_id, now, msg_id, MAX_BATCH - 1)):
+                nxt: dict[str, Any] = json.loads(m["event"])
+                nkey = str(nxt.get("TaskScheduledId", nxt.get("TimerId")))
+                if m["execution_id"] != row["execution_id"] or nkey in keys or not self._batchable(nxt, tasks):
+                    break
+                keys.add(nkey)
+                evs.append(nxt)
+                msg_ids.append(int(m["msg_id"]))
+        return self._run_episode(row, state, evs, msg_ids)
 
-    def _run_episode(self, row: Any, state: dict[str, Any], ev: dict[str, Any], msg_id: int) -> bool:
+    @staticmethod
+    def _batchable(ev: dict[str, Any], tasks: dict[str, Any]) -> bool:
+        etype = ev["EventType"]
+        task = tasks.get(str(ev.get("TaskScheduledId", ev.get("TimerId"))))
+        if task is None:
+            return False
+        if etype in (TC, SOCOMP):
+            return True
+        if etype in (TF, SOF):
+            return task.get("retry") is None
+        return bool(etype == TFI and task.get("kind") == "timer")
+
+    def _run_episode(self, row: Any, state: dict[str, Any], evs: list[dict[str, Any]], msg_ids: list[int]) -> bool:
         iid: str = row["instance_id"]
         name: str = row["name"]
         exec_id: str = row["execution_id"]
         tasks: dict[str, Any] = state["tasks"]
         retries: dict[str, Any] = state["retries"]
         now = max(time.time(), float(state["last_ts"]) + 0.000001)
-        if ev["EventType"] == TFI and ev.get("FireAt"):
-            now = max(now, parse_time(ev["FireAt"]))
+        for e in evs:
+            if e["EventType"] == TFI and e.get("FireAt"):
+                now = max(now, parse_time(e["FireAt"]))
         state["last_ts"] = now
         history: list[dict[str, Any]] = state["history"]
         for h in history:
             h["IsPlayed"] = True
-        ev["Timestamp"] = iso(now)
-        ev["IsPlayed"] = False
         history.append(event(OS, now))
-        history.append(ev)
+        for e in evs:
+            e["Timestamp"] = iso(now)
+            e["IsPlayed"] = False
+            history.append(e)
+        ev = evs[0]
         d = Dispatch(work=[], messages=[], children=[], cancel_timers=[])
         decisions: list[dict[str, Any]] = []
         etype = ev["EventType"]
@@ -361,8 +392,10 @@ class Engine:
                 rec["attempts"] += 1
                 self._schedule(state, d, decisions, iid, exec_id, rid, rec["kind"], rec["name"], rec["input"],
                                rec.get("instance_id"), task["retry"], now, row)
-        if key is not None:
-            tasks.pop(str(key), None)
+        for e in evs:
+            ekey = e.get("TaskScheduledId", e.get("TimerId"))
+            if ekey is not None:
+                tasks.pop(str(ekey), None)
 
         error, result = self._invoke_orchestrator(name, iid, row, history)
         flat = list(flatten(result.get("actions") or []))
@@ -454,11 +487,12 @@ class Engine:
                 name, iid, new_exec, serialized_input, row, now)))
         with self.store.tx() as conn:
             cur = conn.execute("SELECT execution_id, status FROM instances WHERE instance_id=?", (iid,)).fetchone()
+            marks = ",".join("?" * len(msg_ids))
             if cur is None or cur["execution_id"] != exec_id or cur["status"] in TERMINAL:
-                conn.execute("DELETE FROM inbox WHERE msg_id=?", (msg_id,))
-                return True  # terminated / purged while the episode ran
-            if conn.execute("DELETE FROM inbox WHERE msg_id=?", (msg_id,)).rowcount == 0:
-                return True
+                conn.execute(f"DELETE FROM inbox WHERE msg_id IN ({marks})", msg_ids)
+                return True  # terminated / purged / rewound while the episode ran
+            if conn.execute(f"DELETE FROM inbox WHERE msg_id IN ({marks})", msg_ids).rowcount != len(msg_ids):
+                raise RuntimeError(f"inbox of {iid} changed during an episode")
             if cur["status"] == "Suspended" and status == "Running":
                 status = "Suspended"
             conn.execute("UPDATE instances SET status=?, output=?, custom_status=?, updated_time=?, state=?, "

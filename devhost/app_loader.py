@@ -138,8 +138,9 @@ def load_app(app_dir: Path, module_name: str = "function_app") -> Registry:
         trigger = fn.get_trigger()
         user = fn.get_user_function()
         bindings = list(fn.get_bindings())
-        info = FunctionInfo(name=fn.get_function_name(), trigger_type=trigger.type, trigger=trigger,
-                            callable=user, bindings=bindings)
+        info = FunctionInfo(
+            name=fn.get_function_name(), trigger_type=trigger.type, trigger=trigger, callable=user, bindings=bindings
+        )
         for b in bindings:
             if getattr(b, "type", None) == "durableClient":
                 info.client_binding_name = b.name

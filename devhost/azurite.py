@@ -25,8 +25,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def connection_string(port: int = 10000, host: str = "127.0.0.1") -> str:
     """Connection string of the Azurite development account on ``host:port``."""
-    return (f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-            f"BlobEndpoint=http://{host}:{port}/{DEV_ACCOUNT};")
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+        f"BlobEndpoint=http://{host}:{port}/{DEV_ACCOUNT};"
+    )
 
 
 def is_listening(port: int, host: str = "127.0.0.1") -> bool:
@@ -92,8 +94,18 @@ class AzuriteProcess:
 def start(port: int, location: Path, app_dir: Path | None = None, timeout: float = 30.0) -> AzuriteProcess:
     """Start Azurite blob on ``127.0.0.1:port`` with data under ``location`` and wait for it."""
     location.mkdir(parents=True, exist_ok=True)
-    cmd = [str(find_binary(app_dir)), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-           "--location", str(location), "--skipApiVersionCheck", "--loose", "--silent"]
+    cmd = [
+        str(find_binary(app_dir)),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--location",
+        str(location),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--silent",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait(port, timeout, proc)

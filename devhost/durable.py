@@ -41,15 +41,38 @@ from devhost.store import Store
 # History event types (DurableTask.Core HistoryEventType).
 ES, EC, EF, ET, TS, TC, TF, SOC, SOCOMP, SOF, TCR, TFI, OS, OC, ESENT, ER, CAN = range(17)
 EVENT_NAMES = {
-    0: "ExecutionStarted", 1: "ExecutionCompleted", 2: "ExecutionFailed", 3: "ExecutionTerminated",
-    4: "TaskScheduled", 5: "TaskCompleted", 6: "TaskFailed", 7: "SubOrchestrationInstanceCreated",
-    8: "SubOrchestrationInstanceCompleted", 9: "SubOrchestrationInstanceFailed", 10: "TimerCreated",
-    11: "TimerFired", 12: "OrchestratorStarted", 13: "OrchestratorCompleted", 14: "EventSent",
-    15: "EventRaised", 16: "ContinueAsNew", 17: "GenericEvent", 18: "HistoryState",
-    19: "ExecutionSuspended", 20: "ExecutionResumed",
+    0: "ExecutionStarted",
+    1: "ExecutionCompleted",
+    2: "ExecutionFailed",
+    3: "ExecutionTerminated",
+    4: "TaskScheduled",
+    5: "TaskCompleted",
+    6: "TaskFailed",
+    7: "SubOrchestrationInstanceCreated",
+    8: "SubOrchestrationInstanceCompleted",
+    9: "SubOrchestrationInstanceFailed",
+    10: "TimerCreated",
+    11: "TimerFired",
+    12: "OrchestratorStarted",
+    13: "OrchestratorCompleted",
+    14: "EventSent",
+    15: "EventRaised",
+    16: "ContinueAsNew",
+    17: "GenericEvent",
+    18: "HistoryState",
+    19: "ExecutionSuspended",
+    20: "ExecutionResumed",
 }
-ORCH_STATUS_INT = {"Running": 0, "Completed": 1, "ContinuedAsNew": 2, "Failed": 3, "Canceled": 4,
-                   "Terminated": 5, "Pending": 6, "Suspended": 7}
+ORCH_STATUS_INT = {
+    "Running": 0,
+    "Completed": 1,
+    "ContinuedAsNew": 2,
+    "Failed": 3,
+    "Canceled": 4,
+    "Terminated": 5,
+    "Pending": 6,
+    "Suspended": 7,
+}
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
 MARKER = "$OutOfProcData$:"
 MAX_BATCH = 50
@@ -111,8 +134,16 @@ def parse_json_or_raw(text: str | None) -> Any:
 
 def new_state() -> dict[str, Any]:
     """Fresh per-execution bookkeeping."""
-    return {"history": [], "seq": 0, "known": 0, "action_ids": [], "tasks": {}, "retries": {},
-            "last_ts": 0.0, "rewind_cache": {}}
+    return {
+        "history": [],
+        "seq": 0,
+        "known": 0,
+        "action_ids": [],
+        "tasks": {},
+        "retries": {},
+        "last_ts": 0.0,
+        "rewind_cache": {},
+    }
 
 
 @dataclass
@@ -178,7 +209,9 @@ class Engine:
                 rows = self.store.query(
                     "SELECT DISTINCT i.instance_id FROM inbox i LEFT JOIN instances s "
                     "ON s.instance_id = i.instance_id WHERE i.visible_at <= ? "
-                    "AND (s.status IS NULL OR s.status != 'Suspended') ORDER BY i.msg_id LIMIT 500", (now,))
+                    "AND (s.status IS NULL OR s.status != 'Suspended') ORDER BY i.msg_id LIMIT 500",
+                    (now,),
+                )
                 nxt = self.store.one("SELECT MIN(visible_at) AS t FROM inbox WHERE visible_at > ?", (now,))
             except Exception:  # noqa: BLE001 - keep the dispatcher alive
                 traceback.print_exc()
@@ -253,8 +286,7 @@ class Engine:
         if info is None:
             reason = f"The function '{name}' doesn't exist, is disabled, or is not an activity function."
         else:
-            value = ActivityTriggerConverter.decode(meta.Datum(value=item["input"], type="json"),
-                                                    trigger_metadata=None)
+            value = ActivityTriggerConverter.decode(meta.Datum(value=item["input"], type="json"), trigger_metadata=None)
             kwargs = build_kwargs(info, value, inv, self.app_dir)
             outcome: dict[str, Any] = {}
 
@@ -270,8 +302,10 @@ class Engine:
             worker.start()
             worker.join(self.config.function_timeout_s)
             if worker.is_alive():
-                reason = (f"Activity function '{name}' failed: FunctionTimeoutException: Timeout value of "
-                          f"{self.config.function_timeout_s}s was exceeded by function: Functions.{name}")
+                reason = (
+                    f"Activity function '{name}' failed: FunctionTimeoutException: Timeout value of "
+                    f"{self.config.function_timeout_s}s was exceeded by function: Functions.{name}"
+                )
             elif "error" in outcome:
                 exc = outcome["error"]
                 reason = f"Activity function '{name}' failed: {type(exc).__name__}: {exc}"
@@ -287,13 +321,14 @@ class Engine:
         with self.store.tx() as conn:
             gone = conn.execute("DELETE FROM work_items WHERE work_id=?", (item["work_id"],)).rowcount
             if gone:
-                row = conn.execute("SELECT status, execution_id FROM instances WHERE instance_id=?",
-                                   (item["instance_id"],)).fetchone()
-                if row is not None and row["execution_id"] == item["execution_id"] and \
-                        row["status"] not in TERMINAL:
-                    conn.execute("INSERT INTO inbox(instance_id, execution_id, visible_at, event) "
-                                  "VALUES(?,?,?,?)", (item["instance_id"], item["execution_id"], now,
-                                                      json.dumps(ev)))
+                row = conn.execute(
+                    "SELECT status, execution_id FROM instances WHERE instance_id=?", (item["instance_id"],)
+                ).fetchone()
+                if row is not None and row["execution_id"] == item["execution_id"] and row["status"] not in TERMINAL:
+                    conn.execute(
+                        "INSERT INTO inbox(instance_id, execution_id, visible_at, event) VALUES(?,?,?,?)",
+                        (item["instance_id"], item["execution_id"], now, json.dumps(ev)),
+                    )
         self._wake.set()
 
     # ------------------------------------------------------------------ episodes
@@ -301,14 +336,19 @@ class Engine:
     def _episode(self, instance_id: str) -> bool:
         """Process one visible inbox message of the instance; False if there was none."""
         now = time.time()
-        msg = self.store.one("SELECT * FROM inbox WHERE instance_id=? AND visible_at<=? ORDER BY msg_id LIMIT 1",
-                             (instance_id, now))
+        msg = self.store.one(
+            "SELECT * FROM inbox WHERE instance_id=? AND visible_at<=? ORDER BY msg_id LIMIT 1", (instance_id, now)
+        )
         if msg is None:
             return False
         row = self.store.one("SELECT * FROM instances WHERE instance_id=?", (instance_id,))
         msg_id = int(msg["msg_id"])
-        if row is None or row["status"] in TERMINAL or row["status"] == "Suspended" or \
-                (msg["execution_id"] is not None and msg["execution_id"] != row["execution_id"]):
+        if (
+            row is None
+            or row["status"] in TERMINAL
+            or row["status"] == "Suspended"
+            or (msg["execution_id"] is not None and msg["execution_id"] != row["execution_id"])
+        ):
             if row is None or row["status"] != "Suspended":
                 self.store.execute("DELETE FROM inbox WHERE msg_id=?", (msg_id,))
             return row is not None and row["status"] != "Suspended"
@@ -326,8 +366,10 @@ class Engine:
             # Plain completions carry no hidden id allocations, so several can share an episode
             # (protocol §4.3); retry-related events and everything else get an episode of their own.
             keys = {str(key)}
-            for m in self.store.query("SELECT * FROM inbox WHERE instance_id=? AND visible_at<=? AND msg_id>? "
-                                      "ORDER BY msg_id LIMIT ?", (instance_id, now, msg_id, MAX_BATCH - 1)):
+            for m in self.store.query(
+                "SELECT * FROM inbox WHERE instance_id=? AND visible_at<=? AND msg_id>? ORDER BY msg_id LIMIT ?",
+                (instance_id, now, msg_id, MAX_BATCH - 1),
+            ):
                 nxt: dict[str, Any] = json.loads(m["event"])
                 nkey = str(nxt.get("TaskScheduledId", nxt.get("TimerId")))
                 if m["execution_id"] != row["execution_id"] or nkey in keys or not self._batchable(nxt, tasks):
@@ -382,16 +424,28 @@ class Engine:
             fire = now + rec["interval_ms"] / 1000.0
             decisions.append(event(TCR, now, tid, FireAt=iso(fire)))
             tasks[str(tid)] = {"kind": "retry_timer", "retry": task["retry"]}
-            d.messages.append((iid, exec_id, fire, "timer", tid,
-                               event(TFI, fire, TimerId=tid, FireAt=iso(fire))))
+            d.messages.append((iid, exec_id, fire, "timer", tid, event(TFI, fire, TimerId=tid, FireAt=iso(fire))))
         elif etype == TFI and task is not None and task["kind"] == "retry_timer":
             rec = retries[task["retry"]]
             if rec["attempts"] < rec["max"]:
                 rid = state["seq"]
                 state["seq"] += 1
                 rec["attempts"] += 1
-                self._schedule(state, d, decisions, iid, exec_id, rid, rec["kind"], rec["name"], rec["input"],
-                               rec.get("instance_id"), task["retry"], now, row)
+                self._schedule(
+                    state,
+                    d,
+                    decisions,
+                    iid,
+                    exec_id,
+                    rid,
+                    rec["kind"],
+                    rec["name"],
+                    rec["input"],
+                    rec.get("instance_id"),
+                    task["retry"],
+                    now,
+                    row,
+                )
         for e in evs:
             ekey = e.get("TaskScheduledId", e.get("TimerId"))
             if ekey is not None:
@@ -409,7 +463,7 @@ class Engine:
         can_input: Any = None
         continue_as_new = False
         if error is None:
-            for a in flat[state["known"]:]:
+            for a in flat[state["known"] :]:
                 at = a.get("actionType")
                 if at == 6:
                     state["action_ids"].append(None)
@@ -423,28 +477,57 @@ class Engine:
                     if at in (1, 3):
                         ro = a.get("retryOptions") or {}
                         rid = str(aid)
-                        retries[rid] = {"kind": kind, "name": a["functionName"], "input": a.get("input"),
-                                        "attempts": 1, "max": int(ro.get("maxNumberOfAttempts", 1)),
-                                        "interval_ms": float(ro.get("firstRetryIntervalInMilliseconds", 1000)),
-                                        "instance_id": a.get("instanceId")}
-                    self._schedule(state, d, decisions, iid, exec_id, aid, kind, a["functionName"],
-                                   a.get("input"), a.get("instanceId"), rid, now, row)
+                        retries[rid] = {
+                            "kind": kind,
+                            "name": a["functionName"],
+                            "input": a.get("input"),
+                            "attempts": 1,
+                            "max": int(ro.get("maxNumberOfAttempts", 1)),
+                            "interval_ms": float(ro.get("firstRetryIntervalInMilliseconds", 1000)),
+                            "instance_id": a.get("instanceId"),
+                        }
+                    self._schedule(
+                        state,
+                        d,
+                        decisions,
+                        iid,
+                        exec_id,
+                        aid,
+                        kind,
+                        a["functionName"],
+                        a.get("input"),
+                        a.get("instanceId"),
+                        rid,
+                        now,
+                        row,
+                    )
                 elif at == 5:
                     fire_at = a["fireAt"]
                     decisions.append(event(TCR, now, aid, FireAt=fire_at))
                     if not a.get("isCanceled"):
                         tasks[str(aid)] = {"kind": "timer"}
                         fire = parse_time(fire_at)
-                        d.messages.append((iid, exec_id, fire, "timer", aid,
-                                           event(TFI, fire, TimerId=aid, FireAt=fire_at)))
+                        d.messages.append(
+                            (iid, exec_id, fire, "timer", aid, event(TFI, fire, TimerId=aid, FireAt=fire_at))
+                        )
                 elif at == 4:
                     continue_as_new = True
                     can_input = a.get("input")
                 elif at == 8:
                     decisions.append(event(TS, now, aid, Name="BuiltIn::HttpActivity", Version="", Input=None))
                     tasks[str(aid)] = {"kind": "activity"}
-                    d.messages.append((iid, exec_id, now, "", None, event(
-                        TF, now, TaskScheduledId=aid, Reason="call_http is not supported by devhost", Details="")))
+                    d.messages.append(
+                        (
+                            iid,
+                            exec_id,
+                            now,
+                            "",
+                            None,
+                            event(
+                                TF, now, TaskScheduledId=aid, Reason="call_http is not supported by devhost", Details=""
+                            ),
+                        )
+                    )
                 else:  # 7 CallEntity, 9 SignalEntity, 10 ScheduledSignalEntity
                     error = ENTITIES_UNSUPPORTED
                     break
@@ -458,8 +541,15 @@ class Engine:
             done_status = "Failed"
             out = f"Orchestrator function '{name}' failed: {error}"
             output_text = json.dumps(out)
-            history.append(event(EC, now, OrchestrationStatus=3, Result=output_text,
-                                 FailureDetails={"ErrorType": "OrchestrationFailure", "ErrorMessage": error}))
+            history.append(
+                event(
+                    EC,
+                    now,
+                    OrchestrationStatus=3,
+                    Result=output_text,
+                    FailureDetails={"ErrorType": "OrchestrationFailure", "ErrorMessage": error},
+                )
+            )
             self._notify_parent(row, d, now, failed=True, reason=out, details=error)
         elif result.get("isDone"):
             if continue_as_new:
@@ -483,8 +573,9 @@ class Engine:
             state["rewind_cache"] = cache
             state["last_ts"] = now
             serialized_input = None if can_input is None else json.dumps(can_input)
-            d.messages.append((iid, new_exec, now, "", None, self._started_event(
-                name, iid, new_exec, serialized_input, row, now)))
+            d.messages.append(
+                (iid, new_exec, now, "", None, self._started_event(name, iid, new_exec, serialized_input, row, now))
+            )
         with self.store.tx() as conn:
             cur = conn.execute("SELECT execution_id, status FROM instances WHERE instance_id=?", (iid,)).fetchone()
             marks = ",".join("?" * len(msg_ids))
@@ -495,10 +586,20 @@ class Engine:
                 raise RuntimeError(f"inbox of {iid} changed during an episode")
             if cur["status"] == "Suspended" and status == "Running":
                 status = "Suspended"
-            conn.execute("UPDATE instances SET status=?, output=?, custom_status=?, updated_time=?, state=?, "
-                         "execution_id=?, input=? WHERE instance_id=?",
-                         (status, output_text, custom_text, iso(now, False), json.dumps(state),
-                          new_exec or exec_id, serialized_input, iid))
+            conn.execute(
+                "UPDATE instances SET status=?, output=?, custom_status=?, updated_time=?, state=?, "
+                "execution_id=?, input=? WHERE instance_id=?",
+                (
+                    status,
+                    output_text,
+                    custom_text,
+                    iso(now, False),
+                    json.dumps(state),
+                    new_exec or exec_id,
+                    serialized_input,
+                    iid,
+                ),
+            )
             self._apply(conn, d, iid, exec_id)
             if done_status is not None or new_exec is not None:
                 conn.execute("DELETE FROM work_items WHERE instance_id=? AND execution_id=?", (iid, exec_id))
@@ -510,15 +611,24 @@ class Engine:
             self._act_wake.set()
         return True
 
-    def _invoke_orchestrator(self, name: str, iid: str, row: Any,
-                             history: list[dict[str, Any]]) -> tuple[str | None, dict[str, Any]]:
+    def _invoke_orchestrator(
+        self, name: str, iid: str, row: Any, history: list[dict[str, Any]]
+    ) -> tuple[str | None, dict[str, Any]]:
         info = self.registry.orchestrators.get(name)
         if info is None:
-            return (f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function.",
-                    {"actions": []})
-        ctx = {"history": history, "input": parse_json_or_raw(row["input"]), "instanceId": iid,
-               "isReplaying": False, "parentInstanceId": row["parent_instance_id"],
-               "upperSchemaVersion": 1, "upperSchemaVersionNew": 2}
+            return (
+                f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function.",
+                {"actions": []},
+            )
+        ctx = {
+            "history": history,
+            "input": parse_json_or_raw(row["input"]),
+            "instanceId": iid,
+            "isReplaying": False,
+            "parentInstanceId": row["parent_instance_id"],
+            "upperSchemaVersion": 1,
+            "upperSchemaVersionNew": 2,
+        }
         started = time.monotonic()
         inv = new_invocation_id()
         try:
@@ -539,9 +649,22 @@ class Engine:
                 return str(err), state
             return text or type(exc).__name__, {"actions": []}
 
-    def _schedule(self, state: dict[str, Any], d: Dispatch, decisions: list[dict[str, Any]], iid: str,
-                  exec_id: str, tid: int, kind: str, fname: str, finput: Any, child_id: str | None,
-                  rid: str | None, now: float, row: Any) -> None:
+    def _schedule(
+        self,
+        state: dict[str, Any],
+        d: Dispatch,
+        decisions: list[dict[str, Any]],
+        iid: str,
+        exec_id: str,
+        tid: int,
+        kind: str,
+        fname: str,
+        finput: Any,
+        child_id: str | None,
+        rid: str | None,
+        now: float,
+        row: Any,
+    ) -> None:
         tasks = state["tasks"]
         cache: dict[str, list[Any]] = state.setdefault("rewind_cache", {})
         ckey = f"{kind}\x00{fname}\x00{finput}"
@@ -549,8 +672,9 @@ class Engine:
             decisions.append(event(TS, now, tid, Name=fname, Version="", Input=finput))
             tasks[str(tid)] = {"kind": "activity", "retry": rid}
             if cache.get(ckey):
-                d.messages.append((iid, exec_id, now, "", None,
-                                   event(TC, now, TaskScheduledId=tid, Result=cache[ckey].pop(0))))
+                d.messages.append(
+                    (iid, exec_id, now, "", None, event(TC, now, TaskScheduledId=tid, Result=cache[ckey].pop(0)))
+                )
             else:
                 d.work.append((tid, fname, finput))
             return
@@ -558,15 +682,30 @@ class Engine:
         decisions.append(event(SOC, now, tid, Name=fname, Version="", InstanceId=cid, Input=finput))
         tasks[str(tid)] = {"kind": "sub", "retry": rid, "instance": cid}
         if cache.get(ckey):
-            d.messages.append((iid, exec_id, now, "", None,
-                               event(SOCOMP, now, TaskScheduledId=tid, Result=cache[ckey].pop(0))))
+            d.messages.append(
+                (iid, exec_id, now, "", None, event(SOCOMP, now, TaskScheduledId=tid, Result=cache[ckey].pop(0)))
+            )
             return
-        d.children.append({"instance_id": cid, "name": fname,
-                           "input": None if finput is None else json.dumps(finput),
-                           "parent": (iid, exec_id, tid), "now": now})
+        d.children.append(
+            {
+                "instance_id": cid,
+                "name": fname,
+                "input": None if finput is None else json.dumps(finput),
+                "parent": (iid, exec_id, tid),
+                "now": now,
+            }
+        )
 
-    def _notify_parent(self, row: Any, d: Dispatch, now: float, failed: bool, result: str | None = None,
-                       reason: str = "", details: str = "") -> None:
+    def _notify_parent(
+        self,
+        row: Any,
+        d: Dispatch,
+        now: float,
+        failed: bool,
+        result: str | None = None,
+        reason: str = "",
+        details: str = "",
+    ) -> None:
         if row["parent_instance_id"] is None:
             return
         if failed:
@@ -575,44 +714,76 @@ class Engine:
             ev = event(SOCOMP, now, TaskScheduledId=row["parent_task_id"], Result=result)
         d.messages.append((row["parent_instance_id"], row["parent_execution_id"], now, "", None, ev))
 
-    def _started_event(self, name: str, iid: str, exec_id: str, serialized_input: str | None, row: Any,
-                       now: float) -> dict[str, Any]:
+    def _started_event(
+        self, name: str, iid: str, exec_id: str, serialized_input: str | None, row: Any, now: float
+    ) -> dict[str, Any]:
         parent = None
         if row is not None and row["parent_instance_id"] is not None:
-            parent = {"Name": None, "TaskScheduleId": row["parent_task_id"],
-                      "OrchestrationInstance": {"InstanceId": row["parent_instance_id"],
-                                                "ExecutionId": row["parent_execution_id"]}}
-        return event(ES, now, Name=name, Version="", Input=serialized_input,
-                     OrchestrationInstance={"InstanceId": iid, "ExecutionId": exec_id},
-                     ParentInstance=parent, Tags=None)
+            parent = {
+                "Name": None,
+                "TaskScheduleId": row["parent_task_id"],
+                "OrchestrationInstance": {
+                    "InstanceId": row["parent_instance_id"],
+                    "ExecutionId": row["parent_execution_id"],
+                },
+            }
+        return event(
+            ES,
+            now,
+            Name=name,
+            Version="",
+            Input=serialized_input,
+            OrchestrationInstance={"InstanceId": iid, "ExecutionId": exec_id},
+            ParentInstance=parent,
+            Tags=None,
+        )
 
     def _apply(self, conn: Any, d: Dispatch, iid: str, exec_id: str) -> None:
         for miid, mexec, visible, kind, task_id, ev in d.messages:
-            conn.execute("INSERT INTO inbox(instance_id, execution_id, visible_at, kind, task_id, event) "
-                         "VALUES(?,?,?,?,?,?)", (miid, mexec, visible, kind, task_id, json.dumps(ev)))
+            conn.execute(
+                "INSERT INTO inbox(instance_id, execution_id, visible_at, kind, task_id, event) VALUES(?,?,?,?,?,?)",
+                (miid, mexec, visible, kind, task_id, json.dumps(ev)),
+            )
         for tid in d.cancel_timers:
             conn.execute("DELETE FROM inbox WHERE kind='timer' AND task_id=? AND instance_id=?", (tid, iid))
         for tid, fname, finput in d.work:
-            conn.execute("INSERT INTO work_items(instance_id, execution_id, task_id, name, input) VALUES(?,?,?,?,?)",
-                         (iid, exec_id, tid, fname, finput))
+            conn.execute(
+                "INSERT INTO work_items(instance_id, execution_id, task_id, name, input) VALUES(?,?,?,?,?)",
+                (iid, exec_id, tid, fname, finput),
+            )
         for child in d.children:
             piid, pexec, ptid = child["parent"]
-            self._create_instance(conn, child["instance_id"], child["name"], child["input"], child["now"],
-                                  parent=(piid, pexec, ptid))
+            self._create_instance(
+                conn, child["instance_id"], child["name"], child["input"], child["now"], parent=(piid, pexec, ptid)
+            )
 
     # ------------------------------------------------------------------ creation
 
-    def _create_instance(self, conn: Any, iid: str, name: str, serialized_input: str | None, now: float,
-                         parent: tuple[str, str, int] | None = None) -> None:
+    def _create_instance(
+        self,
+        conn: Any,
+        iid: str,
+        name: str,
+        serialized_input: str | None,
+        now: float,
+        parent: tuple[str, str, int] | None = None,
+    ) -> None:
         exec_id = uuid.uuid4().hex
         cur = conn.execute("SELECT status FROM instances WHERE instance_id=?", (iid,)).fetchone()
         if cur is not None:
             if cur["status"] not in TERMINAL:
                 if parent is not None:
-                    ev = event(SOF, now, TaskScheduledId=parent[2],
-                               Reason=f"An instance with ID '{iid}' already exists.", Details="")
-                    conn.execute("INSERT INTO inbox(instance_id, execution_id, visible_at, event) VALUES(?,?,?,?)",
-                                 (parent[0], parent[1], now, json.dumps(ev)))
+                    ev = event(
+                        SOF,
+                        now,
+                        TaskScheduledId=parent[2],
+                        Reason=f"An instance with ID '{iid}' already exists.",
+                        Details="",
+                    )
+                    conn.execute(
+                        "INSERT INTO inbox(instance_id, execution_id, visible_at, event) VALUES(?,?,?,?)",
+                        (parent[0], parent[1], now, json.dumps(ev)),
+                    )
                     return
                 raise DurableError(409, f"An instance with ID '{iid}' already exists.")
             self._delete_instance(conn, iid)
@@ -621,15 +792,33 @@ class Engine:
             "INSERT INTO instances(instance_id, name, execution_id, status, input, output, custom_status, "
             "created_time, created_ts, updated_time, parent_instance_id, parent_execution_id, parent_task_id, "
             "state) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (iid, name, exec_id, "Pending", serialized_input, None, None, iso(now, False), now, iso(now, False),
-             parent[0] if parent else None, parent[1] if parent else None, parent[2] if parent else None,
-             json.dumps(state)))
-        row = {"parent_instance_id": parent[0] if parent else None,
-               "parent_execution_id": parent[1] if parent else None,
-               "parent_task_id": parent[2] if parent else None}
+            (
+                iid,
+                name,
+                exec_id,
+                "Pending",
+                serialized_input,
+                None,
+                None,
+                iso(now, False),
+                now,
+                iso(now, False),
+                parent[0] if parent else None,
+                parent[1] if parent else None,
+                parent[2] if parent else None,
+                json.dumps(state),
+            ),
+        )
+        row = {
+            "parent_instance_id": parent[0] if parent else None,
+            "parent_execution_id": parent[1] if parent else None,
+            "parent_task_id": parent[2] if parent else None,
+        }
         ev = self._started_event(name, iid, exec_id, serialized_input, row, now)
-        conn.execute("INSERT INTO inbox(instance_id, execution_id, visible_at, event) VALUES(?,?,?,?)",
-                     (iid, exec_id, now, json.dumps(ev)))
+        conn.execute(
+            "INSERT INTO inbox(instance_id, execution_id, visible_at, event) VALUES(?,?,?,?)",
+            (iid, exec_id, now, json.dumps(ev)),
+        )
 
     @staticmethod
     def _delete_instance(conn: Any, iid: str) -> None:
@@ -642,11 +831,16 @@ class Engine:
     def start_new(self, name: str, instance_id: str | None, serialized_input: str | None) -> str:
         """Create an instance; raises DurableError(400) for unknown orchestrators, 409 if running."""
         if name not in self.registry.orchestrators:
-            raise DurableError(400, f"The function '{name}' doesn't exist, is disabled, or is not an "
-                                    "orchestrator function.")
+            raise DurableError(
+                400, f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function."
+            )
         iid = instance_id or uuid.uuid4().hex
-        if not iid.strip() or len(iid) > 256 or any(c in iid for c in "/\\#?") or \
-                any(ord(c) < 32 or ord(c) == 127 for c in iid):
+        if (
+            not iid.strip()
+            or len(iid) > 256
+            or any(c in iid for c in "/\\#?")
+            or any(ord(c) < 32 or ord(c) == 127 for c in iid)
+        ):
             raise DurableError(400, f"Instance ID '{iid}' is not valid (empty, too long, or contains /, \\, # or ?).")
         with self.store.tx() as conn:
             self._create_instance(conn, iid, name, serialized_input, time.time())
@@ -668,8 +862,10 @@ class Engine:
             if row["status"] in TERMINAL:
                 raise DurableError(410, f"The instance '{instance_id}' is {row['status']}.")
             ev = event(ER, now, Name=event_name, Input=input_text)
-            conn.execute("INSERT INTO inbox(instance_id, execution_id, visible_at, event) VALUES(?,?,?,?)",
-                         (instance_id, None, now, json.dumps(ev)))
+            conn.execute(
+                "INSERT INTO inbox(instance_id, execution_id, visible_at, event) VALUES(?,?,?,?)",
+                (instance_id, None, now, json.dumps(ev)),
+            )
         self._wake.set()
 
     def terminate(self, instance_id: str, reason: str) -> None:
@@ -684,11 +880,14 @@ class Engine:
             state = json.loads(row["state"])
             for h in state["history"]:
                 h["IsPlayed"] = True
-            state["history"] += [event(ET, now, Input=reason),
-                                 event(EC, now, OrchestrationStatus=5, Result=json.dumps(reason))]
-            conn.execute("UPDATE instances SET status='Terminated', output=?, updated_time=?, state=? "
-                         "WHERE instance_id=?", (json.dumps(reason), iso(now, False), json.dumps(state),
-                                                 instance_id))
+            state["history"] += [
+                event(ET, now, Input=reason),
+                event(EC, now, OrchestrationStatus=5, Result=json.dumps(reason)),
+            ]
+            conn.execute(
+                "UPDATE instances SET status='Terminated', output=?, updated_time=?, state=? WHERE instance_id=?",
+                (json.dumps(reason), iso(now, False), json.dumps(state), instance_id),
+            )
             conn.execute("DELETE FROM inbox WHERE instance_id=?", (instance_id,))
             conn.execute("DELETE FROM work_items WHERE instance_id=?", (instance_id,))
         if self.on_instance_done is not None:
@@ -711,11 +910,15 @@ class Engine:
             if row["status"] in TERMINAL:
                 raise DurableError(410, f"The instance '{instance_id}' is {row['status']}.")
             if suspend:
-                conn.execute("UPDATE instances SET status='Suspended', updated_time=? WHERE instance_id=?",
-                             (iso(time.time(), False), instance_id))
+                conn.execute(
+                    "UPDATE instances SET status='Suspended', updated_time=? WHERE instance_id=?",
+                    (iso(time.time(), False), instance_id),
+                )
             elif row["status"] == "Suspended":
-                conn.execute("UPDATE instances SET status='Running', updated_time=? WHERE instance_id=?",
-                             (iso(time.time(), False), instance_id))
+                conn.execute(
+                    "UPDATE instances SET status='Running', updated_time=? WHERE instance_id=?",
+                    (iso(time.time(), False), instance_id),
+                )
 
     def rewind(self, instance_id: str, reason: str) -> None:
         """Rewind a Failed instance: replay from the start; previously successful results are reused."""
@@ -740,14 +943,18 @@ class Engine:
             state = new_state()
             state["rewind_cache"] = cache
             state["last_ts"] = now
-            conn.execute("UPDATE instances SET status='Running', output=NULL, custom_status=NULL, updated_time=?, "
-                         "state=?, execution_id=? WHERE instance_id=?",
-                         (iso(now, False), json.dumps(state), exec_id, instance_id))
+            conn.execute(
+                "UPDATE instances SET status='Running', output=NULL, custom_status=NULL, updated_time=?, "
+                "state=?, execution_id=? WHERE instance_id=?",
+                (iso(now, False), json.dumps(state), exec_id, instance_id),
+            )
             conn.execute("DELETE FROM inbox WHERE instance_id=?", (instance_id,))
             conn.execute("DELETE FROM work_items WHERE instance_id=?", (instance_id,))
             ev = self._started_event(row["name"], instance_id, exec_id, row["input"], row, now)
-            conn.execute("INSERT INTO inbox(instance_id, execution_id, visible_at, event) VALUES(?,?,?,?)",
-                         (instance_id, exec_id, now, json.dumps(ev)))
+            conn.execute(
+                "INSERT INTO inbox(instance_id, execution_id, visible_at, event) VALUES(?,?,?,?)",
+                (instance_id, exec_id, now, json.dumps(ev)),
+            )
         self._wake.set()
 
     def restart(self, instance_id: str, new_id: bool) -> str:
@@ -772,8 +979,9 @@ class Engine:
             self._delete_instance(conn, instance_id)
         return 1
 
-    def query(self, created_from: float | None, created_to: float | None, statuses: list[str] | None,
-              prefix: str | None) -> list[dict[str, Any]]:
+    def query(
+        self, created_from: float | None, created_to: float | None, statuses: list[str] | None, prefix: str | None
+    ) -> list[dict[str, Any]]:
         """Instances matching the filters, oldest first."""
         sql = "SELECT * FROM instances WHERE 1=1"
         args: list[Any] = []
@@ -831,8 +1039,9 @@ def render_history(state: dict[str, Any], show_output: bool, show_input: bool) -
             if not show_input:
                 r.pop("Input", None)
         if et == EC:
-            r["OrchestrationStatus"] = next((k for k, v in ORCH_STATUS_INT.items()
-                                             if v == h.get("OrchestrationStatus")), None)
+            r["OrchestrationStatus"] = next(
+                (k for k, v in ORCH_STATUS_INT.items() if v == h.get("OrchestrationStatus")), None
+            )
         if "Result" in r:
             if show_output:
                 r["Result"] = parse_json_or_raw(r["Result"])

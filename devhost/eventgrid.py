@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 
 SCHEDULE_S = [10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600]
 EVERY_S = 12 * 3600
-TOPIC = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/devhost/providers/"
-         "Microsoft.Storage/storageAccounts/devstoreaccount1")
+TOPIC = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/devhost/providers/"
+    "Microsoft.Storage/storageAccounts/devstoreaccount1"
+)
 SINGLE_PUT_LIMIT = 64 * 1024 * 1024
 
 
@@ -123,8 +125,7 @@ def blob_created_event(container: str, name: str, props: Any, url: str, api: str
         },
         "dataVersion": "",
         "metadataVersion": "1",
-        "eventTime": iso(props.last_modified.timestamp() if props.last_modified else time.time()).replace(
-            "Z", "0Z"),
+        "eventTime": iso(props.last_modified.timestamp() if props.last_modified else time.time()).replace("Z", "0Z"),
     }
 
 
@@ -180,12 +181,19 @@ class EventGridEmulator:
                 continue
             sub_name = str(sub.get("name") or sub["function"])
             named = container_of(sub)
-            containers = [named] if named else [c.name for c in svc.list_containers()
-                                                 if c.name != sub.get("deadLetterContainer")]
+            containers = (
+                [named]
+                if named
+                else [c.name for c in svc.list_containers() if c.name != sub.get("deadLetterContainer")]
+            )
             for cname in containers:
                 cc = svc.get_container_client(cname)
-                seen = {r["blob"]: r["etag"] for r in self.store.query(
-                    "SELECT blob, etag FROM eg_seen WHERE subscription=?", (f"{sub_name}/{cname}",))}
+                seen = {
+                    r["blob"]: r["etag"]
+                    for r in self.store.query(
+                        "SELECT blob, etag FROM eg_seen WHERE subscription=?", (f"{sub_name}/{cname}",)
+                    )
+                }
                 try:
                     blobs = list(cc.list_blobs())
                 except ResourceNotFoundError:
@@ -200,30 +208,42 @@ class EventGridEmulator:
                     now = time.time()
                     retry = sub.get("retryPolicy") or {}
                     with self.store.tx() as conn:
-                        conn.execute("INSERT INTO eg_seen(subscription, blob, etag) VALUES(?,?,?) ON CONFLICT"
-                                     "(subscription, blob) DO UPDATE SET etag=excluded.etag",
-                                     (f"{sub_name}/{cname}", props.name, props.etag))
+                        conn.execute(
+                            "INSERT INTO eg_seen(subscription, blob, etag) VALUES(?,?,?) ON CONFLICT"
+                            "(subscription, blob) DO UPDATE SET etag=excluded.etag",
+                            (f"{sub_name}/{cname}", props.name, props.etag),
+                        )
                         if wanted:
                             self._insert(conn, sub, ev, now, retry)
                             queued += 1
         return queued
 
-    def _insert(self, conn: Any, sub: dict[str, Any], ev: dict[str, Any], now: float,
-                retry: dict[str, Any]) -> None:
+    def _insert(self, conn: Any, sub: dict[str, Any], ev: dict[str, Any], now: float, retry: dict[str, Any]) -> None:
         conn.execute(
             "INSERT INTO eg_deliveries(id, subscription, function, event, attempts, next_at, first_at, state, "
             "max_attempts, ttl_minutes, dead_letter_container, storage_setting) VALUES(?,?,?,?,0,?,?,"
             "'pending',?,?,?,?)",
-            (ev["id"], str(sub.get("name") or sub["function"]), sub["function"], json.dumps(ev), now, now,
-             int(retry.get("maxDeliveryAttempts", 30)), float(retry.get("eventTimeToLiveInMinutes", 1440)),
-             sub.get("deadLetterContainer"), sub.get("storageConnectionSetting")))
+            (
+                ev["id"],
+                str(sub.get("name") or sub["function"]),
+                sub["function"],
+                json.dumps(ev),
+                now,
+                now,
+                int(retry.get("maxDeliveryAttempts", 30)),
+                float(retry.get("eventTimeToLiveInMinutes", 1440)),
+                sub.get("deadLetterContainer"),
+                sub.get("storageConnectionSetting"),
+            ),
+        )
 
     # ------------------------------------------------------------------ delivery
 
     async def deliver_due(self) -> int:
         """Attempt every due delivery once (concurrently); returns how many were attempted."""
-        rows = self.store.query("SELECT * FROM eg_deliveries WHERE state='pending' AND next_at<=? "
-                                "ORDER BY next_at LIMIT 32", (time.time(),))
+        rows = self.store.query(
+            "SELECT * FROM eg_deliveries WHERE state='pending' AND next_at<=? ORDER BY next_at LIMIT 32", (time.time(),)
+        )
         await asyncio.gather(*(self._attempt(dict(r)) for r in rows))
         return len(rows)
 
@@ -239,15 +259,21 @@ class EventGridEmulator:
         expired = now - float(row["first_at"]) > float(row["ttl_minutes"]) * 60 * self.scale
         if attempts >= int(row["max_attempts"]) or expired:
             reason = "MaxDeliveryAttemptsExceeded" if not expired else "TimeToLiveExceeded"
-            self.store.execute("UPDATE eg_deliveries SET state='deadlettered', attempts=?, last_error=?, "
-                               "dead_lettered_time=? WHERE id=?", (attempts, err, iso(now), row["id"]))
+            self.store.execute(
+                "UPDATE eg_deliveries SET state='deadlettered', attempts=?, last_error=?, "
+                "dead_lettered_time=? WHERE id=?",
+                (attempts, err, iso(now), row["id"]),
+            )
             await asyncio.to_thread(self._write_dead_letter, row, ev, attempts, err, reason, now)
             return
-        self.store.execute("UPDATE eg_deliveries SET attempts=?, last_error=?, next_at=? WHERE id=?",
-                           (attempts, err, now + retry_delay(attempts, self.scale), row["id"]))
+        self.store.execute(
+            "UPDATE eg_deliveries SET attempts=?, last_error=?, next_at=? WHERE id=?",
+            (attempts, err, now + retry_delay(attempts, self.scale), row["id"]),
+        )
 
-    def _write_dead_letter(self, row: dict[str, Any], ev: dict[str, Any], attempts: int, err: str, reason: str,
-                           now: float) -> None:
+    def _write_dead_letter(
+        self, row: dict[str, Any], ev: dict[str, Any], attempts: int, err: str, reason: str, now: float
+    ) -> None:
         container = row.get("dead_letter_container")
         if not container or not row.get("storage_setting"):
             return
@@ -259,12 +285,19 @@ class EventGridEmulator:
             if not cc.exists():
                 cc.create_container()
             dt = datetime.fromtimestamp(now, UTC)
-            path = (f"DEVSTOREACCOUNT1/{str(row['subscription']).upper()}/"
-                    f"{dt:%Y/%m/%d/%H}/{ev['id']}.json")
-            body = [ev | {"deadLetterReason": reason, "deliveryAttempts": attempts,
-                          "lastDeliveryOutcome": "Failed", "lastHttpStatusCode": 500,
-                          "lastDeliveryError": err,
-                          "publishTime": iso(float(row["first_at"])), "lastDeliveryAttemptTime": iso(now)}]
+            path = f"DEVSTOREACCOUNT1/{str(row['subscription']).upper()}/{dt:%Y/%m/%d/%H}/{ev['id']}.json"
+            body = [
+                ev
+                | {
+                    "deadLetterReason": reason,
+                    "deliveryAttempts": attempts,
+                    "lastDeliveryOutcome": "Failed",
+                    "lastHttpStatusCode": 500,
+                    "lastDeliveryError": err,
+                    "publishTime": iso(float(row["first_at"])),
+                    "lastDeliveryAttemptTime": iso(now),
+                }
+            ]
             cc.upload_blob(path, json.dumps(body).encode(), overwrite=True)
         except Exception:  # noqa: BLE001 - the SQLite record is the source of truth
             traceback.print_exc()
@@ -274,10 +307,20 @@ class EventGridEmulator:
     def list_deadletters(self) -> dict[str, Any]:
         """JSON for ``GET /admin/eventgrid/deadletters``."""
         rows = self.store.query("SELECT * FROM eg_deliveries WHERE state='deadlettered' ORDER BY dead_lettered_time")
-        return {"value": [{"id": r["id"], "subscription": r["subscription"], "function": r["function"],
-                           "deliveryAttempts": r["attempts"], "lastError": r["last_error"],
-                           "deadLetteredTime": r["dead_lettered_time"], "event": json.loads(r["event"])}
-                          for r in rows]}
+        return {
+            "value": [
+                {
+                    "id": r["id"],
+                    "subscription": r["subscription"],
+                    "function": r["function"],
+                    "deliveryAttempts": r["attempts"],
+                    "lastError": r["last_error"],
+                    "deadLetteredTime": r["dead_lettered_time"],
+                    "event": json.loads(r["event"]),
+                }
+                for r in rows
+            ]
+        }
 
     def redrive(self, ids: list[str] | None) -> list[str]:
         """Queue dead-lettered events again (all if ``ids`` is None); returns the ids re-driven."""
@@ -286,8 +329,11 @@ class EventGridEmulator:
         now = time.time()
         with self.store.tx() as conn:
             for i in chosen:
-                conn.execute("UPDATE eg_deliveries SET state='pending', attempts=0, next_at=?, first_at=?, "
-                             "dead_lettered_time=NULL WHERE id=?", (now, now, i))
+                conn.execute(
+                    "UPDATE eg_deliveries SET state='pending', attempts=0, next_at=?, first_at=?, "
+                    "dead_lettered_time=NULL WHERE id=?",
+                    (now, now, i),
+                )
         self._wake.set()
         return chosen
 

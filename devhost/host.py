@@ -36,8 +36,15 @@ def _resolve_setting(text: str) -> str:
 class Host:
     """One running devhost."""
 
-    def __init__(self, app_dir: Path, port: int, state_dir: Path, storage: str = "azurite",
-                 no_auth: bool = False, bind: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        app_dir: Path,
+        port: int,
+        state_dir: Path,
+        storage: str = "azurite",
+        no_auth: bool = False,
+        bind: str = "127.0.0.1",
+    ) -> None:
         self.app_dir = app_dir.resolve()
         self.app_dir_s = str(self.app_dir)
         self.port = port
@@ -83,11 +90,13 @@ class Host:
         from azure.functions import meta
         from azure.functions.eventgrid import EventGridEventInConverter
 
-        value = EventGridEventInConverter.decode(meta.Datum(type="json", value=json.dumps(event)),
-                                                 trigger_metadata=None)
+        value = EventGridEventInConverter.decode(
+            meta.Datum(type="json", value=json.dumps(event)), trigger_metadata=None
+        )
         inv = new_invocation_id()
-        kwargs = build_kwargs(info, value, inv, self.app_dir_s,
-                              self.client_binding() if info.client_binding_name else None)
+        kwargs = build_kwargs(
+            info, value, inv, self.app_dir_s, self.client_binding() if info.client_binding_name else None
+        )
         started = time.monotonic()
         try:
             await call_async(info, kwargs, self.config.function_timeout_s)
@@ -104,11 +113,15 @@ class Host:
         def fmt(ts: float | None) -> str:
             return "0001-01-01T00:00:00" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
-        req = TimerRequest(past_due=past_due, schedule_status={
-            "Last": fmt(last), "Next": fmt(nxt), "LastUpdated": fmt(time.time())}, schedule={"AdjustForDST": True})
+        req = TimerRequest(
+            past_due=past_due,
+            schedule_status={"Last": fmt(last), "Next": fmt(nxt), "LastUpdated": fmt(time.time())},
+            schedule={"AdjustForDST": True},
+        )
         inv = new_invocation_id()
-        kwargs = build_kwargs(info, req, inv, self.app_dir_s,
-                              self.client_binding() if info.client_binding_name else None)
+        kwargs = build_kwargs(
+            info, req, inv, self.app_dir_s, self.client_binding() if info.client_binding_name else None
+        )
         started = time.monotonic()
         try:
             await call_async(info, kwargs, self.config.function_timeout_s)
@@ -151,8 +164,7 @@ class Host:
         while True:
             nxt = sched.next_after(datetime.now(UTC)).timestamp()
             await asyncio.sleep(max(0.0, nxt - time.time()))
-            await self.invoke_timer(info, False, last, sched.next_after(
-                datetime.fromtimestamp(nxt, UTC)).timestamp())
+            await self.invoke_timer(info, False, last, sched.next_after(datetime.fromtimestamp(nxt, UTC)).timestamp())
             last = nxt
             self.store.set_kv(key, str(last))
 
@@ -173,8 +185,10 @@ class Host:
             self.eventgrid = EventGridEmulator(self)
             tasks.append(asyncio.create_task(self.eventgrid.run()))
         if self.registry.entities:
-            sys.stderr.write("devhost: entity functions are not supported (registered but never run): "
-                             f"{', '.join(sorted(self.registry.entities))}\n")
+            sys.stderr.write(
+                "devhost: entity functions are not supported (registered but never run): "
+                f"{', '.join(sorted(self.registry.entities))}\n"
+            )
         self.running = True
         self._banner()
         try:
@@ -195,8 +209,11 @@ class Host:
         for info in self.registry.http:
             route = getattr(info.trigger, "route", None) or info.name
             out.write(f"  {info.name}: {self.public_origin}/{prefix}/{route}\n")
-        for kind, names in (("orchestrators", self.registry.orchestrators), ("activities", self.registry.activities),
-                            ("eventgrid", self.registry.eventgrid)):
+        for kind, names in (
+            ("orchestrators", self.registry.orchestrators),
+            ("activities", self.registry.activities),
+            ("eventgrid", self.registry.eventgrid),
+        ):
             if names:
                 out.write(f"  {kind}: {', '.join(sorted(names))}\n")
         if self.registry.timers:
@@ -204,8 +221,10 @@ class Host:
         if self.no_auth:
             out.write("  auth: disabled (--no-auth)\n")
         else:
-            out.write(f"  master key: {self.keys.master}\n  function key (default): {self.keys.function['default']}\n"
-                      f"  keys file: {self.state_dir / 'keys.json'}\n")
+            out.write(
+                f"  master key: {self.keys.master}\n  function key (default): {self.keys.function['default']}\n"
+                f"  keys file: {self.state_dir / 'keys.json'}\n"
+            )
         out.write("devhost: Running\n")
         out.flush()
 

@@ -32,8 +32,14 @@ class InvocationContext:
         self.thread_local_storage = threading.local()
 
 
-def log_execution(function: str, invocation_id: str, started: float, error: BaseException | str | None,
-                  instance_id: str | None = None, **extra: Any) -> None:
+def log_execution(
+    function: str,
+    invocation_id: str,
+    started: float,
+    error: BaseException | str | None,
+    instance_id: str | None = None,
+    **extra: Any,
+) -> None:
     """Write the one-line JSON record of a function execution to stderr."""
     rec: dict[str, Any] = {
         "ts": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -53,8 +59,9 @@ def log_execution(function: str, invocation_id: str, started: float, error: Base
         sys.stderr.flush()
 
 
-def build_kwargs(info: FunctionInfo, trigger_value: Any, invocation_id: str, app_dir: str,
-                 client_binding: str | None = None) -> dict[str, Any]:
+def build_kwargs(
+    info: FunctionInfo, trigger_value: Any, invocation_id: str, app_dir: str, client_binding: str | None = None
+) -> dict[str, Any]:
     """Keyword arguments for a function call: trigger, durable client, context."""
     kwargs: dict[str, Any] = {info.trigger.name: trigger_value}
     if info.client_binding_name is not None:
@@ -94,4 +101,5 @@ async def call_async(info: FunctionInfo, kwargs: dict[str, Any], timeout: float 
         return await asyncio.wait_for(coro, timeout)
     except TimeoutError as exc:
         raise FunctionTimeoutError(
-            f"Timeout value of {timeout}s was exceeded by function: Functions.{info.name}") from exc
+            f"Timeout value of {timeout}s was exceeded by function: Functions.{info.name}"
+        ) from exc

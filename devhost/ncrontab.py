@@ -77,8 +77,13 @@ class Schedule:
 
     def matches(self, dt: datetime) -> bool:
         """Whether the second ``dt`` is an occurrence."""
-        return (dt.second in self.seconds and dt.minute in self.minutes and dt.hour in self.hours
-                and dt.month in self.months and self._day_ok(dt))
+        return (
+            dt.second in self.seconds
+            and dt.minute in self.minutes
+            and dt.hour in self.hours
+            and dt.month in self.months
+            and self._day_ok(dt)
+        )
 
     def next_after(self, dt: datetime) -> datetime:
         """The first occurrence strictly after ``dt`` (same tzinfo)."""
@@ -112,5 +117,6 @@ def parse(expr: str) -> Schedule:
     if len(fields) != 6:
         raise ValueError(f"NCRONTAB needs 6 fields: {expr!r}")
     parsed = [_field(f, i) for i, f in enumerate(fields)]
-    return Schedule(parsed[0][0], parsed[1][0], parsed[2][0], parsed[3][0], parsed[4][0], parsed[5][0],
-                    parsed[3][1], parsed[5][1])
+    return Schedule(
+        parsed[0][0], parsed[1][0], parsed[2][0], parsed[3][0], parsed[4][0], parsed[5][0], parsed[3][1], parsed[5][1]
+    )

@@ -15,8 +15,15 @@ from pathlib import Path
 from typing import Any
 
 _PARAM = re.compile(r"^\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z]+(?:\([^)]*\))?))?(\?)?\}$")
-_CONSTRAINTS = {"int": r"-?\d+", "long": r"-?\d+", "guid": r"[0-9a-fA-F-]{32,36}", "alpha": r"[A-Za-z]+",
-                "bool": r"(?i:true|false)", "double": r"-?\d+(?:\.\d+)?", "float": r"-?\d+(?:\.\d+)?"}
+_CONSTRAINTS = {
+    "int": r"-?\d+",
+    "long": r"-?\d+",
+    "guid": r"[0-9a-fA-F-]{32,36}",
+    "alpha": r"[A-Za-z]+",
+    "bool": r"(?i:true|false)",
+    "double": r"-?\d+(?:\.\d+)?",
+    "float": r"-?\d+(?:\.\d+)?",
+}
 
 
 @dataclass

@@ -37,27 +37,32 @@ def client_binding(origin: str, rpc_origin: str, hub: str, code: str | None) -> 
     """The durable client binding JSON string, shaped like the extension's (protocol §8.1)."""
     base = f"{origin}/runtime/webhooks/durabletask"
     tail = f"taskHub={hub}&connection=Storage" + (f"&code={code}" if code else "")
-    return json.dumps({
-        "taskHubName": hub,
-        "connectionName": None,
-        "creationUrls": {
-            "createNewInstancePostUri": f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
-                                        + (f"?code={code}" if code else ""),
-            "createAndWaitOnNewInstancePostUri": f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
-                                                 f"?timeout={{timeoutInSeconds}}&pollingInterval="
-                                                 f"{{intervalInSeconds}}" + (f"&code={code}" if code else ""),
-        },
-        "managementUrls": management_urls(base, "INSTANCEID", tail) | {"id": "INSTANCEID"},
-        "baseUrl": base,
-        "requiredQueryStringParameters": f"code={code}" if code else "",
-        "rpcBaseUrl": f"{rpc_origin}/durabletask/",
-    })
+    return json.dumps(
+        {
+            "taskHubName": hub,
+            "connectionName": None,
+            "creationUrls": {
+                "createNewInstancePostUri": f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
+                + (f"?code={code}" if code else ""),
+                "createAndWaitOnNewInstancePostUri": f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
+                f"?timeout={{timeoutInSeconds}}&pollingInterval="
+                f"{{intervalInSeconds}}" + (f"&code={code}" if code else ""),
+            },
+            "managementUrls": management_urls(base, "INSTANCEID", tail) | {"id": "INSTANCEID"},
+            "baseUrl": base,
+            "requiredQueryStringParameters": f"code={code}" if code else "",
+            "rpcBaseUrl": f"{rpc_origin}/durabletask/",
+        }
+    )
 
 
 def management_urls(base: str, iid: str, tail: str) -> dict[str, str]:
     """The managementUrls / check-status payload URLs of one instance."""
-    inst = f"{base}/instances/{urllib.parse.quote(iid, safe='')}" if iid != "INSTANCEID" else \
-        f"{base}/instances/INSTANCEID"
+    inst = (
+        f"{base}/instances/{urllib.parse.quote(iid, safe='')}"
+        if iid != "INSTANCEID"
+        else f"{base}/instances/INSTANCEID"
+    )
     return {
         "statusQueryGetUri": f"{inst}?{tail}",
         "sendEventPostUri": f"{inst}/raiseEvent/{{eventName}}?{tail}",
@@ -133,11 +138,11 @@ class Server:
             if path.startswith("/durabletask/"):
                 if request.remote not in ("127.0.0.1", "::1", "localhost"):
                     return _err(403, "rpc endpoint is loopback-only")
-                return await self.durable(request, path[len("/durabletask/"):])
+                return await self.durable(request, path[len("/durabletask/") :])
             if path.startswith("/runtime/webhooks/durabletask/"):
                 if not self._authorized(request, "system", "durabletask_extension"):
                     return web.Response(status=401)
-                return await self.durable(request, path[len("/runtime/webhooks/durabletask/"):])
+                return await self.durable(request, path[len("/runtime/webhooks/durabletask/") :])
             if path.rstrip("/") == "/runtime/webhooks/eventgrid":
                 if not self._authorized(request, "system", "eventgrid_extension"):
                     return web.Response(status=401)
@@ -145,9 +150,9 @@ class Server:
             if path.startswith("/admin/"):
                 if not self._authorized(request, "admin"):
                     return web.Response(status=401)
-                return await self.admin(request, path[len("/admin/"):])
+                return await self.admin(request, path[len("/admin/") :])
             if prefix == "" or path == prefix or path.startswith(prefix + "/"):
-                return await self.http_trigger(request, path[len(prefix):])
+                return await self.http_trigger(request, path[len(prefix) :])
         except DurableError as exc:
             return _err(exc.status, str(exc))
         return web.Response(status=404)
@@ -176,11 +181,18 @@ class Server:
         if not self._authorized(request, level_s):
             return web.Response(status=401)
         body = await request.read()
-        req = func.HttpRequest(method=method, url=str(request.url), headers=dict(request.headers),
-                               params={k: v for k, v in request.query.items()}, route_params=params, body=body)
+        req = func.HttpRequest(
+            method=method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            params={k: v for k, v in request.query.items()},
+            route_params=params,
+            body=body,
+        )
         inv = new_invocation_id()
-        kwargs = build_kwargs(info, req, inv, self.host.app_dir_s,
-                              self.binding(request) if info.client_binding_name else None)
+        kwargs = build_kwargs(
+            info, req, inv, self.host.app_dir_s, self.binding(request) if info.client_binding_name else None
+        )
         started = time.monotonic()
         try:
             ret = await call_async(info, kwargs, self.host.config.function_timeout_s)
@@ -217,15 +229,19 @@ class Server:
         urls.pop("rewindPostUri")
         return {"id": iid} | urls
 
-    def status_json(self, row: dict[str, Any], show_input: bool, show_history: bool,
-                    show_output: bool) -> dict[str, Any]:
+    def status_json(
+        self, row: dict[str, Any], show_input: bool, show_history: bool, show_output: bool
+    ) -> dict[str, Any]:
         """StatusResponsePayload of one instance."""
         out: dict[str, Any] = {
-            "name": row["name"], "instanceId": row["instance_id"], "runtimeStatus": row["status"],
+            "name": row["name"],
+            "instanceId": row["instance_id"],
+            "runtimeStatus": row["status"],
             "input": parse_json_or_raw(row["input"]) if show_input else None,
             "customStatus": parse_json_or_raw(row["custom_status"]),
             "output": parse_json_or_raw(row["output"]),
-            "createdTime": row["created_time"], "lastUpdatedTime": row["updated_time"],
+            "createdTime": row["created_time"],
+            "lastUpdatedTime": row["updated_time"],
         }
         if show_history:
             out["historyEvents"] = render_history(json.loads(row["state"]), show_output, show_input)
@@ -236,7 +252,7 @@ class Server:
         raw = request.raw_path.split("?")[0]
         for pre in ("/runtime/webhooks/durabletask/", "/durabletask/"):
             if raw.startswith(pre):
-                sub = raw[len(pre):]
+                sub = raw[len(pre) :]
                 break
         parts = [urllib.parse.unquote(p) for p in sub.split("/") if p]
         method = request.method.upper()
@@ -273,9 +289,11 @@ class Server:
                 if method == "DELETE":
                     if "createdTimeFrom" not in q:
                         return _err(400, "createdTimeFrom is required.")
-                    n = eng.purge_by(parse_time(q["createdTimeFrom"]),
-                                     parse_time(q["createdTimeTo"]) if q.get("createdTimeTo") else None,
-                                     self._statuses(q.get("runtimeStatus")))
+                    n = eng.purge_by(
+                        parse_time(q["createdTimeFrom"]),
+                        parse_time(q["createdTimeTo"]) if q.get("createdTimeTo") else None,
+                        self._statuses(q.get("runtimeStatus")),
+                    )
                     if n == 0:
                         return web.Response(status=404)
                     return _json({"instancesDeleted": n})
@@ -285,8 +303,12 @@ class Server:
                     row = eng.get(iid)
                     if row is None:
                         return web.Response(status=404)
-                    sbody = self.status_json(row, _bool(q, "showInput", True), _bool(q, "showHistory", False),
-                                             _bool(q, "showHistoryOutput", False))
+                    sbody = self.status_json(
+                        row,
+                        _bool(q, "showInput", True),
+                        _bool(q, "showHistory", False),
+                        _bool(q, "showHistoryOutput", False),
+                    )
                     if row["status"] == "Failed" and _bool(q, "returnInternalServerErrorOnFailure", False):
                         return _json(sbody, 500)
                     if row["status"] in TERMINAL:
@@ -350,9 +372,12 @@ class Server:
 
     def _list(self, request: web.Request) -> web.Response:
         q = request.query
-        rows = self.engine.query(parse_time(q["createdTimeFrom"]) if q.get("createdTimeFrom") else None,
-                                 parse_time(q["createdTimeTo"]) if q.get("createdTimeTo") else None,
-                                 self._statuses(q.get("runtimeStatus")), q.get("instanceIdPrefix"))
+        rows = self.engine.query(
+            parse_time(q["createdTimeFrom"]) if q.get("createdTimeFrom") else None,
+            parse_time(q["createdTimeTo"]) if q.get("createdTimeTo") else None,
+            self._statuses(q.get("runtimeStatus")),
+            q.get("instanceIdPrefix"),
+        )
         start = 0
         token = request.headers.get("x-ms-continuation-token")
         if token and token.isdigit():
@@ -362,7 +387,7 @@ class Server:
             top = max(1, int(q["top"]))
             if start + top < len(rows):
                 headers["x-ms-continuation-token"] = str(start + top)
-            rows = rows[start:start + top]
+            rows = rows[start : start + top]
         else:
             rows = rows[start:]
         show_input = _bool(q, "showInput", False)
@@ -383,7 +408,8 @@ class Server:
         if isinstance(events, dict):
             events = [events]
         if request.headers.get("aeg-event-type") == "SubscriptionValidation" or (
-                events and events[0].get("eventType") == "Microsoft.EventGrid.SubscriptionValidationEvent"):
+            events and events[0].get("eventType") == "Microsoft.EventGrid.SubscriptionValidationEvent"
+        ):
             return _json({"validationResponse": (events[0].get("data") or {}).get("validationCode")})
         errors = []
         for ev in events:

@@ -131,8 +131,9 @@ class Store:
 
     def set_kv(self, key: str, value: str) -> None:
         """Write a bookkeeping value."""
-        self.execute("INSERT INTO kv(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                     (key, value))
+        self.execute(
+            "INSERT INTO kv(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value)
+        )
 
     def close(self) -> None:
         """Close the connection."""

@@ -31,8 +31,15 @@ def free_port() -> int:
 class Devhost:
     """One devhost subprocess."""
 
-    def __init__(self, app: Path, state: Path, env: dict[str, str] | None = None, no_auth: bool = True,
-                 storage: str = "none", port: int | None = None) -> None:
+    def __init__(
+        self,
+        app: Path,
+        state: Path,
+        env: dict[str, str] | None = None,
+        no_auth: bool = True,
+        storage: str = "none",
+        port: int | None = None,
+    ) -> None:
         self.app = app
         self.state = state
         self.env = dict(os.environ) | (env or {})
@@ -45,8 +52,20 @@ class Devhost:
 
     def start(self, timeout: float = 60) -> Devhost:
         """Start and wait for ``/admin/host/status`` to say Running."""
-        cmd = [sys.executable, "-m", "devhost", "start", "--app", str(self.app), "--port", str(self.port),
-               "--state", str(self.state), "--storage", self.storage]
+        cmd = [
+            sys.executable,
+            "-m",
+            "devhost",
+            "start",
+            "--app",
+            str(self.app),
+            "--port",
+            str(self.port),
+            "--state",
+            str(self.state),
+            "--storage",
+            self.storage,
+        ]
         if self.no_auth:
             cmd.append("--no-auth")
         logf = open(self.log, "ab")  # noqa: SIM115 - closed with the process
@@ -116,8 +135,14 @@ class Loop:
         self.thread.join(timeout=5)
 
 
-def wait_status(loop: Loop, client: Any, instance_id: str, statuses: tuple[str, ...] = (
-        "Completed", "Failed", "Terminated"), timeout: float = 60, **kw: Any) -> Any:
+def wait_status(
+    loop: Loop,
+    client: Any,
+    instance_id: str,
+    statuses: tuple[str, ...] = ("Completed", "Failed", "Terminated"),
+    timeout: float = 60,
+    **kw: Any,
+) -> Any:
     """Poll ``client.get_status`` until the runtime status is one of ``statuses``."""
     deadline = time.monotonic() + timeout
     status = None

@@ -17,8 +17,9 @@ N = 50
 
 
 def _statuses(host: Devhost, prefix: str) -> dict[str, dict[str, object]]:
-    r = requests.get(host.base + "/runtime/webhooks/durabletask/instances",
-                     params={"instanceIdPrefix": prefix}, timeout=30)
+    r = requests.get(
+        host.base + "/runtime/webhooks/durabletask/instances", params={"instanceIdPrefix": prefix}, timeout=30
+    )
     return {s["instanceId"]: s for s in r.json()}
 
 
@@ -30,8 +31,11 @@ def test_kill9_and_restart_completes_everything_exactly_once(tmp_path: Path) -> 
     prefix = "crash"
     try:
         for i in range(N):
-            r = requests.post(f"{host.base}/runtime/webhooks/durabletask/orchestrators/crash_fan/{prefix}-{i}",
-                              json={"key": f"k{i}"}, timeout=30)
+            r = requests.post(
+                f"{host.base}/runtime/webhooks/durabletask/orchestrators/crash_fan/{prefix}-{i}",
+                json={"key": f"k{i}"},
+                timeout=30,
+            )
             assert r.status_code == 202
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -230,8 +230,11 @@ def test_sub_orchestration_retry_failure_and_unknown_activity(loop: Loop, client
 
 
 def test_start_and_wait_over_public_api(durable_host: Devhost) -> None:
-    r = requests.post(durable_host.base + "/runtime/webhooks/durabletask/orchestrators/chain",
-                      params={"timeout": 30, "pollingInterval": 0.1}, timeout=60)
+    r = requests.post(
+        durable_host.base + "/runtime/webhooks/durabletask/orchestrators/chain",
+        params={"timeout": 30, "pollingInterval": 0.1},
+        timeout=60,
+    )
     assert r.status_code == 200
     assert r.json() == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
 
@@ -245,13 +248,28 @@ def test_client_binding_shape(durable_host: Devhost) -> None:
     import json
 
     binding = json.loads(durable_host.binding())
-    assert set(binding) == {"taskHubName", "connectionName", "creationUrls", "managementUrls", "baseUrl",
-                            "requiredQueryStringParameters", "rpcBaseUrl"}
+    assert set(binding) == {
+        "taskHubName",
+        "connectionName",
+        "creationUrls",
+        "managementUrls",
+        "baseUrl",
+        "requiredQueryStringParameters",
+        "rpcBaseUrl",
+    }
     assert binding["taskHubName"] == "devhosttest"
     assert binding["rpcBaseUrl"] == durable_host.base + "/durabletask/"
     assert binding["baseUrl"] == durable_host.base + "/runtime/webhooks/durabletask"
     assert binding["managementUrls"]["id"] == "INSTANCEID"
-    assert set(binding["managementUrls"]) == {"id", "statusQueryGetUri", "sendEventPostUri", "terminatePostUri",
-                                              "rewindPostUri", "purgeHistoryDeleteUri", "restartPostUri",
-                                              "suspendPostUri", "resumePostUri"}
+    assert set(binding["managementUrls"]) == {
+        "id",
+        "statusQueryGetUri",
+        "sendEventPostUri",
+        "terminatePostUri",
+        "rewindPostUri",
+        "purgeHistoryDeleteUri",
+        "restartPostUri",
+        "suspendPostUri",
+        "resumePostUri",
+    }
     assert binding["creationUrls"]["createNewInstancePostUri"].endswith("/orchestrators/{functionName}[/{instanceId}]")

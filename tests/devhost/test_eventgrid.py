@@ -26,8 +26,12 @@ def eg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Devhost, Path
     out.mkdir()
     port = free_port()
     conn = azurite.connection_string(port)
-    env = {"AZURITE_BLOB_PORT": str(port), "TEST_STORAGE": conn, "DEVHOST_TEST_OUT": str(out),
-           "DEVHOST_EVENTGRID_RETRY_SCALE": "0.01"}
+    env = {
+        "AZURITE_BLOB_PORT": str(port),
+        "TEST_STORAGE": conn,
+        "DEVHOST_TEST_OUT": str(out),
+        "DEVHOST_EVENTGRID_RETRY_SCALE": "0.01",
+    }
     host = Devhost(APPS / "eventgrid_app", base / "state", env=env, storage="azurite").start()
     svc = BlobServiceClient.from_connection_string(conn)
     svc.create_container("uploads")
@@ -73,8 +77,14 @@ def test_blob_upload_delivers_blob_created_event(eg: tuple[Devhost, Path, Any]) 
     assert set(data) >= {"clientRequestId", "requestId", "sequencer", "storageDiagnostics"}
     # the Event Grid function used its durable client: the orchestration it started completes
     status = requests.get(f"{host.base}/runtime/webhooks/durabletask/instances/{rec['instanceId']}", timeout=10)
-    _wait_for(lambda: requests.get(f"{host.base}/runtime/webhooks/durabletask/instances/{rec['instanceId']}",
-                                   timeout=10).json()["runtimeStatus"] == "Completed")
+    _wait_for(
+        lambda: (
+            requests.get(f"{host.base}/runtime/webhooks/durabletask/instances/{rec['instanceId']}", timeout=10).json()[
+                "runtimeStatus"
+            ]
+            == "Completed"
+        )
+    )
     assert status.status_code in (200, 202)
     # overwriting the blob is a new event; an unchanged blob is not re-delivered
     blob.upload_blob(b"second version", overwrite=True)
@@ -97,8 +107,11 @@ def test_failing_handler_retries_then_dead_letters_then_redrive(eg: tuple[Devhos
     host, out, svc = eg
     svc.get_blob_client("uploads", "fail-1.txt").upload_blob(b"nope")
     url = host.base + "/admin/eventgrid/deadletters"
-    dead = _wait_for(lambda: [d for d in requests.get(url, timeout=10).json()["value"]
-                              if d["event"]["subject"].endswith("/fail-1.txt")])[0]
+    dead = _wait_for(
+        lambda: [
+            d for d in requests.get(url, timeout=10).json()["value"] if d["event"]["subject"].endswith("/fail-1.txt")
+        ]
+    )[0]
     assert dead["deliveryAttempts"] == 3
     assert "refusing fail-1.txt" in dead["lastError"]
     assert dead["function"] == "on_blob_created"
@@ -122,17 +135,38 @@ def test_failing_handler_retries_then_dead_letters_then_redrive(eg: tuple[Devhos
 
 def test_webhook_injection_and_filters(eg: tuple[Devhost, Path, Any]) -> None:
     host, out, _ = eg
-    event = {"id": "injected-1", "topic": "t", "subject": "/blobServices/default/containers/uploads/blobs/inj.png",
-             "eventType": "Microsoft.Storage.BlobCreated", "eventTime": "2026-01-01T00:00:00.0000000Z",
-             "data": {"api": "PutBlob"}, "dataVersion": "", "metadataVersion": "1"}
+    event = {
+        "id": "injected-1",
+        "topic": "t",
+        "subject": "/blobServices/default/containers/uploads/blobs/inj.png",
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "eventTime": "2026-01-01T00:00:00.0000000Z",
+        "data": {"api": "PutBlob"},
+        "dataVersion": "",
+        "metadataVersion": "1",
+    }
     url = host.base + "/runtime/webhooks/eventgrid"
-    r = requests.post(url, params={"functionName": "on_blob_created"}, json=[event],
-                      headers={"aeg-event-type": "Notification"}, timeout=30)
+    r = requests.post(
+        url,
+        params={"functionName": "on_blob_created"},
+        json=[event],
+        headers={"aeg-event-type": "Notification"},
+        timeout=30,
+    )
     assert r.status_code == 202
     assert (out / "injected-1.json").exists()
-    v = requests.post(url, params={"functionName": "on_blob_created"}, headers={"aeg-event-type":
-                      "SubscriptionValidation"}, json=[{"id": "v", "eventType":
-                      "Microsoft.EventGrid.SubscriptionValidationEvent", "data": {"validationCode": "abc"}}],
-                      timeout=10)
+    v = requests.post(
+        url,
+        params={"functionName": "on_blob_created"},
+        headers={"aeg-event-type": "SubscriptionValidation"},
+        json=[
+            {
+                "id": "v",
+                "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+                "data": {"validationCode": "abc"},
+            }
+        ],
+        timeout=10,
+    )
     assert v.json() == {"validationResponse": "abc"}
     assert requests.post(url, params={"functionName": "nope"}, json=[event], timeout=10).status_code == 404

@@ -16,8 +16,7 @@ pytestmark = [pytest.mark.devhost]
 @pytest.fixture(scope="module")
 def auth_host(tmp_path_factory: pytest.TempPathFactory, counter_db: Path) -> Iterator[Devhost]:
     state = tmp_path_factory.mktemp("auth") / "state"
-    host = Devhost(APPS / "durable_app", state, env={"DEVHOST_TEST_COUNTER_DB": str(counter_db)},
-                   no_auth=False).start()
+    host = Devhost(APPS / "durable_app", state, env={"DEVHOST_TEST_COUNTER_DB": str(counter_db)}, no_auth=False).start()
     yield host
     host.stop()
 

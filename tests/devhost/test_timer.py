@@ -15,15 +15,18 @@ from tests.devhost.harness import Devhost
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(("expr", "start", "expected"), [
-    ("0 */10 * * * *", "2026-01-01T00:03:00", "2026-01-01T00:10:00"),
-    ("*/15 * * * * *", "2026-01-01T00:00:14", "2026-01-01T00:00:15"),
-    ("0 30 9 * * Mon-Fri", "2026-01-02T09:30:00", "2026-01-05T09:30:00"),  # Fri → Mon
-    ("0 0 0 1 Jan,Jul *", "2026-02-01T00:00:00", "2026-07-01T00:00:00"),
-    ("5,10 0-2/2 * * * *", "2026-01-01T00:00:10", "2026-01-01T00:02:05"),
-    ("0 0 12 * * 0", "2026-01-01T00:00:00", "2026-01-04T12:00:00"),  # Sunday
-    ("0 0 12 * * 7", "2026-01-01T00:00:00", "2026-01-04T12:00:00"),  # 7 is Sunday too
-])
+@pytest.mark.parametrize(
+    ("expr", "start", "expected"),
+    [
+        ("0 */10 * * * *", "2026-01-01T00:03:00", "2026-01-01T00:10:00"),
+        ("*/15 * * * * *", "2026-01-01T00:00:14", "2026-01-01T00:00:15"),
+        ("0 30 9 * * Mon-Fri", "2026-01-02T09:30:00", "2026-01-05T09:30:00"),  # Fri → Mon
+        ("0 0 0 1 Jan,Jul *", "2026-02-01T00:00:00", "2026-07-01T00:00:00"),
+        ("5,10 0-2/2 * * * *", "2026-01-01T00:00:10", "2026-01-01T00:02:05"),
+        ("0 0 12 * * 0", "2026-01-01T00:00:00", "2026-01-04T12:00:00"),  # Sunday
+        ("0 0 12 * * 7", "2026-01-01T00:00:00", "2026-01-04T12:00:00"),  # 7 is Sunday too
+    ],
+)
 def test_next_occurrence(expr: str, start: str, expected: str) -> None:
     s = ncrontab.parse(expr)
     got = s.next_after(datetime.fromisoformat(start).replace(tzinfo=UTC))
@@ -65,8 +68,9 @@ def test_missed_occurrence_fires_once_past_due_and_manual_run(tmp_path: Path) ->
     host.stop()
     assert [json.loads(line) for line in out.read_text().splitlines()] == [{"past_due": False}]
     with sqlite3.connect(str(state / "taskhub.sqlite3")) as conn:  # pretend the last run was 400 days ago
-        conn.execute("INSERT OR REPLACE INTO kv(key, value) VALUES('timer:yearly:last', ?)",
-                     (str(time.time() - 400 * 86400),))
+        conn.execute(
+            "INSERT OR REPLACE INTO kv(key, value) VALUES('timer:yearly:last', ?)", (str(time.time() - 400 * 86400),)
+        )
     host = Devhost(APPS / "timer_app", state, env=env).start()
     try:
         deadline = time.monotonic() + 20

@@ -28,36 +28,62 @@ def test_route_templates() -> None:
 
 
 def test_eventgrid_filters_and_schedule() -> None:
-    sub = json.loads((Path(__file__).parent / "apps/eventgrid_app/config/eventgrid-subscriptions.json")
-                     .read_text())["subscriptions"][0]
-    ev = {"eventType": "Microsoft.Storage.BlobCreated", "subject": "/blobServices/default/containers/uploads/blobs/a",
-          "data": {"api": "PutBlob"}}
+    sub = json.loads((Path(__file__).parent / "apps/eventgrid_app/config/eventgrid-subscriptions.json").read_text())[
+        "subscriptions"
+    ][0]
+    ev = {
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "subject": "/blobServices/default/containers/uploads/blobs/a",
+        "data": {"api": "PutBlob"},
+    }
     assert eventgrid.matches(sub, ev)
     assert not eventgrid.matches(sub, ev | {"data": {"api": "PutBlockListX"}})
     assert not eventgrid.matches(sub, ev | {"subject": "/blobServices/default/containers/other/blobs/a"})
     assert not eventgrid.matches(sub, ev | {"eventType": "Microsoft.Storage.BlobDeleted"})
     assert eventgrid.container_of(sub) == "uploads"
-    assert [eventgrid.retry_delay(n, 1) for n in (1, 2, 3, 9, 10, 20)] == [10, 30, 60, 6 * 3600, 12 * 3600,
-                                                                           12 * 3600]
+    assert [eventgrid.retry_delay(n, 1) for n in (1, 2, 3, 9, 10, 20)] == [10, 30, 60, 6 * 3600, 12 * 3600, 12 * 3600]
     assert eventgrid.retry_delay(1, 0.01) == pytest.approx(0.1)
 
 
 def test_host_json(tmp_path: Path) -> None:
-    (tmp_path / "host.json").write_text(json.dumps({"functionTimeout": "00:05:00", "extensions": {
-        "durableTask": {"maxConcurrentActivityFunctions": 3, "maxConcurrentOrchestratorFunctions": 2},
-        "http": {"routePrefix": ""}}}))
+    (tmp_path / "host.json").write_text(
+        json.dumps(
+            {
+                "functionTimeout": "00:05:00",
+                "extensions": {
+                    "durableTask": {"maxConcurrentActivityFunctions": 3, "maxConcurrentOrchestratorFunctions": 2},
+                    "http": {"routePrefix": ""},
+                },
+            }
+        )
+    )
     cfg = read_host_config(tmp_path)
     assert (cfg.max_activities, cfg.max_orchestrators, cfg.function_timeout_s, cfg.route_prefix) == (3, 2, 300, "")
     assert parse_timespan("1.02:00:00.5") == 93600.5
 
 
 def test_history_rendering_folds_scheduled_events() -> None:
-    state = {"history": [
-        durable.event(durable.OS, 1.0), durable.event(durable.ES, 1.0, Name="o", Input='"x"', Version="",
-                                                      OrchestrationInstance={}, ParentInstance=None, Tags=None),
-        durable.event(durable.TS, 2.0, 0, Name="act", Input='"in"'), durable.event(durable.OC, 2.0),
-        durable.event(durable.OS, 3.0), durable.event(durable.TC, 3.0, TaskScheduledId=0, Result='"out"'),
-        durable.event(durable.EC, 3.0, OrchestrationStatus=1, Result='"out"'), durable.event(durable.OC, 3.0)]}
+    state = {
+        "history": [
+            durable.event(durable.OS, 1.0),
+            durable.event(
+                durable.ES,
+                1.0,
+                Name="o",
+                Input='"x"',
+                Version="",
+                OrchestrationInstance={},
+                ParentInstance=None,
+                Tags=None,
+            ),
+            durable.event(durable.TS, 2.0, 0, Name="act", Input='"in"'),
+            durable.event(durable.OC, 2.0),
+            durable.event(durable.OS, 3.0),
+            durable.event(durable.TC, 3.0, TaskScheduledId=0, Result='"out"'),
+            durable.event(durable.EC, 3.0, OrchestrationStatus=1, Result='"out"'),
+            durable.event(durable.OC, 3.0),
+        ]
+    }
     rendered = durable.render_history(state, show_output=True, show_input=False)
     assert [r["EventType"] for r in rendered] == ["ExecutionStarted", "TaskCompleted", "ExecutionCompleted"]
     assert rendered[0]["FunctionName"] == "o" and "Input" not in rendered[0]

@@ -31,6 +31,7 @@ def _count(key: str) -> int:
 
 # ---------------------------------------------------------------- HTTP
 
+
 @app.route(route="orchestrators/{name}", methods=["POST"])
 @app.durable_client_input(client_name="client")
 async def http_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
@@ -42,8 +43,10 @@ async def http_start(req: func.HttpRequest, client: df.DurableOrchestrationClien
 
 @app.route(route="echo/{id:int}/{rest?}", methods=["GET", "PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 def echo(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps({"url": req.url, "method": req.method, "route": dict(req.route_params),
-                                         "params": dict(req.params)}), mimetype="application/json")
+    return func.HttpResponse(
+        json.dumps({"url": req.url, "method": req.method, "route": dict(req.route_params), "params": dict(req.params)}),
+        mimetype="application/json",
+    )
 
 
 @app.route(route="secret", methods=["GET"])
@@ -62,6 +65,7 @@ def boom(req: func.HttpRequest) -> str:
 
 
 # ---------------------------------------------------------------- activities
+
 
 @app.activity_trigger(input_name="name")
 def say_hello(name: str) -> str:
@@ -102,6 +106,7 @@ def sleeper(seconds: float) -> str:
 
 
 # ---------------------------------------------------------------- orchestrators
+
 
 @app.orchestration_trigger(context_name="context")
 def chain(context: df.DurableOrchestrationContext):
@@ -200,12 +205,14 @@ def crash_fan(context: df.DurableOrchestrationContext):
 
 # ---------------------------------------------------------------- timer
 
+
 @app.timer_trigger(schedule="*/1 * * * * *", arg_name="timer", run_on_startup=True)
 def every_second(timer: func.TimerRequest) -> None:
     _count("timer:past_due" if timer.past_due else "timer")
 
 
 # ---------------------------------------------------------------- failure propagation
+
 
 @app.orchestration_trigger(context_name="context")
 def parent_catches(context: df.DurableOrchestrationContext):

@@ -19,9 +19,15 @@ async def on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestr
     name = event.subject.rsplit("/blobs/", 1)[1]
     if name.startswith("fail-") and not (out / "allow-failures").exists():
         raise RuntimeError(f"refusing {name}")
-    record = {"id": event.id, "topic": event.topic, "subject": event.subject, "eventType": event.event_type,
-              "eventTime": event.event_time.isoformat() if event.event_time else None,
-              "dataVersion": event.data_version, "data": event.get_json()}
+    record = {
+        "id": event.id,
+        "topic": event.topic,
+        "subject": event.subject,
+        "eventType": event.event_type,
+        "eventTime": event.event_time.isoformat() if event.event_time else None,
+        "dataVersion": event.data_version,
+        "data": event.get_json(),
+    }
     instance_id = await client.start_new("note_event", None, {"name": name})
     record["instanceId"] = instance_id
     (out / f"{event.id}.json").write_text(json.dumps(record))

@@ -8,7 +8,7 @@ MODELS_STAMP := .models/.ready
 PORT ?= 7071
 STATE ?= .state
 
-.PHONY: run test install models lint typecheck infra-check bench clean
+.PHONY: run test install models lint typecheck infra-check bench clean chromium
 
 install: $(STAMP)
 
@@ -34,7 +34,13 @@ local.settings.json:
 run: $(STAMP) $(MODELS_STAMP) local.settings.json
 	$(PY) -m imagepipe.localstack --port $(PORT) --state $(STATE) --samples samples
 
-test: $(STAMP) $(MODELS_STAMP) infra-check
+# The dashboard test drives Debian's Chromium (no browser download is possible or wanted).
+chromium:
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the dashboard test (apt-get; needs root)"; \
+	  command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null); } \
+	  || { echo "error: install Debian's chromium (apt-get install -y chromium) for the dashboard test"; exit 1; }
+
+test: $(STAMP) $(MODELS_STAMP) infra-check chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q tests

@@ -100,9 +100,10 @@ def image_pipeline(context: df.DurableOrchestrationContext) -> Generator[Any, An
         if not meta.get("ok"):
             failure = meta["error"]
     except Exception as exc:  # the activity's transient failure after the last retry
+        reason = str(exc).split(" \n ", 1)[0].strip()  # "<reason> \n <details/stack trace>"
         failure = {
             "code": "retries_exhausted",
-            "message": f"{current} kept failing after its retries: {str(exc).strip()}",
+            "message": f"{current} kept failing after its retries: {reason}",
             "step": current,
         }
 

@@ -67,3 +67,8 @@ def test_starter_with_keys_returns_keyed_urls(auth_host: Devhost) -> None:
 
 def test_unhandled_exception_is_500(auth_host: Devhost) -> None:
     assert requests.get(auth_host.base + "/api/boom", timeout=10).status_code == 500
+
+
+def test_context_parameter_is_passed(auth_host: Devhost) -> None:
+    body = requests.get(auth_host.base + "/api/whoami", timeout=30).json()
+    assert body["function"] == "whoami" and len(body["invocationId"]) == 36 and body["id"]

@@ -226,3 +226,10 @@ def parent_catches(context: df.DurableOrchestrationContext):
     except Exception as exc:  # noqa: BLE001
         act_error = str(exc)
     return {"sub": sub_error, "activity": act_error}
+
+
+@app.route(route="whoami", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.durable_client_input(client_name="client")
+async def whoami(req: func.HttpRequest, client: df.DurableOrchestrationClient, context: func.Context) -> str:
+    instance_id = await client.start_new("chain")
+    return json.dumps({"function": context.function_name, "invocationId": context.invocation_id, "id": instance_id})

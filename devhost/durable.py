@@ -421,7 +421,8 @@ class Engine:
             rec = retries[task["retry"]]
             tid = state["seq"]
             state["seq"] += 1
-            fire = now + rec["interval_ms"] / 1000.0
+            delay_ms = rec["interval_ms"] * rec.get("backoff", 1.0) ** (rec["attempts"] - 1)
+            fire = now + min(delay_ms, rec.get("max_interval_ms", delay_ms)) / 1000.0
             decisions.append(event(TCR, now, tid, FireAt=iso(fire)))
             tasks[str(tid)] = {"kind": "retry_timer", "retry": task["retry"]}
             d.messages.append((iid, exec_id, fire, "timer", tid, event(TFI, fire, TimerId=tid, FireAt=iso(fire))))
@@ -484,6 +485,9 @@ class Engine:
                             "attempts": 1,
                             "max": int(ro.get("maxNumberOfAttempts", 1)),
                             "interval_ms": float(ro.get("firstRetryIntervalInMilliseconds", 1000)),
+                            # The extension's RetryOptions also honour these (the JS SDK sends them).
+                            "backoff": float(ro.get("backoffCoefficient", 1.0)),
+                            "max_interval_ms": float(ro.get("maxRetryIntervalInMilliseconds", 6 * 86400 * 1000)),
                             "instance_id": a.get("instanceId"),
                         }
                     self._schedule(

@@ -67,6 +67,20 @@ def test_retry_exhausted_fails_with_activity_message(loop: Loop, client: Any, co
     assert executions(counter_db, f"flaky:{key}") == 2
 
 
+def test_retry_backoff_coefficient_grows_the_delay(loop: Loop, client: Any, counter_db: Path) -> None:
+    key = _uid("rb")
+    iid = loop.run(client.start_new("with_backoff", None, {"key": key, "succeed_on": 3, "max": 3}))
+    status = wait_status(loop, client, iid, show_history=True)
+    assert status.runtime_status.value == "Completed", status.output
+    timers = [e for e in status.historyEvents if e["EventType"] == "TimerCreated"]
+    delays = [(parse_iso(t["FireAt"]) - parse_iso(t["Timestamp"])).total_seconds() for t in timers]
+    assert delays == pytest.approx([0.2, 0.6], abs=0.05)
+
+
+def parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def test_timer(loop: Loop, client: Any) -> None:
     iid = loop.run(client.start_new("with_timer"))
     status = wait_status(loop, client, iid)

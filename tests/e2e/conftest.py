@@ -23,7 +23,7 @@ class Stack:
     fault_plan: Path
 
 
-def start_stack(state: Path, extra_env: dict[str, str] | None = None) -> Stack:
+def start_stack(state: Path, extra_env: dict[str, str] | None = None, app_dir: Path = ROOT) -> Stack:
     """A devhost that starts its own Azurite (on a free port, data under ``state``) for this stack alone.
 
     The container is ``images``: the Event Grid subscription filter (config/eventgrid-subscriptions.json)
@@ -46,7 +46,7 @@ def start_stack(state: Path, extra_env: dict[str, str] | None = None) -> Stack:
         "DEVHOST_EVENTGRID_RETRY_SCALE": "0.01",
         **(extra_env or {}),
     }
-    host = Devhost(ROOT, state / "devhost", env=env, storage="azurite").start(timeout=120)
+    host = Devhost(app_dir, state / "devhost", env=env, storage="azurite").start(timeout=120)
     blobs = AzureBlobStore(container, connection_string=azurite)
     blobs.ensure_container()
     AzureBlobStore("deadletters", connection_string=azurite).ensure_container()

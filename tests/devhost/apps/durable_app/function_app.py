@@ -131,6 +131,25 @@ def with_retry(context: df.DurableOrchestrationContext):
     return result
 
 
+class BackoffRetryOptions(df.RetryOptions):
+    """RetryOptions that also send the extension's backoffCoefficient (as the JavaScript SDK does)."""
+
+    def __init__(self, first_ms: int, attempts: int, coefficient: float) -> None:
+        super().__init__(first_ms, attempts)
+        self.coefficient = coefficient
+
+    def to_json(self):
+        return {**super().to_json(), "backoffCoefficient": self.coefficient}
+
+
+@app.orchestration_trigger(context_name="context")
+def with_backoff(context: df.DurableOrchestrationContext):
+    inp = context.get_input()
+    opts = BackoffRetryOptions(200, inp["max"], 3.0)
+    result = yield context.call_activity_with_retry("flaky", opts, inp)
+    return result
+
+
 @app.orchestration_trigger(context_name="context")
 def with_timer(context: df.DurableOrchestrationContext):
     fire = context.current_utc_datetime + datetime.timedelta(seconds=1)

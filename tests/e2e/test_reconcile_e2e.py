@@ -1,0 +1,76 @@
+"""Events lost during an outage: with no Event Grid subscription at all, the reconcile sweep alone starts
+one run per blob version that has no finished record, and a second sweep starts nothing."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from imagepipe.ids import blob_name, new_image_id
+from tests.devhost.harness import ROOT
+from tests.e2e.conftest import Stack, start_stack
+
+pytestmark = pytest.mark.e2e
+
+SAMPLES = ROOT / "samples"
+
+
+@pytest.fixture(scope="module")
+def stack_without_events(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The same app, from a directory that lacks config/eventgrid-subscriptions.json: no event is delivered."""
+    app = tmp_path_factory.mktemp("app-without-events")
+    for name in (
+        "function_app.py",
+        "host.json",
+        "imagepipe",
+        "triggers",
+        "orchestrators",
+        "activities",
+        "node_modules",
+    ):
+        os.symlink(ROOT / name, app / name)
+    state = tmp_path_factory.mktemp("stack-no-events")
+    running = start_stack(state, app_dir=app)
+    try:
+        yield running
+    finally:
+        running.host.stop()
+
+
+def sweep(stack: Stack) -> None:
+    response = requests.post(f"{stack.host.base}/admin/functions/reconcile_images", json={"input": ""}, timeout=60)
+    assert response.status_code == 202, response.text
+
+
+def runs_for(stack: Stack, image_id: str) -> list[str]:
+    rows = requests.get(
+        f"{stack.host.base}/runtime/webhooks/durabletask/instances", params={"instanceIdPrefix": image_id}, timeout=10
+    ).json()
+    return [row["instanceId"] for row in rows]
+
+
+def test_sweep_starts_lost_runs_once(stack_without_events: Stack) -> None:
+    stack = stack_without_events
+    ids = []
+    for sample in ("cat.jpg", "coffee.jpg"):
+        image_id = new_image_id()
+        data = (SAMPLES / sample).read_bytes()
+        stack.blobs.put(blob_name(image_id, "jpg"), data, content_type="image/jpeg", metadata={"profile": "general"})
+        ids.append(image_id)
+    time.sleep(2)
+    assert all(stack.client.status(i)["status"] == "pending" for i in ids)  # no event: nothing started
+    sweep(stack)
+    final = stack.client.wait(ids, timeout_s=240)
+    assert [final[i]["status"] for i in ids] == ["completed", "completed"], final
+    sweep(stack)
+    time.sleep(1)
+    assert [len(runs_for(stack, i)) for i in ids] == [1, 1]
+
+
+def test_app_dir_has_no_subscription(stack_without_events: Stack) -> None:
+    assert not (Path(stack_without_events.host.app) / "config").exists()

@@ -2,7 +2,7 @@
 
 Loads ``function_app.py``, serves HTTP triggers, runs Durable Functions orchestrations through the
 SDK's own replay (host side of the out-of-process protocol), the Durable HTTP management API, timer
-triggers and an Event Grid (blob-created) emulator backed by Azurite. See ``docs/devhost.md``.
+triggers and an Event Grid (blob-created) emulator backed by Azurite. See README.md, section "The devhost".
 """
 
 __all__ = ["__version__"]

@@ -1,6 +1,6 @@
 """``LocalAnalyzer``: the ``VisionAnalyzer`` port on local, offline models, in the AI Vision 4.0 JSON shape.
 
-What it computes per requested feature (see docs/local-analyzer.md for each model and its limits):
+What it computes per requested feature (see README "Local analyzer" for each model and its limits):
 ``tags`` (ImageNet classes + WordNet general tags + COCO objects + "text" from the text detector),
 ``objects``/``people`` (YOLOv3-tiny), ``read`` (PP-OCRv4). ``caption``/``denseCaptions``/``smartCrops``
 have no local model: they stay absent and are listed under ``imagepipe.notComputed``. Extras under

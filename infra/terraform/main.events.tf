@@ -11,7 +11,7 @@
 # "<function app id>/functions/on_image_blob_created" and fetches the function's Event Grid system key.
 # That function exists only after the code has been published to the (empty) Function App, so the first
 # apply creates everything else, then `func azure functionapp publish`, then apply again with
-# create_event_subscription = true. See docs/deploy.md.
+# create_event_subscription = true. See README.md, "Deploy to Azure".
 
 resource "azurerm_eventgrid_system_topic" "images" {
   name                = "evgt-${var.name_prefix}-${var.environment}-images"

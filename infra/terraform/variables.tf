@@ -184,7 +184,7 @@ variable "cosmos_container_name" {
 
 variable "vision_sku_name" {
   type        = string
-  description = "Azure AI Vision pricing tier: S1 (default, pay per 1,000 transactions, see docs/deploy.md) or F0 (free, 20 calls/min, 5k/month, one per subscription)."
+  description = "Azure AI Vision pricing tier: S1 (default, pay per 1,000 transactions, see the README section Deploy to Azure) or F0 (free, 20 calls/min, 5k/month, one per subscription)."
   default     = "S1"
 
   validation {

@@ -26,7 +26,7 @@ def wait_until_running(client: ImagepipeClient, proc: subprocess.Popen[bytes], t
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"error: the devhost exited with code {proc.returncode}; see the log above")
+            raise SystemExit(f"error: the devhost exited with code {proc.returncode}; see its log in the state folder")
         try:
             _, body, _ = client.request("GET", "/admin/host/status")
             if isinstance(body, dict) and body.get("state") == "Running":
@@ -104,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         str(args.state / "devhost"),
         "--no-auth",
     ]
-    print(f"starting: {' '.join(command)}", flush=True)
-    proc = subprocess.Popen(command, env=env, cwd=ROOT)
+    log_path = args.state / "devhost.log"
+    print(f"starting: {' '.join(command)}\n  (its log: {log_path})", flush=True)
+    log_file = open(log_path, "ab")  # noqa: SIM115 - lives as long as the devhost
+    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
     client = ImagepipeClient(f"http://127.0.0.1:{args.port}", key="")
     try:
         wait_until_running(client, proc, timeout_s=120)

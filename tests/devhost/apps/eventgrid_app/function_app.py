@@ -30,7 +30,10 @@ async def on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestr
     }
     instance_id = await client.start_new("note_event", None, {"name": name})
     record["instanceId"] = instance_id
-    (out / f"{event.id}.json").write_text(json.dumps(record))
+    # write then rename, so a reader never sees a half-written file
+    partial = out / f"{event.id}.json.partial"
+    partial.write_text(json.dumps(record))
+    partial.replace(out / f"{event.id}.json")
 
 
 @app.orchestration_trigger(context_name="context")

@@ -45,11 +45,20 @@ def _limits(svc: Services) -> Limits:
     return Limits(s.max_upload_bytes, s.min_dimension_px, s.max_dimension_px, s.max_pixels)
 
 
+def _forget_deleted(svc: Services, step: StepInput) -> JsonDict:
+    """The blob is gone: drop this version's record (a newer version's record is left alone)."""
+    record = svc.records.get(step["imageId"])
+    if record is not None and (record.get("blob") or {}).get("etag") == step["etag"].strip('"'):
+        svc.records.delete(step["imageId"])
+    return {"ok": False, "superseded": True, "reason": "the image was deleted during analysis"}
+
+
 def _download_current(svc: Services, step: StepInput) -> bytes | None:
     """The bytes of the blob version this run is for, or None if it was deleted or overwritten."""
     try:
         data, info = svc.blobs.download(step["blobName"])
     except NotFoundError:
+        _forget_deleted(svc, step)
         return None
     return data if info.etag == step["etag"].strip('"') else None
 
@@ -63,7 +72,7 @@ def fetch_image_metadata(svc: Services, step: StepInput) -> JsonDict:
     try:
         data, info = svc.blobs.download(step["blobName"])
     except NotFoundError:
-        return SUPERSEDED
+        return _forget_deleted(svc, step)
     if info.etag != step["etag"].strip('"'):
         return SUPERSEDED
     profile, original_name, client = decode_blob_metadata(dict(info.metadata))
@@ -183,7 +192,7 @@ def persist_record(svc: Services, step: PersistInput) -> JsonDict:
     try:
         info = svc.blobs.get_properties(step["blobName"])
     except NotFoundError:
-        return {"ok": False, "superseded": True, "reason": "the image was deleted during analysis"}
+        return _forget_deleted(svc, step)
     if info.etag != step["etag"].strip('"'):
         return SUPERSEDED
     record = svc.records.get(step["imageId"])

@@ -100,8 +100,8 @@ def test_deleted_blob_is_not_revived(app_env: dict[str, str]) -> None:
     svc = services()
     step = store("coffee.jpg", "general")
     assert pipeline.fetch_image_metadata(svc, step)["ok"]  # type: ignore[arg-type]
-    svc.blobs.delete(step["blobName"])
-    svc.records.delete(step["imageId"])
+    assert svc.records.get(step["imageId"])["status"] == "processing"  # type: ignore[index]
+    svc.blobs.delete(step["blobName"])  # deleted behind the API's back, mid-run
     result = pipeline.persist_record(svc, {**step, "status": "completed"})  # type: ignore[typeddict-item]
     assert result["superseded"] is True
     assert svc.records.get(step["imageId"]) is None

@@ -1,0 +1,462 @@
+"""End-to-end pipeline benchmark: images/s through the whole local stack against the bare analyzer, orchestration
+overhead per run, event-arrival latency, upload latency under concurrency and peak memory.
+
+Starts the devhost (which starts its own Azurite on a free port) in a temp directory, exactly like the e2e
+tests, warms it with one image, uploads ``--images`` images (the samples cycled, each with its profile from
+``samples/profiles.json``) and waits for every run. The bare analyzer runs the same images in a child process
+(what the pipeline's activities do: ``analyze``, then ``read_text`` when ``policy.is_text_heavy``) with 1, 2
+and ``maxConcurrentActivityFunctions`` threads. Upload latency is measured on a second, quiet stack whose
+images container lies outside the Event Grid subscription filter, so no run competes with the API for the
+two cores. Writes ``bench/results/pipeline.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, ROOT, machine_facts, parse_ts, peak_rss_mib, summarize, write_result
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
+ACTIVITIES = ("fetch_image_metadata", "analyze_image", "read_text", "persist_record")
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    data: bytes
+    profile: str
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[Path(self.name).suffix.lower()]
+
+
+def load_samples(folder: Path) -> list[Sample]:
+    """The sample images with their profile (``profiles.json`` maps file name -> profile; default general)."""
+    manifest = folder / "profiles.json"
+    mapping: dict[str, str] = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {}
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [Sample(p.name, p.read_bytes(), mapping.get(p.name, "general")) for p in files]
+
+
+def cycle(samples: list[Sample], n: int) -> list[Sample]:
+    """``n`` samples, the list repeated in order."""
+    return [samples[i % len(samples)] for i in range(n)]
+
+
+def host_concurrency() -> dict[str, int]:
+    """``maxConcurrentActivityFunctions`` / ``maxConcurrentOrchestratorFunctions`` from the app's host.json."""
+    durable = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))["extensions"]["durableTask"]
+    return {
+        "maxConcurrentActivityFunctions": int(durable.get("maxConcurrentActivityFunctions", 10)),
+        "maxConcurrentOrchestratorFunctions": int(durable.get("maxConcurrentOrchestratorFunctions", 10)),
+    }
+
+
+def run_window(status: dict[str, Any]) -> tuple[float, float]:
+    """(start, end) POSIX seconds of a finished run: the history's ExecutionStarted and ExecutionCompleted
+    timestamps (microseconds), else createdTime / lastUpdatedTime (the devhost gives those in whole seconds)."""
+    events = status.get("historyEvents") or []
+    started = next((e["Timestamp"] for e in events if e.get("EventType") == "ExecutionStarted"), None)
+    ended = next((e["Timestamp"] for e in events if e.get("EventType") == "ExecutionCompleted"), None)
+    return parse_ts(started or status["createdTime"]), parse_ts(ended or status["lastUpdatedTime"])
+
+
+def run_overhead(status: dict[str, Any], executions: dict[str, dict[str, list[float]]]) -> dict[str, float]:
+    """Times of one finished run from its durable status with history and the host's execution log.
+
+    ``totalMs`` = run end - run start (``run_window``: lastUpdatedTime - createdTime at microsecond
+    resolution); ``activityExecMs`` = the activities' own ``durationMs`` (host log); ``overheadMs`` = total -
+    activity executions: orchestrator episodes (replays), scheduling, history writes and, under load, waiting
+    for a free activity or orchestrator slot; ``orchestratorEpisodeMs`` = the orchestrator episodes' own time.
+    (The history cannot split this further: the devhost stamps each new history event with the time of the
+    episode that records it, so TaskScheduled -> TaskCompleted spans tile the whole run.)
+    """
+    start, end = run_window(status)
+    total = (end - start) * 1000
+    functions = executions.get(status["instanceId"], {})
+    exec_ms = sum(sum(functions.get(name, [])) for name in ACTIVITIES)
+    orch_ms = sum(sum(v) for k, v in functions.items() if k not in ACTIVITIES)
+    return {
+        "totalMs": total,
+        "activityExecMs": exec_ms,
+        "overheadMs": total - exec_ms,
+        "orchestratorEpisodeMs": orch_ms,
+    }
+
+
+def executions_by_instance(log_text: str) -> dict[str, dict[str, list[float]]]:
+    """instanceId -> function -> ``durationMs`` values, from the devhost's one-JSON-line-per-execution log."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for line in log_text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("instanceId") and rec.get("function") and "durationMs" in rec:
+            out.setdefault(rec["instanceId"], {}).setdefault(rec["function"], []).append(float(rec["durationMs"]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- stack
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Stack:
+    """A devhost subprocess (starting its own Azurite on a free port) with its state in ``state``."""
+
+    def __init__(self, state: Path, container: str = "images") -> None:
+        from devhost.azurite import connection_string
+
+        self.state = state
+        state.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.blob_port = free_port()
+        self.connection = connection_string(self.blob_port)
+        self.container = container
+        self.log = state / "devhost.log"
+        self.env = dict(os.environ) | {
+            "IMAGES_STORAGE": self.connection,
+            "IMAGES_CONTAINER": container,
+            "AZURITE_BLOB_PORT": str(self.blob_port),
+            "RECORD_STORE": "sqlite",
+            "RECORDS_SQLITE_PATH": str(state / "records.sqlite3"),
+            "VISION_PROVIDER": "local",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 120) -> float:
+        """Start and wait until Running and the containers exist; returns the start-up seconds."""
+        from imagepipe.adapters.azure_blob import AzureBlobStore
+        from imagepipe.client import ApiError, ImagepipeClient
+
+        started = time.monotonic()
+        cmd = [sys.executable, "-m", "devhost", "start", "--app", str(ROOT), "--port", str(self.port)]
+        cmd += ["--state", str(self.state / "devhost"), "--no-auth"]
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=self.env, stdout=logf, stderr=logf)
+        client = ImagepipeClient(self.base, key="", timeout_s=5)
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"devhost exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            if time.monotonic() - started > timeout_s:
+                self.stop()
+                raise RuntimeError("devhost did not start in time:\n" + self.log.read_text()[-3000:])
+            try:
+                if (client.request("GET", "/admin/host/status")[1] or {}).get("state") == "Running":
+                    break
+            except ApiError:
+                pass
+            time.sleep(0.1)
+        for name in (self.container, "deadletters"):
+            AzureBlobStore(name, connection_string=self.connection).ensure_container()
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        """SIGTERM (SIGKILL after 15 s); the devhost stops the Azurite it started."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextmanager
+def running_stack(state: Path, container: str = "images") -> Iterator[tuple[Stack, float]]:
+    stack = Stack(state, container)
+    startup = stack.start()
+    try:
+        yield stack, startup
+    finally:
+        stack.stop()
+
+
+def _upload(client: Any, sample: Sample) -> dict[str, Any]:
+    headers = {"content-type": sample.content_type, "x-filename": sample.name}
+    body: dict[str, Any] = client.request(
+        "POST", "/api/images", params={"profile": sample.profile}, body=sample.data, headers=headers
+    )[1]
+    return body
+
+
+def _wait_all(client: Any, ids: list[str], timeout_s: float) -> dict[str, Any]:
+    statuses: dict[str, Any] = client.wait(ids, timeout_s=timeout_s, poll_s=0.25)
+    return statuses
+
+
+# ------------------------------------------------------------------------------------------------ phases
+
+
+def _collect(stack: Stack, client: Any, uploaded_at: dict[str, float], statuses: dict[str, Any]) -> dict[str, Any]:
+    """Per-run times and event-arrival latency of the finished runs of ``uploaded_at`` (image id -> upload end)."""
+    executions = executions_by_instance(stack.log.read_text(encoding="utf-8", errors="replace"))
+    overheads: list[dict[str, float]] = []
+    arrival_ms: list[float] = []
+    ends: list[float] = []
+    for image_id, uploaded in uploaded_at.items():
+        instance_id = (statuses.get(image_id) or {}).get("instanceId")
+        if not instance_id:
+            continue
+        run = client.request(
+            "GET", f"/runtime/webhooks/durabletask/instances/{instance_id}", params={"showHistory": "true"}
+        )[1]
+        if run.get("runtimeStatus") != "Completed":
+            continue
+        overheads.append(run_overhead(run, executions))
+        start, end = run_window(run)
+        ends.append(end)
+        arrival_ms.append((start - uploaded) * 1000)
+    return {
+        "completedRuns": len(overheads),
+        "notCompleted": {i: s.get("status") for i, s in statuses.items() if s.get("status") != "completed"},
+        "lastCompletion": max(ends, default=0.0),
+        "runMs": {
+            key: summarize([o[key] for o in overheads])
+            for key in ("totalMs", "activityExecMs", "overheadMs", "orchestratorEpisodeMs")
+        },
+        "eventArrivalMs": summarize(arrival_ms),
+    }
+
+
+def sequential(stack: Stack, samples: list[Sample], timeout_s: float) -> dict[str, Any]:
+    """Each sample once, one at a time (upload, wait, next): run times with no run competing for the cores."""
+    from imagepipe.client import ImagepipeClient
+
+    client = ImagepipeClient(stack.base, key="", timeout_s=60)
+    uploaded_at: dict[str, float] = {}
+    statuses: dict[str, Any] = {}
+    for sample in samples:
+        body = _upload(client, sample)
+        uploaded_at[body["id"]] = time.time()
+        statuses |= _wait_all(client, [body["id"]], timeout_s)
+    out = _collect(stack, client, uploaded_at, statuses)
+    out.pop("lastCompletion")
+    return {"images": len(samples), **out}
+
+
+def end_to_end(stack: Stack, images: list[Sample], timeout_s: float) -> dict[str, Any]:
+    """Upload ``images`` back to back and wait for every run (the stack is warm)."""
+    from imagepipe.client import ImagepipeClient
+
+    client = ImagepipeClient(stack.base, key="", timeout_s=60)
+    uploaded_at: dict[str, float] = {}
+    first_upload = time.time()
+    for sample in images:
+        body = _upload(client, sample)
+        uploaded_at[body["id"]] = time.time()
+    upload_done = time.time()
+    statuses = _wait_all(client, list(uploaded_at), timeout_s)
+    out = _collect(stack, client, uploaded_at, statuses)
+    elapsed = out.pop("lastCompletion") - first_upload
+    return {
+        "images": len(images),
+        "uploadPhaseSeconds": round(upload_done - first_upload, 2),
+        "firstUploadToLastCompletionSeconds": round(elapsed, 2),
+        "imagesPerSecond": round(out["completedRuns"] / elapsed, 3) if elapsed > 0 else None,
+        **out,
+    }
+
+
+def warm_up(stack: Stack, sample: Sample, timeout_s: float) -> float:
+    """One image through the pipeline (models load in the host); returns its seconds."""
+    from imagepipe.client import ImagepipeClient
+
+    client = ImagepipeClient(stack.base, key="", timeout_s=60)
+    started = time.monotonic()
+    _wait_all(client, [_upload(client, sample)["id"]], timeout_s)
+    return round(time.monotonic() - started, 2)
+
+
+def bare_worker(samples_dir: Path, n: int, threads: list[int]) -> dict[str, Any]:
+    """In this process: what the pipeline's vision activities do, on the same images, with 1..k threads."""
+    from imagepipe import policy
+    from imagepipe.ports import AnalysisRequest
+    from imagepipe.profiles import load_profiles
+    from imagepipe.vision import LocalAnalyzer
+
+    profiles = load_profiles()
+    analyzer = LocalAnalyzer()
+    t = time.perf_counter()
+    analyzer.warm_up()
+    load_ms = (time.perf_counter() - t) * 1000
+    images = cycle(load_samples(samples_dir), n)
+
+    def one(sample: Sample) -> float:
+        profile = profiles[sample.profile]
+        started = time.perf_counter()
+        request = AnalysisRequest(features=profile.features, extras=profile.extras, profile=profile.name)
+        analysis = analyzer.analyze(sample.data, request)
+        if policy.is_text_heavy(analysis, profile) and "readResult" not in analysis:
+            analyzer.read_text(sample.data, AnalysisRequest(features=("read",), profile=profile.name))
+        return (time.perf_counter() - started) * 1000
+
+    for sample in {s.name: s for s in images}.values():  # first-call costs of every image/profile path
+        one(sample)
+    out: dict[str, Any] = {"modelLoadMs": round(load_ms, 1), "threads": {}}
+    for k in threads:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(k) as pool:
+            times = list(pool.map(one, images))
+        wall = time.perf_counter() - started
+        out["threads"][str(k)] = {
+            "imagesPerSecond": round(len(images) / wall, 3),
+            "wallSeconds": round(wall, 2),
+            "msPerImage": summarize(times),
+        }
+    out["peakRssMiB"] = peak_rss_mib()
+    return out
+
+
+def bare(samples_dir: Path, n: int, threads: list[int]) -> dict[str, Any]:
+    """Run ``bare_worker`` in a child process (its own peak RSS, no HTTP client in it)."""
+    cmd = [sys.executable, "-m", "bench.bench_pipeline", "--bare-worker", "--images", str(n)]
+    cmd += ["--samples", str(samples_dir), "--threads", ",".join(map(str, threads))]
+    done = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"bare analyzer worker failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def upload_latency(stack: Stack, samples: list[Sample], levels: list[int], per_level: int) -> dict[str, Any]:
+    """POST /api/images with 1, 4, 16 … client threads, ``per_level`` uploads each level."""
+    from imagepipe.client import ImagepipeClient
+
+    client = ImagepipeClient(stack.base, key="", timeout_s=60)
+    _upload(client, samples[0])  # first-request costs
+    out: dict[str, Any] = {}
+    for k in levels:
+        latencies: list[float] = []
+        lock = threading.Lock()
+        work = cycle(samples, per_level)
+
+        def send(sample: Sample, sink: list[float] = latencies, guard: threading.Lock = lock) -> None:
+            started = time.perf_counter()
+            _upload(client, sample)
+            with guard:
+                sink.append((time.perf_counter() - started) * 1000)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(k) as pool:
+            list(pool.map(send, work))
+        wall = time.perf_counter() - started
+        out[str(k)] = {"latencyMs": summarize(latencies), "uploadsPerSecond": round(per_level / wall, 2)}
+    return out
+
+
+def run(n: int, samples_dir: Path, levels: list[int], per_level: int, timeout_s: float) -> dict[str, Any]:
+    samples = load_samples(samples_dir)
+    images = cycle(samples, n)
+    concurrency = host_concurrency()
+    threads = sorted({1, os.cpu_count() or 2, concurrency["maxConcurrentActivityFunctions"]})
+    result: dict[str, Any] = {
+        "benchmark": "pipeline",
+        "machine": machine_facts(),
+        "hostConcurrency": concurrency,
+        "ortThreads": int(os.environ.get("IMAGEPIPE_ORT_THREADS", "1")),
+        "samples": {s.name: {"bytes": len(s.data), "profile": s.profile} for s in samples},
+    }
+    with tempfile.TemporaryDirectory(prefix="imagepipe-bench-") as tmp:
+        with running_stack(Path(tmp) / "e2e") as (stack, startup):
+            assert stack.proc is not None
+            warm_s = warm_up(stack, samples[0], timeout_s)
+            seq = sequential(stack, samples, timeout_s)
+            print(f"sequential: {json.dumps(seq)}", flush=True)
+            e2e = end_to_end(stack, images, timeout_s)
+            e2e |= {"stackStartSeconds": round(startup, 2), "warmUpImageSeconds": warm_s}
+            devhost_rss = peak_rss_mib(stack.proc.pid)
+        print(f"e2e: {json.dumps(e2e)}", flush=True)
+        bare_result = bare(samples_dir, n, threads)
+        print(f"bare: {json.dumps(bare_result)}", flush=True)
+        # a quiet stack: its container is outside the Event Grid filter, so uploads start no runs
+        with running_stack(Path(tmp) / "uploads", container="uploadbench") as (stack, _):
+            uploads = upload_latency(stack, samples, levels, per_level)
+        print(f"uploads: {json.dumps(uploads)}", flush=True)
+
+    e2e_rate = e2e["imagesPerSecond"] or 0.0
+    result["endToEnd"] = e2e
+    result["sequentialOneAtATime"] = seq
+    result["bareAnalyzer"] = bare_result
+    result["ratioEndToEndOverBare"] = {
+        f"{k}thread": round(e2e_rate / v["imagesPerSecond"], 3) for k, v in bare_result["threads"].items()
+    }
+    result["uploads"] = {"perLevel": per_level, "concurrentClients": uploads}
+    result["peakRssMiB"] = {"devhost": devhost_rss, "bareAnalyzer": bare_result.get("peakRssMiB")}
+    result["notes"] = [
+        "run start/end = the history's ExecutionStarted/ExecutionCompleted timestamps: the devhost reports "
+        "createdTime/lastUpdatedTime in whole seconds only",
+        "images/s e2e = completed images / (last run's completion - first upload), after one warm-up image "
+        "(models loaded); the devhost runs up to maxConcurrentActivityFunctions activities in threads on the "
+        "machine's cores, with ONNX Runtime at ortThreads intra-op threads per session",
+        "bare = LocalAnalyzer.analyze + read_text when policy.is_text_heavy on the same images and profiles, in a "
+        "child process after warm-up; run with 1 thread, one per core and maxConcurrentActivityFunctions threads "
+        "so the ratio can be read against the bare loop at the host's own concurrency (the fair comparison) as "
+        "well as against one thread",
+        "e2e includes what bare does not: upload validation, blob writes/reads in Azurite, decoding/sha256/"
+        "phash in fetch_image_metadata, record writes, near-duplicate scan, Event Grid polling (0.5 s) and "
+        "durable replays, all in the same 2 cores",
+        "overheadMs = run total - the activities' own execution time (host log); in 'sequential' (one image at "
+        "a time) it is the pure orchestration cost, in the batch it also holds waiting for a free slot; "
+        "orchestratorEpisodeMs = the orchestrator episodes' own execution time",
+        "eventArrivalMs = run createdTime - client-side end of the upload request (Event Grid emulator polls "
+        "Azurite every 0.5 s)",
+        "upload latency on a second, quiet stack (container outside the Event Grid filter: no runs compete)",
+        "peak RSS = VmHWM of the devhost process after the run (Azurite is a separate node process, not included) "
+        "and of the bare analyzer child process",
+    ]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--images", type=int, default=40)
+    parser.add_argument("--samples", type=Path, default=ROOT / "samples")
+    parser.add_argument("--levels", default="1,4,16", help="concurrent upload clients, comma-separated")
+    parser.add_argument("--uploads-per-level", type=int, default=50)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the runs")
+    parser.add_argument("--out", type=Path, default=RESULTS / "pipeline.json")
+    parser.add_argument("--bare-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", default="1", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.bare_worker:
+        threads = [int(x) for x in args.threads.split(",")]
+        print(json.dumps(bare_worker(args.samples, args.images, threads)))
+        return 0
+    levels = [int(x) for x in args.levels.split(",")]
+    result = run(args.images, args.samples, levels, args.uploads_per_level, args.timeout)
+    write_result(args.out, result)
+    print(json.dumps({k: result[k] for k in ("ratioEndToEndOverBare", "peakRssMiB")}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

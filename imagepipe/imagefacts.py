@@ -192,38 +192,45 @@ def hamming_distance(a_hex: str, b_hex: str) -> int:
     return (int(a_hex, 16) ^ int(b_hex, 16)).bit_count()
 
 
-def _gps_degrees(values: Any, ref: Any) -> float | None:
+def _gps_degrees(dms: Any, ref: Any) -> float | None:
     try:
-        d, m, s = (float(v) for v in values)
-    except (TypeError, ValueError, ZeroDivisionError):
+        deg = float(dms[0]) + float(dms[1]) / 60.0 + float(dms[2]) / 3600.0
+    except (TypeError, ValueError, IndexError, ZeroDivisionError):
         return None
-    degrees = d + m / 60 + s / 3600
-    return round(-degrees if str(ref).upper() in ("S", "W") else degrees, 6)
+    return round(-deg if str(ref).upper() in ("S", "W") else deg, 7)
 
 
-def exif_facts(data: bytes) -> dict[str, Any]:
-    """Capture time, camera make/model, orientation and GPS position when the image carries EXIF."""
+def exif_of_image(image: Image.Image) -> dict[str, Any]:
+    """Capture time (ISO 8601), camera make/model and GPS position, each only when the file has it."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            exif = image.getexif()
-    except (OSError, ValueError, SyntaxError):
+        exif = image.getexif()
+    except Exception:  # malformed EXIF blocks must not fail anything; they just give no facts
         return {}
-    if not exif:
-        return {}
-    facts: dict[str, Any] = {}
-    base = {ExifTags.TAGS.get(k, str(k)): v for k, v in exif.items()}
-    sub = exif.get_ifd(ExifTags.IFD.Exif)
-    taken = sub.get(ExifTags.Base.DateTimeOriginal) or base.get("DateTime")
-    if taken:
-        facts["capturedAt"] = str(taken).strip("\x00 ")
-    for key, name in (("Make", "cameraMake"), ("Model", "cameraModel"), ("Orientation", "orientation")):
-        if base.get(key) is not None:
-            value = base[key]
-            facts[name] = value.strip("\x00 ") if isinstance(value, str) else int(value)
+    out: dict[str, Any] = {}
+    ifd = exif.get_ifd(ExifTags.IFD.Exif)
+    when = ifd.get(ExifTags.Base.DateTimeOriginal) or exif.get(ExifTags.Base.DateTime)
+    if when:
+        text = str(when).strip().replace("\x00", "")
+        if len(text) >= 19 and text[4] == ":" and text[7] == ":":
+            text = f"{text[0:4]}-{text[5:7]}-{text[8:10]}T{text[11:19]}"
+        out["captureTime"] = text
+    for key, tag in (("cameraMake", ExifTags.Base.Make), ("cameraModel", ExifTags.Base.Model)):
+        value = exif.get(tag)
+        if value:
+            out[key] = str(value).strip().replace("\x00", "")
     gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
     if gps:
         lat = _gps_degrees(gps.get(ExifTags.GPS.GPSLatitude), gps.get(ExifTags.GPS.GPSLatitudeRef))
         lon = _gps_degrees(gps.get(ExifTags.GPS.GPSLongitude), gps.get(ExifTags.GPS.GPSLongitudeRef))
         if lat is not None and lon is not None:
-            facts["gps"] = {"latitude": lat, "longitude": lon}
-    return facts
+            out["gps"] = {"lat": lat, "lon": lon}
+    return out
+
+
+def exif_facts(data: bytes) -> dict[str, Any]:
+    """``exif_of_image`` of encoded image bytes ({} when they cannot be opened)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return exif_of_image(image)
+    except (OSError, ValueError, SyntaxError):
+        return {}

@@ -48,8 +48,8 @@ def parse_ts(value: str) -> float:
         text = text[:-1] + "+00:00"
     if "." in text:  # fromisoformat wants at most 6 fraction digits
         head, _, rest = text.partition(".")
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        zone = rest[len(digits) :]
+        count = next((i for i, ch in enumerate(rest) if not ch.isdigit()), len(rest))
+        digits, zone = rest[:count], rest[count:]
         text = f"{head}.{(digits + '000000')[:6]}{zone}"
     return datetime.fromisoformat(text).timestamp()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
-DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def free_port() -> int:
@@ -24,55 +22,24 @@ def free_port() -> int:
 
 
 def azurite_connection_string(port: int) -> str:
-    return (
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        f"AccountKey={DEV_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-    )
+    from devhost.azurite import connection_string
+
+    return connection_string(port)
 
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running Azurite blob service for the session; yields its connection string."""
+    """A running Azurite blob service for the session (the devhost's launcher); yields its connection string."""
+    from devhost import azurite as launcher
+
     if not AZURITE.exists():
         pytest.fail(f"Azurite is not installed at {AZURITE}; run 'make install' (npm ci)")
-    port = free_port()
     location = tmp_path_factory.mktemp("azurite")
-    proc = subprocess.Popen(
-        [
-            str(AZURITE),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--location",
-            str(location),
-            "--skipApiVersionCheck",
-            "--loose",
-            "--silent",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"Azurite exited with code {proc.returncode}")
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("Azurite did not listen within 30 s")
+    process = launcher.start(free_port(), location, ROOT)
     try:
-        yield azurite_connection_string(port)
+        yield process.connection_string
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        process.stop()
         shutil.rmtree(location, ignore_errors=True)
 
 

@@ -11,9 +11,9 @@ from tests.operators.stack import start_ops_stack
 
 
 @pytest.fixture(scope="module")
-def ops_stack(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("ops")
-    running = start_ops_stack(azurite, state)
+    running = start_ops_stack(state)
     try:
         yield running
     finally:

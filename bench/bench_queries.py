@@ -153,8 +153,8 @@ def run(n: int, repeat: int, seed: int) -> dict[str, Any]:
             "getById": lambda: store.get(rng.choice(sample)["id"]),
             "searchProfile": lambda: store.search(SearchQuery(profile=rng.choice(PROFILES), limit=50)),
             "searchTag": lambda: store.search(SearchQuery(tag=rng.choice(tags), limit=50)),
-            "searchRareTagProfile": lambda: store.search(
-                SearchQuery(tag=rng.choice(tags[-50:]), profile=rng.choice(PROFILES), limit=50)
+            "searchTagAndProfile": lambda: store.search(
+                SearchQuery(tag=rng.choice(tags), profile=rng.choice(PROFILES), limit=50)
             ),
             "searchLabel": lambda: store.search(SearchQuery(label=rng.choice(LABELS), limit=50)),
             "searchText": lambda: store.search(SearchQuery(text=" ".join(rng.choice(texts)[:2]), limit=50)),
@@ -209,7 +209,7 @@ def run(n: int, repeat: int, seed: int) -> dict[str, Any]:
             "each search asks for 50 items (the API default), newest first; parameters vary per call "
             "(random profile/tag/label/words of an existing record's OCR text/2-day window)",
             "searchTag draws tags from records, so common tags dominate (Zipf-like vocabulary of 400); "
-            "searchRareTagProfile combines a rare tag with a profile",
+            "searchTagAndProfile combines such a tag with a random profile",
             "nearDuplicateScan is a full scan with a Python Hamming-distance UDF over every pHash",
             "pagedWalk10x50 = 10 pages of 50 through continuation tokens, one profile",
             "build = the store's own write path (_write), 1,000 records per transaction; upsertOne = the public "

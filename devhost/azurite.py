@@ -79,11 +79,18 @@ class AzuriteProcess:
         """Its connection string."""
         return connection_string(self.port)
 
-    def stop(self) -> None:
-        """Terminate it (kill after 10 s)."""
+    def stop(self, wait: bool = True) -> None:
+        """Ask it to shut down (SIGTERM); with ``wait``, wait for it (kill after 10 s).
+
+        Azurite shuts down gracefully (it flushes its metadata) once its clients' keep-alive connections
+        close. A host that holds such connections itself passes ``wait=False`` and exits: its sockets close
+        with it and Azurite finishes on its own.
+        """
         if self.proc.poll() is not None:
             return
         self.proc.terminate()
+        if not wait:
+            return
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

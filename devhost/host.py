@@ -76,7 +76,7 @@ class Host:
             self.server = Server(self)
         except BaseException:
             if self.azurite is not None:
-                self.azurite.stop()
+                self.azurite.stop(wait=False)  # our own open connections would hold its graceful close
             raise
 
     # ------------------------------------------------------------------ invocations
@@ -200,7 +200,7 @@ class Host:
             self.engine.stop()
             await runner.cleanup()
             if self.azurite is not None:
-                self.azurite.stop()
+                self.azurite.stop(wait=False)  # our own open connections would hold its graceful close
 
     def _banner(self) -> None:
         out = sys.stdout
@@ -242,4 +242,4 @@ class Host:
             asyncio.run(main())
         finally:
             if self.azurite is not None:
-                self.azurite.stop()
+                self.azurite.stop(wait=False)  # our own open connections would hold its graceful close

@@ -65,17 +65,17 @@ def blob_version(record: JsonDict) -> tuple[datetime | None, str]:
 def is_older_version(new: JsonDict, stored: JsonDict) -> bool:
     """True when ``new`` describes an older blob version than ``stored`` (so it must not replace it).
 
-    Rules: a newer ``lastModified`` wins; with equal ``lastModified`` the same ETag is the same version (the
-    write is allowed, idempotent) and different ETags are ordered as strings (Azure ETags are increasing
-    hex). When either side lacks ``lastModified`` there is nothing to compare and the write is allowed.
+    Rules: a strictly newer stored ``lastModified`` wins. Equal ``lastModified`` values cannot order two
+    versions: Last-Modified has one-second resolution and ETags are opaque (Azurite's are random, Azure
+    documents no order), so the write is allowed; every pipeline step checks that the live blob still has its
+    ETag before it writes, which is what keeps a stale run of the same second out. When either side lacks
+    ``lastModified`` there is nothing to compare and the write is allowed.
     """
-    new_lm, new_etag = blob_version(new)
-    old_lm, old_etag = blob_version(stored)
+    new_lm, _ = blob_version(new)
+    old_lm, _ = blob_version(stored)
     if new_lm is None or old_lm is None:
         return False
-    if new_lm != old_lm:
-        return new_lm < old_lm
-    return new_etag < old_etag
+    return new_lm < old_lm
 
 
 # ---------------------------------------------------------------------------------------------------

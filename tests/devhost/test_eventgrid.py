@@ -39,6 +39,10 @@ def eg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Devhost, Path
         yield host, out, svc
     finally:
         host.stop()
+        svc.close()  # Azurite's graceful shutdown waits for its clients' connections to close
+    deadline = time.monotonic() + 15
+    while azurite.is_listening(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not azurite.is_listening(port), "devhost must stop the Azurite it started"
 
 

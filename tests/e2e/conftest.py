@@ -1,7 +1,8 @@
-"""The app (function_app.py) running on a devhost subprocess against the session's Azurite."""
+"""The app (function_app.py) running on a devhost subprocess that starts its own Azurite."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,11 @@ class Stack:
     blobs: AzureBlobStore
     env: dict[str, str]
     fault_plan: Path
+
+    def stop(self) -> None:
+        """Stop the host, and the Azurite it started (also one orphaned by a kill -9 of an earlier host)."""
+        self.host.stop()
+        subprocess.run(["pkill", "-f", f"--blobPort {self.env['AZURITE_BLOB_PORT']} "], check=False)
 
 
 def start_stack(state: Path, extra_env: dict[str, str] | None = None, app_dir: Path = ROOT) -> Stack:
@@ -60,4 +66,4 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         yield running
     finally:
-        running.host.stop()
+        running.stop()

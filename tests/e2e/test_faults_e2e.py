@@ -27,7 +27,7 @@ def slow_retry_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack
     try:
         yield running
     finally:
-        running.host.stop()
+        running.stop()
 
 
 def runs_for(stack: Stack, image_id: str) -> list[dict[str, object]]:

@@ -39,7 +39,7 @@ def stack_without_events(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     try:
         yield running
     finally:
-        running.host.stop()
+        running.stop()
 
 
 def sweep(stack: Stack) -> None:

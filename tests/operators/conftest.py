@@ -17,4 +17,4 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         yield running
     finally:
-        running.host.stop()
+        running.stop()

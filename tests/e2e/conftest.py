@@ -26,7 +26,7 @@ class Stack:
     def stop(self) -> None:
         """Stop the host, and the Azurite it started (also one orphaned by a kill -9 of an earlier host)."""
         self.host.stop()
-        subprocess.run(["pkill", "-f", f"--blobPort {self.env['AZURITE_BLOB_PORT']} "], check=False)
+        subprocess.run(["pkill", "-9", "-f", "--", f"--blobPort {self.env['AZURITE_BLOB_PORT']} "], check=False)
 
 
 def start_stack(state: Path, extra_env: dict[str, str] | None = None, app_dir: Path = ROOT) -> Stack:

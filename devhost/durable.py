@@ -856,15 +856,21 @@ class Engine:
         row = self.store.one("SELECT * FROM instances WHERE instance_id=?", (instance_id,))
         return None if row is None else dict(row)
 
+    @staticmethod
+    def _instance_row(conn: Any, instance_id: str, *, live: bool = False) -> Any:
+        """The instance's row in this transaction: 404 when unknown, 410 when ``live`` and it has ended."""
+        row = conn.execute("SELECT * FROM instances WHERE instance_id=?", (instance_id,)).fetchone()
+        if row is None:
+            raise DurableError(404, f"No instance with ID '{instance_id}' found.")
+        if live and row["status"] in TERMINAL:
+            raise DurableError(410, f"The instance '{instance_id}' is {row['status']}.")
+        return row
+
     def raise_event(self, instance_id: str, event_name: str, input_text: str | None) -> None:
         """Deliver an external event (404 unknown, 410 terminal)."""
         now = time.time()
         with self.store.tx() as conn:
-            row = conn.execute("SELECT status FROM instances WHERE instance_id=?", (instance_id,)).fetchone()
-            if row is None:
-                raise DurableError(404, f"No instance with ID '{instance_id}' found.")
-            if row["status"] in TERMINAL:
-                raise DurableError(410, f"The instance '{instance_id}' is {row['status']}.")
+            self._instance_row(conn, instance_id, live=True)
             ev = event(ER, now, Name=event_name, Input=input_text)
             conn.execute(
                 "INSERT INTO inbox(instance_id, execution_id, visible_at, event) VALUES(?,?,?,?)",
@@ -876,11 +882,7 @@ class Engine:
         """Terminate a non-terminal instance."""
         now = time.time()
         with self.store.tx() as conn:
-            row = conn.execute("SELECT * FROM instances WHERE instance_id=?", (instance_id,)).fetchone()
-            if row is None:
-                raise DurableError(404, f"No instance with ID '{instance_id}' found.")
-            if row["status"] in TERMINAL:
-                raise DurableError(410, f"The instance '{instance_id}' is {row['status']}.")
+            row = self._instance_row(conn, instance_id, live=True)
             state = json.loads(row["state"])
             for h in state["history"]:
                 h["IsPlayed"] = True
@@ -908,11 +910,7 @@ class Engine:
 
     def _set_suspended(self, instance_id: str, suspend: bool) -> None:
         with self.store.tx() as conn:
-            row = conn.execute("SELECT status FROM instances WHERE instance_id=?", (instance_id,)).fetchone()
-            if row is None:
-                raise DurableError(404, f"No instance with ID '{instance_id}' found.")
-            if row["status"] in TERMINAL:
-                raise DurableError(410, f"The instance '{instance_id}' is {row['status']}.")
+            row = self._instance_row(conn, instance_id, live=True)
             if suspend:
                 conn.execute(
                     "UPDATE instances SET status='Suspended', updated_time=? WHERE instance_id=?",
@@ -928,9 +926,7 @@ class Engine:
         """Rewind a Failed instance: replay from the start; previously successful results are reused."""
         now = time.time()
         with self.store.tx() as conn:
-            row = conn.execute("SELECT * FROM instances WHERE instance_id=?", (instance_id,)).fetchone()
-            if row is None:
-                raise DurableError(404, f"No instance with ID '{instance_id}' found.")
+            row = self._instance_row(conn, instance_id)
             if row["status"] != "Failed":
                 raise DurableError(412, f"The instance '{instance_id}' is {row['status']}, not Failed.")
             old = json.loads(row["state"])
@@ -975,9 +971,7 @@ class Engine:
     def purge(self, instance_id: str) -> int:
         """Delete a terminal instance (404 unknown, 412 running)."""
         with self.store.tx() as conn:
-            row = conn.execute("SELECT status FROM instances WHERE instance_id=?", (instance_id,)).fetchone()
-            if row is None:
-                raise DurableError(404, f"No instance with ID '{instance_id}' found.")
+            row = self._instance_row(conn, instance_id)
             if row["status"] not in TERMINAL:
                 raise DurableError(412, f"The instance '{instance_id}' is {row['status']}.")
             self._delete_instance(conn, instance_id)

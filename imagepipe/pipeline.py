@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 from imagepipe.composition import Services
 from imagepipe.errors import ImagepipeError, NotFoundError, PermanentImageError, TransientServiceError
 from imagepipe.imagefacts import Limits, inspect_image
-from imagepipe.ports import AnalysisRequest, JsonDict
+from imagepipe.ports import AnalysisRequest, BlobInfo, JsonDict
 from imagepipe.records import (
     blob_json,
     decode_blob_metadata,
@@ -70,6 +70,10 @@ def _download_current(svc: Services, step: StepInput) -> bytes | None:
 
 def fetch_image_metadata(svc: Services, step: StepInput) -> JsonDict:
     try:
+        head = svc.blobs.get_properties(step["blobName"])
+        if head.etag == step["etag"].strip('"') and head.size > svc.settings.max_upload_bytes:
+            # A direct (SAS) upload is not size-checked by the API: refuse before reading it into memory.
+            return _refuse_oversized(svc, step, head)
         data, info = svc.blobs.download(step["blobName"])
     except NotFoundError:
         return _forget_deleted(svc, step)
@@ -103,6 +107,19 @@ def fetch_image_metadata(svc: Services, step: StepInput) -> JsonDict:
         "phash": facts.phash,
         "blob": blob_json(info),
     }
+
+
+def _refuse_oversized(svc: Services, step: StepInput, info: BlobInfo) -> JsonDict:
+    profile, original_name, client = decode_blob_metadata(dict(info.metadata))
+    existing = svc.records.get(step["imageId"])
+    record = new_record(step["imageId"], info, None, profile, original_name, client, step["instanceId"], existing)
+    svc.records.upsert_if_not_older(record)
+    limit = svc.settings.max_upload_bytes
+    return failure(
+        "fetch_image_metadata",
+        "payload_too_large",
+        f"the stored image is {info.size} bytes, above the {limit}-byte limit; upload a smaller image",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -105,3 +105,18 @@ def test_deleted_blob_is_not_revived(app_env: dict[str, str]) -> None:
     result = pipeline.persist_record(svc, {**step, "status": "completed"})  # type: ignore[typeddict-item]
     assert result["superseded"] is True
     assert svc.records.get(step["imageId"]) is None
+
+
+def test_oversized_direct_upload_is_refused_before_download(
+    app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imagepipe.composition import reset_services
+
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "20000")
+    reset_services()
+    step = store("cat.jpg", "general")  # as a SAS PUT would store it: nothing checked its size
+    result = pipeline.fetch_image_metadata(services(), step)  # type: ignore[arg-type]
+    assert result["ok"] is False and result["error"]["code"] == "payload_too_large"
+    assert "above the 20000-byte limit" in result["error"]["message"]
+    record = services().records.get(step["imageId"])
+    assert record is not None and record["image"] is None

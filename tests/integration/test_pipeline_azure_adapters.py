@@ -1,0 +1,119 @@
+"""The pipeline steps with the Azure adapters: Cosmos DB and Azure AI Vision through their real SDKs over
+transports that answer as the services do (tests/fakes), blobs on Azurite. Proves the ports compose in the
+Azure mode, not only each adapter alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core.credentials import AccessToken
+
+from imagepipe import pipeline
+from imagepipe.adapters.azure_vision import AzureVisionAnalyzer
+from imagepipe.adapters.cosmos_records import CosmosRecordStore
+from imagepipe.composition import Services, services
+from imagepipe.errors import TransientServiceError
+from imagepipe.ids import blob_name, instance_id, new_image_id
+from imagepipe.ports import SearchQuery
+from imagepipe.profiles import load_profiles
+from imagepipe.records import encode_blob_metadata
+from tests.fakes.cosmos_transport import FakeCosmosTransport
+from tests.fakes.vision_transport import FakeVisionService, FakeVisionTransport, Fault
+
+pytestmark = pytest.mark.integration
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+class StaticCredential:
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("token", 4_102_444_800)
+
+
+@pytest.fixture()
+def azure_services(app_env: dict[str, str]) -> tuple[Services, FakeVisionTransport]:
+    local = services()  # the Azurite blob stores of app_env
+    vision_transport = FakeVisionTransport(
+        FakeVisionService(
+            tags=[("text", 0.97), ("document", 0.93), ("paper", 0.7)], lines=["CLAIM FORM", "Policy PX-1"]
+        )
+    )
+    svc = Services(
+        settings=local.settings,
+        blobs=local.blobs,
+        deadletters=local.deadletters,
+        records=CosmosRecordStore(
+            "https://fakeacct.documents.azure.com:443/",
+            "imagepipe",
+            "images",
+            StaticCredential(),
+            transport=FakeCosmosTransport(),
+        ),
+        profiles=load_profiles(),
+        _vision=AzureVisionAnalyzer(
+            "https://fakevision.cognitiveservices.azure.com/",
+            StaticCredential(),
+            transport=vision_transport,
+            retry_backoff_factor=0.001,
+        ),
+    )
+    return svc, vision_transport
+
+
+def test_document_runs_through_cosmos_and_ai_vision(azure_services: tuple[Services, FakeVisionTransport]) -> None:
+    svc, vision = azure_services
+    image_id = new_image_id()
+    info = svc.blobs.put(
+        blob_name(image_id, "png"),
+        (SAMPLES / "insurance-claim.png").read_bytes(),
+        content_type="image/png",
+        metadata=encode_blob_metadata("insurance", "claim.png", {"claim": "17"}),
+    )
+    step: Any = {
+        "imageId": image_id,
+        "blobName": info.name,
+        "etag": info.etag,
+        "instanceId": instance_id(image_id, info.etag),
+    }
+    assert pipeline.fetch_image_metadata(svc, step)["ok"]
+    analysis = pipeline.analyze_image(svc, step, "insurance")
+    assert analysis == {
+        "ok": True,
+        "textHeavy": True,
+        "topTags": ["text", "document", "paper"],
+        "labels": ["document"],
+        "provider": svc.vision.provider,
+    }
+    assert pipeline.read_text(svc, step, "insurance") == {"ok": True, "lines": 2, "characters": 22}
+    assert pipeline.persist_record(svc, {**step, "status": "completed"})["ok"]
+    record = svc.records.get(image_id)
+    assert record is not None and record["status"] == "completed"
+    assert record["analysis"]["modelVersion"] and record["text"] == "CLAIM FORM\nPolicy PX-1"
+    assert record["client"] == {"originalName": "claim.png", "metadata": {"claim": "17"}}
+    assert [r["id"] for r in svc.records.search(SearchQuery(text="policy", profile="insurance")).items] == [image_id]
+    assert [r.query["features"] for r in vision.requests] == ["tags,objects,people", "read"]
+
+
+def test_vision_throttling_surfaces_as_transient(azure_services: tuple[Services, FakeVisionTransport]) -> None:
+    svc, vision = azure_services
+    image_id = new_image_id()
+    info = svc.blobs.put(
+        blob_name(image_id, "jpg"),
+        (SAMPLES / "cat.jpg").read_bytes(),
+        content_type="image/jpeg",
+        metadata=encode_blob_metadata("general", None, {}),
+    )
+    step: Any = {
+        "imageId": image_id,
+        "blobName": info.name,
+        "etag": info.etag,
+        "instanceId": instance_id(image_id, info.etag),
+    }
+    assert pipeline.fetch_image_metadata(svc, step)["ok"]
+    vision.script([Fault(429, "429", "Rate limit is exceeded.", retry_after="1")] * 3)
+    with pytest.raises(TransientServiceError):  # the orchestration's retry policy takes it from here
+        pipeline.analyze_image(svc, step, "general")
+    assert len(vision.requests) == 3  # the SDK's own small retry budget (2 retries) was used first
+    assert svc.records.get(image_id)["status"] == "processing"  # type: ignore[index]

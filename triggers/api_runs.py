@@ -5,8 +5,6 @@ behaves the same on Azure and on the devhost. The rules (timeline, filters, pagi
 live in ``imagepipe.operators``; this module does I/O and HTTP.
 """
 
-from __future__ import annotations
-
 import logging
 import re
 from datetime import UTC, datetime, timedelta

@@ -5,8 +5,6 @@ the key given in its own URL (``?code=``). ``GET /api/dashboard/images/{id}/cont
 so the page can draw tags, boxes and OCR text over it. One function (``dashboard``) serves both.
 """
 
-from __future__ import annotations
-
 import re
 from functools import lru_cache
 from importlib import resources

@@ -4,32 +4,21 @@ Azure mode, not only each adapter alone."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import pytest
-from azure.core.credentials import AccessToken
 
 from imagepipe import pipeline
 from imagepipe.adapters.azure_vision import AzureVisionAnalyzer
 from imagepipe.adapters.cosmos_records import CosmosRecordStore
 from imagepipe.composition import Services, services
 from imagepipe.errors import TransientServiceError
-from imagepipe.ids import blob_name, instance_id, new_image_id
 from imagepipe.ports import SearchQuery
 from imagepipe.profiles import load_profiles
-from imagepipe.records import encode_blob_metadata
 from tests.fakes.cosmos_transport import FakeCosmosTransport
+from tests.fakes.credentials import StaticCredential
 from tests.fakes.vision_transport import FakeVisionService, FakeVisionTransport, Fault
+from tests.integration.samples import store_sample
 
 pytestmark = pytest.mark.integration
-
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-
-
-class StaticCredential:
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken("token", 4_102_444_800)
 
 
 @pytest.fixture()
@@ -64,19 +53,8 @@ def azure_services(app_env: dict[str, str]) -> tuple[Services, FakeVisionTranspo
 
 def test_document_runs_through_cosmos_and_ai_vision(azure_services: tuple[Services, FakeVisionTransport]) -> None:
     svc, vision = azure_services
-    image_id = new_image_id()
-    info = svc.blobs.put(
-        blob_name(image_id, "png"),
-        (SAMPLES / "insurance-claim.png").read_bytes(),
-        content_type="image/png",
-        metadata=encode_blob_metadata("insurance", "claim.png", {"claim": "17"}),
-    )
-    step: Any = {
-        "imageId": image_id,
-        "blobName": info.name,
-        "etag": info.etag,
-        "instanceId": instance_id(image_id, info.etag),
-    }
+    step = store_sample(svc.blobs, "insurance-claim.png", "insurance", "claim.png", {"claim": "17"})
+    image_id = step["imageId"]
     assert pipeline.fetch_image_metadata(svc, step)["ok"]
     analysis = pipeline.analyze_image(svc, step, "insurance")
     assert analysis == {
@@ -98,19 +76,8 @@ def test_document_runs_through_cosmos_and_ai_vision(azure_services: tuple[Servic
 
 def test_vision_throttling_surfaces_as_transient(azure_services: tuple[Services, FakeVisionTransport]) -> None:
     svc, vision = azure_services
-    image_id = new_image_id()
-    info = svc.blobs.put(
-        blob_name(image_id, "jpg"),
-        (SAMPLES / "cat.jpg").read_bytes(),
-        content_type="image/jpeg",
-        metadata=encode_blob_metadata("general", None, {}),
-    )
-    step: Any = {
-        "imageId": image_id,
-        "blobName": info.name,
-        "etag": info.etag,
-        "instanceId": instance_id(image_id, info.etag),
-    }
+    step = store_sample(svc.blobs, "cat.jpg", "general")
+    image_id = step["imageId"]
     assert pipeline.fetch_image_metadata(svc, step)["ok"]
     vision.script([Fault(429, "429", "Rate limit is exceeded.", retry_after="1")] * 3)
     with pytest.raises(TransientServiceError):  # the orchestration's retry policy takes it from here

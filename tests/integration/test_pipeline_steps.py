@@ -3,38 +3,22 @@ query, version guards and near-duplicates, without a host."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from imagepipe import pipeline
 from imagepipe.composition import services
-from imagepipe.ids import blob_name, instance_id, new_image_id
+from imagepipe.ids import instance_id
 from imagepipe.ports import SearchQuery
 from imagepipe.records import encode_blob_metadata
+from tests.integration.samples import SAMPLES, store_sample
 
 pytestmark = pytest.mark.integration
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-
 
 def store(sample: str, profile: str) -> dict[str, Any]:
-    svc = services()
-    image_id = new_image_id()
-    ext = sample.rsplit(".", 1)[1]
-    info = svc.blobs.put(
-        blob_name(image_id, ext),
-        (SAMPLES / sample).read_bytes(),
-        content_type=f"image/{'jpeg' if ext == 'jpg' else ext}",
-        metadata=encode_blob_metadata(profile, sample, {}),
-    )
-    return {
-        "imageId": image_id,
-        "blobName": info.name,
-        "etag": info.etag,
-        "instanceId": instance_id(image_id, info.etag),
-    }
+    return store_sample(services().blobs, sample, profile)
 
 
 def run_steps(step: dict[str, Any]) -> dict[str, Any]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from azure.core.credentials import AccessToken
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
 from imagepipe.adapters.azure_vision import AzureVisionAnalyzer
@@ -17,23 +14,13 @@ from imagepipe.errors import (
     TransientServiceError,
 )
 from imagepipe.ports import VISUAL_FEATURES, AnalysisRequest
+from tests.fakes.credentials import StaticCredential
 from tests.fakes.vision_transport import MODEL_VERSION, FakeVisionTransport, Fault, invalid_image
 
 pytestmark = pytest.mark.unit
 
 ENDPOINT = "https://fakevision.cognitiveservices.azure.com/"
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-
-
-class StaticCredential:
-    """A TokenCredential with one fixed token; records the scopes asked for."""
-
-    def __init__(self) -> None:
-        self.scopes: list[tuple[str, ...]] = []
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        self.scopes.append(scopes)
-        return AccessToken("vision-token", 4_102_444_800)
 
 
 @pytest.fixture
@@ -43,7 +30,7 @@ def transport() -> FakeVisionTransport:
 
 @pytest.fixture
 def credential() -> StaticCredential:
-    return StaticCredential()
+    return StaticCredential("vision-token")
 
 
 @pytest.fixture

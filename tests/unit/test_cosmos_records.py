@@ -9,32 +9,20 @@ from __future__ import annotations
 import random
 import threading
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
 
 from imagepipe.adapters.cosmos_records import CosmosRecordStore
 from imagepipe.adapters.records_common import encode_token
 from imagepipe.errors import ConfigurationError, ImagepipeError, InvalidInputError, TransientServiceError
 from imagepipe.ports import SearchQuery
 from tests.fakes.cosmos_transport import FakeCosmosTransport
+from tests.fakes.credentials import StaticCredential
 from tests.unit.record_store_contract import BASE, RecordStoreContract, ids, make_record
 
 pytestmark = pytest.mark.unit
 
 ENDPOINT = "https://fakeacct.documents.azure.com:443/"
-
-
-class StaticCredential:
-    """A TokenCredential that hands out one fixed token and records the scopes asked for."""
-
-    def __init__(self) -> None:
-        self.scopes: list[tuple[str, ...]] = []
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        self.scopes.append(scopes)
-        return AccessToken("static-token", 4_102_444_800)
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ work the same for the Azure and the local provider. With Azure, ``imagepipe.text
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from imagepipe.profiles import LabelRule, Profile
+from imagepipe.records import tag_entries
 
 #: Tags that say "this picture is mostly text" (AI Vision's and the local classifier's names).
 DOCUMENT_TAGS = frozenset(
@@ -45,15 +46,6 @@ DOCUMENT_TAG_MIN = 0.5
 TEXT_EVIDENCE_MIN = 0.5
 
 
-def _tags(analysis: Mapping[str, Any]) -> Iterable[tuple[str, float, str]]:
-    """(name, confidence, kind) of every tag and detected object in the result."""
-    for tag in (analysis.get("tagsResult") or {}).get("values", ()):
-        yield str(tag.get("name", "")).lower(), float(tag.get("confidence", 0.0)), "tag"
-    for obj in (analysis.get("objectsResult") or {}).get("values", ()):
-        for tag in obj.get("tags", ()):
-            yield str(tag.get("name", "")).lower(), float(tag.get("confidence", 0.0)), "object"
-
-
 def is_text_heavy(analysis: Mapping[str, Any], profile: Profile) -> bool:
     """Whether to run OCR: the profile's ``ocr`` policy, and for ``auto`` the text evidence, a
     document-like tag or a barcode."""
@@ -67,7 +59,7 @@ def is_text_heavy(analysis: Mapping[str, Any], profile: Profile) -> bool:
         return True
     if extras.get("barcodes"):
         return True
-    return any(name in DOCUMENT_TAGS and conf >= DOCUMENT_TAG_MIN for name, conf, _ in _tags(analysis))
+    return any(name in DOCUMENT_TAGS and conf >= DOCUMENT_TAG_MIN for name, conf, _ in tag_entries(analysis))
 
 
 def _ocr_lines(read_result: Mapping[str, Any] | None) -> list[tuple[str, float]]:
@@ -113,7 +105,7 @@ def derive_labels(
 ) -> list[dict[str, Any]]:
     """[{name, confidence, evidence}] for each of the profile's labels that reaches its min confidence,
     best first; ``evidence`` names the strongest support, e.g. ``tag:car``, ``object:car``, ``text:total``."""
-    tags = list(_tags(analysis))
+    tags = list(tag_entries(analysis))
     lines = _ocr_lines(read_result if read_result is not None else analysis.get("readResult"))
     labels: list[dict[str, Any]] = []
     for rule in profile.labels:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,15 +124,18 @@ def merge_into_record(store: RecordStore, image_id: str, etag: str, patch: dict[
     return merged if store.upsert_if_not_older(merged) else None
 
 
+def tag_entries(analysis: Mapping[str, Any]) -> Iterator[tuple[str, float, str]]:
+    """(lower-case name, confidence, "tag" | "object") of every tag and detected object of an analysis."""
+    for tag in (analysis.get("tagsResult") or {}).get("values", ()):
+        yield str(tag.get("name", "")).lower(), float(tag.get("confidence", 0.0)), "tag"
+    for obj in (analysis.get("objectsResult") or {}).get("values", ()):
+        for tag in obj.get("tags", ()):
+            yield str(tag.get("name", "")).lower(), float(tag.get("confidence", 0.0)), "object"
+
+
 def tag_names(analysis: JsonDict) -> list[str]:
     """Lower-case tag and object names of an analysis, for search."""
-    names: list[str] = []
-    for tag in (analysis.get("tagsResult") or {}).get("values", []):
-        names.append(str(tag.get("name", "")).lower())
-    for obj in (analysis.get("objectsResult") or {}).get("values", []):
-        for tag in obj.get("tags", []):
-            names.append(str(tag.get("name", "")).lower())
-    return sorted({n for n in names if n})
+    return sorted({name for name, _, _ in tag_entries(analysis) if name})
 
 
 def read_text_of(read_result: JsonDict | None) -> str:

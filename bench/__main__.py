@@ -1,4 +1,4 @@
-"""``python -m bench [analyzer|pipeline|queries|all]``: run one benchmark or all of them (the default); each writes
+"""``python -m bench [analyzer|pipeline|queries|soak|all]``: run one benchmark or all of them (the default); each writes
 its JSON under bench/results/. Options after the name go to that benchmark (e.g. ``pipeline --images 20``)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-BENCHMARKS = ("analyzer", "pipeline", "queries")
+BENCHMARKS = ("analyzer", "pipeline", "queries", "soak")
 
 
 def _entry(name: str) -> Callable[[list[str] | None], int]:
@@ -18,6 +18,10 @@ def _entry(name: str) -> Callable[[list[str] | None], int]:
         from bench.bench_pipeline import main as pipeline
 
         return pipeline
+    if name == "soak":
+        from bench.bench_soak import main as soak
+
+        return soak
     from bench.bench_queries import main as queries
 
     return queries

@@ -18,6 +18,7 @@ from typing import Any
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from imagepipe.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
+from imagepipe.imageformats import HiddenData, MalformedImage, image_end, is_padding
 
 #: magic prefix -> (format name as Pillow reports it, MIME type, file extension)
 _MAGIC: tuple[tuple[bytes, str, str, str], ...] = (
@@ -101,23 +102,23 @@ def inspect_image(data: bytes, limits: Limits, declared_type: str | None = None)
     )
 
 
-#: bytes tolerated after the end marker (padding some encoders add)
-_TRAILING_SLACK = 1024
-
-
 def _refuse_trailing_payload(data: bytes, fmt: str) -> None:
-    """Reject PNG/JPEG files with a second file appended after their end marker (polyglots)."""
-    if fmt == "PNG":
-        end = data.rfind(b"IEND")
-        trailing = len(data) - (end + 8) if end >= 0 else 0
-    elif fmt == "JPEG":
-        end = data.rfind(b"\xff\xd9")
-        trailing = len(data) - (end + 2) if end >= 0 else 0
-    else:
-        return
-    if trailing > _TRAILING_SLACK:
+    """Refuse bytes after the image data (polyglots), found by walking the format's structure."""
+    try:
+        end = image_end(data, fmt)
+    except HiddenData as exc:
         raise UnsupportedMediaTypeError(
-            f"the {fmt} image carries {trailing} extra bytes after its end marker; polyglot files are refused",
+            f"the {fmt} file carries data that belongs to no image: {exc}; files with data appended or "
+            "hidden in them (polyglots) are refused",
+            code="trailing_payload",
+        ) from exc
+    except MalformedImage as exc:
+        raise InvalidInputError(f"the {fmt} image is truncated or corrupt: {exc}", code="undecodable_image") from exc
+    tail = data[end:]
+    if tail and not is_padding(tail):
+        raise UnsupportedMediaTypeError(
+            f"the {fmt} image data ends at byte {end}, but the file has {len(tail)} more bytes appended "
+            f"(starting {tail[:8]!r}); files with data appended (polyglots) are refused — send the image alone",
             code="trailing_payload",
         )
 
@@ -136,7 +137,7 @@ def _decode_checked(data: bytes, fmt: str, limits: Limits) -> tuple[int, int]:
         raise InvalidInputError(f"the {fmt} image cannot be decoded: {exc}", code="undecodable_image") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidInputError(f"the {fmt} image header is corrupt: {exc}", code="undecodable_image") from exc
-    if decoded_format != fmt:
+    if decoded_format != fmt and not (fmt == "JPEG" and decoded_format == "MPO"):
         raise UnsupportedMediaTypeError(
             f"the file starts like {fmt} but decodes as {decoded_format}; polyglot files are refused",
             code="format_mismatch",

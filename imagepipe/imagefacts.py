@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,6 +30,18 @@ _MAGIC: tuple[tuple[bytes, str, str, str], ...] = (
     (b"MM\x00*", "TIFF", "image/tiff", "tiff"),
 )
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
+
+# The one set of image limits (settings may lower them, never raise them; see docs/image-validation.md).
+#: Azure AI Vision 4.0 refuses bodies "larger than 20971520 bytes".
+MAX_BYTES = 20 * 1024 * 1024
+#: Azure AI Vision 4.0 refuses sides "smaller than 50 and larger than 16000" px.
+MIN_SIDE_PX, MAX_SIDE_PX = 50, 16_000
+#: The most pixels any image may have. AI Vision's side limit alone would allow 256 Mpx, but the local analyzer
+#: holds the decoded RGB image and its upright copy in memory (about 1.2 GB peak at 100 Mpx), so 100 Mpx it is.
+MAX_PIXELS = 100_000_000
+# Pillow's own decompression-bomb guard (a warning above its limit, an error above twice it) is set to the same
+# number, so that it never refuses an image our limit accepts; our explicit check runs first and names the limit.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 _GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 
 
@@ -123,16 +134,21 @@ def _refuse_trailing_payload(data: bytes, fmt: str) -> None:
         )
 
 
+def _too_many_pixels(declared: str, limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the image declares {declared}; the limit is {limit:,} pixels (MAX_PIXELS), and larger images "
+        "(decompression bombs among them) are refused before decoding",
+        code="too_many_pixels",
+    )
+
+
 def _decode_checked(data: bytes, fmt: str, limits: Limits) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
             decoded_format = probe.format
-    except Image.DecompressionBombError as exc:
-        raise PayloadTooLargeError(
-            f"the image declares more pixels than any accepted image ({exc}); decompression bombs are refused",
-            code="too_many_pixels",
-        ) from exc
+    except Image.DecompressionBombError as exc:  # only above twice Pillow's limit, which is MAX_PIXELS
+        raise _too_many_pixels(f"more than {2 * MAX_PIXELS:,} pixels", limits.max_pixels) from exc
     except UnidentifiedImageError as exc:
         raise InvalidInputError(f"the {fmt} image cannot be decoded: {exc}", code="undecodable_image") from exc
     except (OSError, ValueError, SyntaxError) as exc:
@@ -143,11 +159,7 @@ def _decode_checked(data: bytes, fmt: str, limits: Limits) -> tuple[int, int]:
             code="format_mismatch",
         )
     if width * height > limits.max_pixels:
-        raise PayloadTooLargeError(
-            f"the image declares {width}x{height} = {width * height} pixels, above the {limits.max_pixels} "
-            "pixel limit (a decompression bomb is refused before decoding)",
-            code="too_many_pixels",
-        )
+        raise _too_many_pixels(f"{width}x{height} = {width * height:,} pixels", limits.max_pixels)
     if min(width, height) < limits.min_dimension or max(width, height) > limits.max_dimension:
         raise InvalidInputError(
             f"the image is {width}x{height} px; each side must be between {limits.min_dimension} and "
@@ -155,19 +167,11 @@ def _decode_checked(data: bytes, fmt: str, limits: Limits) -> tuple[int, int]:
             code="invalid_dimensions",
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                if fmt == "JPEG":
-                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                image.load()
-    except (
-        OSError,
-        ValueError,
-        SyntaxError,
-        Image.DecompressionBombWarning,
-        Image.DecompressionBombError,
-    ) as exc:
+        with Image.open(io.BytesIO(data)) as image:
+            if fmt == "JPEG":
+                image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+            image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InvalidInputError(
             f"the {fmt} image is truncated or corrupt and cannot be fully decoded: {exc}",
             code="undecodable_image",

@@ -119,7 +119,7 @@ def _refuse_trailing_payload(data: bytes, fmt: str) -> None:
         end = image_end(data, fmt)
     except HiddenData as exc:
         raise UnsupportedMediaTypeError(
-            f"the {fmt} file carries data that belongs to no image: {exc}; files with data appended or "
+            f"the {fmt} file carries data that is not part of the image ({exc}); files with data appended or "
             "hidden in them (polyglots) are refused",
             code="trailing_payload",
         ) from exc

@@ -12,9 +12,11 @@ docs/image-validation.md.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 __all__ = ["MalformedImage", "HiddenData", "image_end", "is_padding", "PADDING_TOLERANCE"]
 
@@ -62,16 +64,25 @@ def image_end(data: bytes, fmt: str) -> int:
 # JPEG (and MPO: JPEG frames declared in the first frame's APP2 "MPF" segment)
 # ---------------------------------------------------------------------------------------------------
 
-_SOS, _EOI, _SOI, _APP2 = 0xDA, 0xD9, 0xD8, 0xE2
+_SOS, _EOI, _SOI, _APP1, _APP2 = 0xDA, 0xD9, 0xD8, 0xE1, 0xE2
+_XMP_ID = b"http://ns.adobe.com/xap/1.0/\x00"
 
 
-def _jpeg_end(data: bytes, start: int) -> tuple[int, int | None]:
-    """(offset past EOI, offset of the MP header if the frame has an APP2 MPF segment) of the JPEG at ``start``."""
+@dataclass
+class _JpegFrame:
+    end: int  # offset past EOI
+    mp_header: int | None = None  # offset of the MP header (APP2 "MPF"), if any
+    xmp: bytes = b""  # the standard XMP packet (APP1), if any
+
+
+def _jpeg_end(data: bytes, start: int) -> _JpegFrame:
+    """Walk the JPEG at ``start`` to its EOI, noting its MPF header and XMP packet."""
     n = len(data)
     if data[start : start + 2] != b"\xff\xd8":
         raise MalformedImage(f"no JPEG start-of-image marker at byte {start}")
     pos = start + 2
     mp_header: int | None = None
+    xmp = b""
     while True:
         if pos >= n:
             raise MalformedImage("the JPEG file ends before its end-of-image marker (truncated)")
@@ -84,7 +95,7 @@ def _jpeg_end(data: bytes, start: int) -> tuple[int, int | None]:
         marker = data[pos]
         pos += 1
         if marker == _EOI:
-            return pos, mp_header
+            return _JpegFrame(pos, mp_header, xmp)
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM and RSTn stand alone
             continue
         if marker in (0x00, _SOI):
@@ -96,6 +107,8 @@ def _jpeg_end(data: bytes, start: int) -> tuple[int, int | None]:
             raise MalformedImage(f"the JPEG segment 0xFF{marker:02X} at byte {pos - 2} runs past the end of the file")
         if marker == _APP2 and mp_header is None and data[pos + 2 : pos + 6] == b"MPF\x00":
             mp_header = pos + 6
+        elif marker == _APP1 and not xmp and data[pos + 2 : pos + 2 + len(_XMP_ID)] == _XMP_ID:
+            xmp = data[pos + 2 + len(_XMP_ID) : pos + length]
         pos += length
         if marker == _SOS:
             pos = _entropy_coded_end(data, pos)
@@ -118,24 +131,131 @@ def _entropy_coded_end(data: bytes, pos: int) -> int:
 
 
 def _jpeg_file_end(data: bytes) -> int:
-    end, mp_header = _jpeg_end(data, 0)
-    if mp_header is None:
-        return end
-    # Each further frame is found at its declared offset and walked like the first; its declared size is
-    # not trusted (Pillow's MPO writer, for one, declares wrong sizes for the third frame on).
-    for frame_start in _mp_frame_offsets(data, mp_header):
-        if frame_start < end or frame_start >= len(data):
-            raise MalformedImage(
-                f"an MPO frame declared at byte {frame_start} overlaps the previous frame or lies past the end"
-            )
-        if not is_padding(data[end:frame_start]):
+    """End of a JPEG and of what it declares after its EOI: MPO frames (MPF, also Ultra HDR gain maps), the
+    items of a Google Container directory (motion-photo video), a Samsung SEF trailer. Every byte after the
+    primary image must lie in one of those (or be padding); each is walked by its own structure."""
+    primary = _jpeg_end(data, 0)
+    if primary.end == len(data):
+        return primary.end
+    regions: list[tuple[int, int]] = []
+    if primary.mp_header is not None:
+        # Further frames are found at their declared offsets and walked like the first; their declared sizes
+        # are not trusted (Pillow's MPO writer, for one, declares wrong sizes from the third frame on).
+        previous = primary.end
+        for frame_start in _mp_frame_offsets(data, primary.mp_header):
+            if frame_start < previous or frame_start >= len(data):
+                raise MalformedImage(
+                    f"an MPO frame declared at byte {frame_start} overlaps the previous frame or lies past the end"
+                )
+            previous = _jpeg_end(data, frame_start).end
+            regions.append((frame_start, previous))
+    for declared in (_container_items, _samsung_trailer):
+        try:
+            regions += declared(data, primary)
+        except (MalformedImage, HiddenData, struct.error, IndexError, UnicodeError, ValueError):
+            pass  # a declaration that does not check out covers nothing: its bytes count as appended
+    cursor = primary.end
+    for start, stop in sorted(regions):
+        if start > cursor and not is_padding(data[cursor:start]):
             raise HiddenData(
-                f"{frame_start - end} bytes between MPO frames (at byte {end}) belong to no frame",
-                end,
-                frame_start - end,
+                f"{start - cursor} bytes at byte {cursor} lie between the frames the JPEG declares and belong to none",
+                cursor,
+                start - cursor,
             )
-        end, _ = _jpeg_end(data, frame_start)
-    return end
+        cursor = max(cursor, stop)
+    return cursor
+
+
+# Google's Container XMP (Motion Photo 1.0, Ultra HDR): items after the primary image, sized from the end of file.
+_ITEM_NS = b"http://ns.google.com/photos/1.0/container/item/"
+_ATTRIBUTE = re.compile(rb'(\w+):(\w+)="([^"]*)"')
+
+
+def _container_items(data: bytes, primary: _JpegFrame) -> list[tuple[int, int]]:
+    """Regions of the secondary items a Container directory (or a legacy MicroVideoOffset) declares."""
+    xmp = primary.xmp
+    if not xmp:
+        return []
+    items: list[dict[bytes, bytes]] = []
+    prefix = re.search(rb'xmlns:(\w+)="' + re.escape(_ITEM_NS) + b'"', xmp)
+    if prefix:
+        for element in re.finditer(rb"<\w+:Item\b([^>]*)>", xmp):
+            attributes = {name: value for ns, name, value in _ATTRIBUTE.findall(element.group(1)) if ns == prefix[1]}
+            if b"Mime" in attributes:
+                items.append(attributes)
+    else:
+        legacy = re.search(rb'MicroVideoOffset="(\d+)"', xmp)
+        if legacy:
+            items = [{b"Mime": b"image/jpeg"}, {b"Mime": b"video/mp4", b"Length": legacy[1]}]
+    if len(items) < 2:
+        return []
+    regions: list[tuple[int, int]] = []
+    stop = len(data)
+    for item in reversed(items[1:]):
+        length = int(item.get(b"Length", b"0") or 0)
+        if length <= 0:
+            continue  # shares the previous item's bytes
+        start = stop - length
+        if start < primary.end:
+            raise MalformedImage("the JPEG's Container directory declares more data than follows the image")
+        _check_item(data, start, stop, item[b"Mime"].decode("ascii", "replace"))
+        regions.append((start, stop))
+        stop = start
+    return regions
+
+
+def _check_item(data: bytes, start: int, stop: int, mime: str) -> None:
+    """The item's bytes are what its MIME type says, walked to its declared end."""
+    if mime == "image/jpeg":
+        end = _jpeg_end(data, start).end
+    elif mime in ("video/mp4", "video/quicktime"):
+        end = _bmff_end(data, start, stop)
+    else:
+        raise MalformedImage(f"the JPEG declares an appended item of type {mime!r}, which is not accepted")
+    if end > stop or not is_padding(data[end:stop]):
+        raise MalformedImage(f"the {mime} item at byte {start} does not fill its declared length")
+
+
+def _bmff_end(data: bytes, start: int, stop: int) -> int:
+    """Walk ISO base media (MP4/QuickTime) boxes from ``start``; they must end exactly at ``stop``."""
+    pos = start
+    while pos < stop:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        if not kind.isascii() or not kind.strip(b" ").isalnum():
+            raise MalformedImage(f"the appended video has an invalid box at byte {pos}")
+        if size == 1:
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+        elif size == 0:
+            size = stop - pos
+        if size < 8 or pos + size > stop:
+            raise MalformedImage(f"the appended video's box at byte {pos} runs past its declared end")
+        pos += size
+    return pos
+
+
+# Samsung's SEF trailer: data blocks, then a "SEFH" directory of (type, distance back, size), its length, "SEFT".
+def _samsung_trailer(data: bytes, primary: _JpegFrame) -> list[tuple[int, int]]:
+    n, image_end_at = len(data), primary.end
+    if n - image_end_at < 20 or data[-4:] != b"SEFT":
+        return []
+    directory_size = struct.unpack_from("<I", data, n - 8)[0]
+    directory = n - 8 - directory_size
+    if directory < image_end_at or data[directory : directory + 4] != b"SEFH" or directory_size < 12:
+        raise MalformedImage("the JPEG's Samsung trailer has no valid SEFH directory")
+    count = struct.unpack_from("<I", data, directory + 8)[0]
+    if 12 + 12 * count > directory_size:
+        raise MalformedImage("the JPEG's Samsung trailer directory is shorter than its entries")
+    regions = [(directory, n)]
+    for k in range(count):
+        _pad, kind, distance, size = struct.unpack_from("<HHII", data, directory + 12 + 12 * k)
+        start = directory - distance
+        if start < image_end_at or start + size > directory or size < 8:
+            raise MalformedImage("a Samsung trailer block lies outside the trailer")
+        block_kind, name_size = struct.unpack_from("<2xHI", data, start)
+        if block_kind != kind or 8 + name_size > size:
+            raise MalformedImage(f"the Samsung trailer block at byte {start} does not match its directory entry")
+        regions.append((start, start + size))
+    return regions
 
 
 def _mp_frame_offsets(data: bytes, header: int) -> list[int]:

@@ -131,3 +131,79 @@ def bmp_v5_with_profile(width: int = 80, height: int = 60) -> bytes:
     struct.pack_into("<III", header, 108, 4, 124 + len(pixels), len(profile))  # intent, profile offset, size
     total = offset + len(pixels) + len(profile)
     return b"BM" + struct.pack("<IHHI", total, 0, 0, offset) + bytes(header) + pixels + profile
+
+
+# ---------------------------------------------------------------------------------------------------
+# What phones append after a JPEG's end: Google motion photos (Container XMP) and Samsung's SEF trailer
+# ---------------------------------------------------------------------------------------------------
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def mp4_stand_in() -> bytes:
+    """A small ISO base media file (ftyp, moov, mdat boxes) standing in for a motion photo's video."""
+    ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 512) + b"isomiso2mp41")
+    moov = _box(b"moov", _box(b"mvhd", bytes(100)))
+    return ftyp + moov + _box(b"mdat", bytes(range(256)) * 8)
+
+
+def _container_xmp(items: list[tuple[str, str, int]]) -> bytes:
+    entries = "".join(
+        f'<rdf:li rdf:parseType="Resource"><Container:Item Item:Mime="{mime}" Item:Semantic="{semantic}" '
+        f'Item:Length="{length}"/></rdf:li>'
+        for mime, semantic, length in items
+    )
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description xmlns:Camera="http://ns.google.com/photos/1.0/camera/" '
+        'xmlns:Container="http://ns.google.com/photos/1.0/container/" '
+        'xmlns:Item="http://ns.google.com/photos/1.0/container/item/" Camera:MotionPhoto="1" '
+        f'Camera:MotionPhotoVersion="1"><Container:Directory><rdf:Seq>{entries}</rdf:Seq></Container:Directory>'
+        "</rdf:Description></rdf:RDF></x:xmpmeta>"
+    ).encode()
+
+
+def motion_photo(video: bytes | None = None, declared: int | None = None, mime: str = "video/mp4") -> bytes:
+    """A Motion Photo 1.0 JPEG: the photo, its Container XMP declaring the video's length, the video appended."""
+    video = mp4_stand_in() if video is None else video
+    xmp = _container_xmp(
+        [("image/jpeg", "Primary", 0), (mime, "MotionPhoto", len(video) if declared is None else declared)]
+    )
+    return encode("JPEG", xmp=xmp) + video
+
+
+def micro_video() -> bytes:
+    """The older Google "MicroVideo" form: the XMP gives the video's offset from the end of the file."""
+    video = mp4_stand_in()
+    xmp = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description xmlns:GCamera="http://ns.google.com/photos/1.0/camera/" GCamera:MicroVideo="1" '
+        f'GCamera:MicroVideoVersion="1" GCamera:MicroVideoOffset="{len(video)}"/></rdf:RDF></x:xmpmeta>'
+    ).encode()
+    return encode("JPEG", xmp=xmp) + video
+
+
+def samsung_trailer_blocks() -> list[tuple[int, bytes, bytes]]:
+    """(type, name, value) of a typical Samsung trailer: capture time, and a motion-photo video."""
+    return [(0x0A01, b"Image_UTC_Data", b"1764670272000"), (0x0A30, b"MotionPhoto_Data", mp4_stand_in())]
+
+
+def samsung_sef(image: bytes, blocks: list[tuple[int, bytes, bytes]] | None = None, gap: bytes = b"") -> bytes:
+    """``image`` followed by ``gap`` and a Samsung SEF trailer: blocks, the SEFH directory, its length, "SEFT"."""
+    body, starts = b"", []
+    for kind, name, value in samsung_trailer_blocks() if blocks is None else blocks:
+        starts.append((kind, len(body)))
+        body += struct.pack("<HHI", 0, kind, len(name)) + name + value
+    sizes = [b - a for (_, a), (_, b) in zip(starts, [*starts[1:], (0, len(body))], strict=True)]
+    directory = b"SEFH" + struct.pack("<II", 107, len(starts))
+    for (kind, start), size in zip(starts, sizes, strict=True):
+        directory += struct.pack("<HHII", 0, kind, len(body) - start, size)
+    return image + gap + body + directory + struct.pack("<I", len(directory)) + b"SEFT"
+
+
+def samsung_motion_photo() -> bytes:
+    """A Samsung motion photo: Container XMP naming a video, the video itself inside the SEF trailer's block."""
+    xmp = _container_xmp([("image/jpeg", "Primary", 0), ("video/mp4", "MotionPhoto", len(mp4_stand_in()))])
+    return samsung_sef(encode("JPEG", xmp=xmp))

@@ -228,4 +228,43 @@ def test_mpo_with_data_hidden_between_frames_is_refused() -> None:
     struct.pack_into("<I", patched, entry, second - header + len(hidden))
     error = refusal(bytes(patched), "JPEG")
     assert (error.http_status, error.code) == (415, "trailing_payload"), error.message
-    assert "belong to no frame" in error.message
+    assert "belong to none" in error.message
+
+
+# ---------------------------------------------------------------------------------------------------
+# What phones append after EOI, declared by the file itself
+# ---------------------------------------------------------------------------------------------------
+
+PHONE_FILES = [
+    ("google motion photo", images.motion_photo()),
+    ("google micro video (legacy)", images.micro_video()),
+    ("samsung sef trailer", images.samsung_sef(images.encode("JPEG"))),
+    ("samsung motion photo (video in the SEF trailer)", images.samsung_motion_photo()),
+]
+
+
+@pytest.mark.parametrize(("case", "data"), PHONE_FILES, ids=[c[0] for c in PHONE_FILES])
+def test_declared_phone_trailers_are_accepted(case: str, data: bytes) -> None:
+    assert image_end(data, "JPEG") == len(data), case
+    assert inspect_image(data, LIMITS, "image/jpeg").format == "JPEG"
+
+
+PHONE_POLYGLOTS = [
+    ("motion photo + zip", images.motion_photo() + images.zip_archive()),
+    ("motion photo declaring a zip as its video", images.motion_photo(video=images.zip_archive())),
+    ("motion photo declaring a zip item", images.motion_photo(video=images.zip_archive(), mime="application/zip")),
+    ("motion photo declaring too little", images.motion_photo(declared=len(images.mp4_stand_in()) - 8)),
+    (
+        "motion photo with html before its video",
+        images.motion_photo(video=images.HTML_PAYLOAD + images.mp4_stand_in(), declared=len(images.mp4_stand_in())),
+    ),
+    ("samsung trailer + zip", images.samsung_sef(images.encode("JPEG")) + images.zip_archive()),
+    ("zip before a samsung trailer", images.samsung_sef(images.encode("JPEG"), gap=images.zip_archive())),
+    ("zip ending in SEFT", images.encode("JPEG") + images.zip_archive() + b"\x00\x00\x00\x00SEFT"),
+]
+
+
+@pytest.mark.parametrize(("case", "data"), PHONE_POLYGLOTS, ids=[c[0] for c in PHONE_POLYGLOTS])
+def test_payloads_disguised_as_phone_trailers_are_refused(case: str, data: bytes) -> None:
+    error = refusal(data, "JPEG")
+    assert (error.http_status, error.code) == (415, "trailing_payload"), (case, error.message)

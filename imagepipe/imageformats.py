@@ -66,6 +66,7 @@ def image_end(data: bytes, fmt: str) -> int:
 
 _SOS, _EOI, _SOI, _APP1, _APP2 = 0xDA, 0xD9, 0xD8, 0xE1, 0xE2
 _XMP_ID = b"http://ns.adobe.com/xap/1.0/\x00"
+_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
 @dataclass
@@ -115,19 +116,12 @@ def _jpeg_end(data: bytes, start: int) -> _JpegFrame:
 
 
 def _entropy_coded_end(data: bytes, pos: int) -> int:
-    """Offset of the marker that ends the entropy-coded data starting at ``pos`` (FF00 stuffing, RSTn inside)."""
-    n = len(data)
-    while True:
-        i = data.find(b"\xff", pos)
-        if i < 0 or i + 1 >= n:
-            raise MalformedImage("the JPEG scan data runs to the end of the file with no end-of-image marker")
-        following = data[i + 1]
-        if following == 0x00 or 0xD0 <= following <= 0xD7:
-            pos = i + 2
-        elif following == 0xFF:  # fill byte; the marker is further on
-            pos = i + 1
-        else:
-            return i
+    """Offset of the marker that ends the entropy-coded data starting at ``pos``: the first 0xFF followed by
+    anything but a stuffed 0x00, a restart marker (RSTn) or another 0xFF (a fill byte)."""
+    found = _SCAN_END.search(data, pos)
+    if found is None:
+        raise MalformedImage("the JPEG scan data runs to the end of the file with no end-of-image marker")
+    return found.start()
 
 
 def _jpeg_file_end(data: bytes) -> int:
@@ -438,6 +432,8 @@ _TIFF_IFD_TAGS = {330, 34665, 34853, 40965}
 #: (offsets tag, byte counts tag): strips, tiles, and the old-style JPEG thumbnail
 _TIFF_DATA_TAGS = ((273, 279), (324, 325), (513, 514))
 _TIFF_MAX_IFDS = 1024
+#: bounds on the work a hostile TIFF can ask for (IFDs can overlap, so the file size alone does not bound it)
+_TIFF_MAX_ENTRIES, _TIFF_MAX_OFFSETS = 200_000, 2_000_000
 
 
 def _tiff_end(data: bytes) -> int:
@@ -446,6 +442,7 @@ def _tiff_end(data: bytes) -> int:
     end = 8
     pending = [struct.unpack_from(endian + "I", data, 4)[0]]
     seen: set[int] = set()
+    entries_read = offsets_read = 0
     while pending:
         ifd = pending.pop()
         if ifd == 0 or ifd in seen:
@@ -457,6 +454,9 @@ def _tiff_end(data: bytes) -> int:
         ifd_end = ifd + 2 + 12 * count + 4
         if ifd_end > n:
             raise MalformedImage(f"the TIFF IFD at byte {ifd} runs past the end of the file")
+        entries_read += count
+        if entries_read > _TIFF_MAX_ENTRIES:
+            raise MalformedImage(f"the TIFF file has more than {_TIFF_MAX_ENTRIES} IFD entries")
         end = max(end, ifd_end)
         values: dict[int, list[int]] = {}
         for k in range(count):
@@ -467,6 +467,9 @@ def _tiff_end(data: bytes) -> int:
             if size > 4 and where + size <= n:
                 end = max(end, where + size)
             if kind in (3, 4, 13) and where + size <= n and (tag in _TIFF_IFD_TAGS or _is_data_tag(tag)):
+                offsets_read += n_values
+                if offsets_read > _TIFF_MAX_OFFSETS:
+                    raise MalformedImage(f"the TIFF file lists more than {_TIFF_MAX_OFFSETS} strips, tiles or IFDs")
                 fmt = f"{endian}{n_values}{'H' if kind == 3 else 'I'}"
                 values[tag] = list(struct.unpack_from(fmt, data, where))
         for tag in _TIFF_IFD_TAGS & values.keys():

@@ -1,10 +1,12 @@
 """Image validation and decoded facts, shared by the upload API and the ``fetch_image_metadata`` activity.
 
-Accepts JPEG, PNG, GIF, BMP, WEBP and TIFF (the formats of Azure AI Vision 4.0), recognised by magic bytes
-and confirmed by a full decode (at reduced scale where the codec allows), so truncated files, polyglots whose
-magic and decoded format disagree, decompression bombs and out-of-range dimensions are rejected with a
-clear error before anything is stored. Also computes the facts kept on the record: sha256, a 64-bit
-difference hash for near-duplicate search, and EXIF capture time, camera and GPS position.
+Accepts JPEG (multi-picture JPEG too), PNG, GIF, BMP, WEBP and TIFF (the formats of Azure AI Vision 4.0),
+recognised by magic bytes, walked to the true end of their image data (``imageformats``: anything appended is a
+polyglot and refused) and confirmed by a full decode (at reduced scale where the codec allows), so truncated
+files, polyglots, decompression bombs and out-of-range dimensions are rejected with a clear error before
+anything is stored. The limits (``MAX_BYTES``, ``MIN_SIDE_PX``/``MAX_SIDE_PX``, ``MAX_PIXELS``) are defined here
+once. Also computes the facts kept on the record: sha256, a 64-bit difference hash for near-duplicate search,
+and EXIF capture time, camera and GPS position.
 """
 
 from __future__ import annotations

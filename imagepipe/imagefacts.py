@@ -1,23 +1,25 @@
 """Image validation and decoded facts, shared by the upload API and the ``fetch_image_metadata`` activity.
 
-Accepts JPEG, PNG, GIF, BMP, WEBP and TIFF (the formats of Azure AI Vision 4.0), recognised by magic bytes
-and confirmed by a full decode (at reduced scale where the codec allows), so truncated files, polyglots whose
-magic and decoded format disagree, decompression bombs and out-of-range dimensions are rejected with a
-clear error before anything is stored. Also computes the facts kept on the record: sha256, a 64-bit
-difference hash for near-duplicate search, and EXIF capture time, camera and GPS position.
+Accepts JPEG (multi-picture JPEG too), PNG, GIF, BMP, WEBP and TIFF (the formats of Azure AI Vision 4.0),
+recognised by magic bytes, walked to the true end of their image data (``imageformats``: anything appended is a
+polyglot and refused) and confirmed by a full decode (at reduced scale where the codec allows), so truncated
+files, polyglots, decompression bombs and out-of-range dimensions are rejected with a clear error before
+anything is stored. The limits (``MAX_BYTES``, ``MIN_SIDE_PX``/``MAX_SIDE_PX``, ``MAX_PIXELS``) are defined here
+once. Also computes the facts kept on the record: sha256, a 64-bit difference hash for near-duplicate search,
+and EXIF capture time, camera and GPS position.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from imagepipe.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
+from imagepipe.imageformats import HiddenData, MalformedImage, image_end, is_padding
 
 #: magic prefix -> (format name as Pillow reports it, MIME type, file extension)
 _MAGIC: tuple[tuple[bytes, str, str, str], ...] = (
@@ -30,6 +32,18 @@ _MAGIC: tuple[tuple[bytes, str, str, str], ...] = (
     (b"MM\x00*", "TIFF", "image/tiff", "tiff"),
 )
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
+
+# The one set of image limits (settings may lower them, never raise them; see docs/image-validation.md).
+#: Azure AI Vision 4.0 refuses bodies "larger than 20971520 bytes".
+MAX_BYTES = 20 * 1024 * 1024
+#: Azure AI Vision 4.0 refuses sides "smaller than 50 and larger than 16000" px.
+MIN_SIDE_PX, MAX_SIDE_PX = 50, 16_000
+#: The most pixels any image may have. AI Vision's side limit alone would allow 256 Mpx, but the local analyzer
+#: holds the decoded RGB image and its upright copy in memory (about 1.2 GB peak at 100 Mpx), so 100 Mpx it is.
+MAX_PIXELS = 100_000_000
+# Pillow's own decompression-bomb guard (a warning above its limit, an error above twice it) is set to the same
+# number, so that it never refuses an image our limit accepts; our explicit check runs first and names the limit.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 _GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 
 
@@ -101,25 +115,33 @@ def inspect_image(data: bytes, limits: Limits, declared_type: str | None = None)
     )
 
 
-#: bytes tolerated after the end marker (padding some encoders add)
-_TRAILING_SLACK = 1024
-
-
 def _refuse_trailing_payload(data: bytes, fmt: str) -> None:
-    """Reject PNG/JPEG files with a second file appended after their end marker (polyglots)."""
-    if fmt == "PNG":
-        end = data.rfind(b"IEND")
-        trailing = len(data) - (end + 8) if end >= 0 else 0
-    elif fmt == "JPEG":
-        end = data.rfind(b"\xff\xd9")
-        trailing = len(data) - (end + 2) if end >= 0 else 0
-    else:
-        return
-    if trailing > _TRAILING_SLACK:
+    """Refuse bytes after the image data (polyglots), found by walking the format's structure."""
+    try:
+        end = image_end(data, fmt)
+    except HiddenData as exc:
         raise UnsupportedMediaTypeError(
-            f"the {fmt} image carries {trailing} extra bytes after its end marker; polyglot files are refused",
+            f"the {fmt} file carries data that is not part of the image ({exc}); files with data appended or "
+            "hidden in them (polyglots) are refused",
+            code="trailing_payload",
+        ) from exc
+    except MalformedImage as exc:
+        raise InvalidInputError(f"the {fmt} image is truncated or corrupt: {exc}", code="undecodable_image") from exc
+    tail = data[end:]
+    if tail and not is_padding(tail):
+        raise UnsupportedMediaTypeError(
+            f"the {fmt} image data ends at byte {end}, but the file has {len(tail)} more bytes appended "
+            f"(starting {tail[:8]!r}); files with data appended (polyglots) are refused — send the image alone",
             code="trailing_payload",
         )
+
+
+def _too_many_pixels(declared: str, limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the image declares {declared}; the limit is {limit:,} pixels (MAX_PIXELS), and larger images "
+        "(decompression bombs among them) are refused before decoding",
+        code="too_many_pixels",
+    )
 
 
 def _decode_checked(data: bytes, fmt: str, limits: Limits) -> tuple[int, int]:
@@ -127,26 +149,19 @@ def _decode_checked(data: bytes, fmt: str, limits: Limits) -> tuple[int, int]:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
             decoded_format = probe.format
-    except Image.DecompressionBombError as exc:
-        raise PayloadTooLargeError(
-            f"the image declares more pixels than any accepted image ({exc}); decompression bombs are refused",
-            code="too_many_pixels",
-        ) from exc
+    except Image.DecompressionBombError as exc:  # only above twice Pillow's limit, which is MAX_PIXELS
+        raise _too_many_pixels(f"more than {2 * MAX_PIXELS:,} pixels", limits.max_pixels) from exc
     except UnidentifiedImageError as exc:
         raise InvalidInputError(f"the {fmt} image cannot be decoded: {exc}", code="undecodable_image") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidInputError(f"the {fmt} image header is corrupt: {exc}", code="undecodable_image") from exc
-    if decoded_format != fmt:
+    if decoded_format != fmt and not (fmt == "JPEG" and decoded_format == "MPO"):
         raise UnsupportedMediaTypeError(
             f"the file starts like {fmt} but decodes as {decoded_format}; polyglot files are refused",
             code="format_mismatch",
         )
     if width * height > limits.max_pixels:
-        raise PayloadTooLargeError(
-            f"the image declares {width}x{height} = {width * height} pixels, above the {limits.max_pixels} "
-            "pixel limit (a decompression bomb is refused before decoding)",
-            code="too_many_pixels",
-        )
+        raise _too_many_pixels(f"{width}x{height} = {width * height:,} pixels", limits.max_pixels)
     if min(width, height) < limits.min_dimension or max(width, height) > limits.max_dimension:
         raise InvalidInputError(
             f"the image is {width}x{height} px; each side must be between {limits.min_dimension} and "
@@ -154,19 +169,11 @@ def _decode_checked(data: bytes, fmt: str, limits: Limits) -> tuple[int, int]:
             code="invalid_dimensions",
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                if fmt == "JPEG":
-                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                image.load()
-    except (
-        OSError,
-        ValueError,
-        SyntaxError,
-        Image.DecompressionBombWarning,
-        Image.DecompressionBombError,
-    ) as exc:
+        with Image.open(io.BytesIO(data)) as image:
+            if fmt == "JPEG":
+                image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+            image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InvalidInputError(
             f"the {fmt} image is truncated or corrupt and cannot be fully decoded: {exc}",
             code="undecodable_image",

@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagepipe.errors import ConfigurationError
+from imagepipe.imagefacts import MAX_BYTES, MAX_PIXELS, MAX_SIDE_PX, MIN_SIDE_PX
 
 
 class Settings(BaseSettings):
@@ -51,11 +52,16 @@ class Settings(BaseSettings):
     # Profiles: an optional JSON file that adds or overrides analysis profiles.
     profiles_file: str | None = Field(default=None, validation_alias="PROFILES_FILE")
 
-    # Upload limits (AI Vision 4.0: 20 MB, 50..16000 px per side).
-    max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0, validation_alias="MAX_UPLOAD_BYTES")
-    min_dimension_px: int = Field(default=50, gt=0, validation_alias="MIN_DIMENSION_PX")
-    max_dimension_px: int = Field(default=16000, gt=0, validation_alias="MAX_DIMENSION_PX")
-    max_pixels: int = Field(default=100_000_000, gt=0, validation_alias="MAX_PIXELS")
+    # Image limits, enforced once at upload (docs/image-validation.md). The defaults are the most that AI Vision 4.0
+    # (20 MB, 50..16,000 px per side) and the local analyzer (MAX_PIXELS) accept; they can be lowered, not raised.
+    max_upload_bytes: int = Field(default=MAX_BYTES, gt=0, le=MAX_BYTES, validation_alias="MAX_UPLOAD_BYTES")
+    min_dimension_px: int = Field(
+        default=MIN_SIDE_PX, ge=MIN_SIDE_PX, le=MAX_SIDE_PX, validation_alias="MIN_DIMENSION_PX"
+    )
+    max_dimension_px: int = Field(
+        default=MAX_SIDE_PX, ge=MIN_SIDE_PX, le=MAX_SIDE_PX, validation_alias="MAX_DIMENSION_PX"
+    )
+    max_pixels: int = Field(default=MAX_PIXELS, gt=0, le=MAX_PIXELS, validation_alias="MAX_PIXELS")
     upload_url_ttl_s: int = Field(default=900, ge=60, le=86400, validation_alias="UPLOAD_URL_TTL_S")
 
     # Retry policy of the vision activities (declared where the orchestrator calls them).

@@ -10,10 +10,10 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from imagepipe.errors import PermanentImageError
+from imagepipe.imagefacts import MAX_PIXELS
 from imagepipe.imagefacts import exif_of_image as read_exif
 
-#: Largest image we decode (pixels); Pillow's decompression-bomb guard turns into a permanent error.
-MAX_PIXELS = 80_000_000
+__all__ = ["MAX_PIXELS", "DecodedImage", "decode"]
 
 
 @dataclass
@@ -41,9 +41,10 @@ def decode(data: bytes) -> DecodedImage:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            if image.width * image.height > MAX_PIXELS:
+            if image.width * image.height > MAX_PIXELS:  # the upload's limit: what it accepted decodes here
                 raise PermanentImageError(
-                    f"the image is {image.width}x{image.height}, above the {MAX_PIXELS} pixel limit"
+                    f"the image is {image.width}x{image.height} = {image.width * image.height:,} pixels, "
+                    f"above the {MAX_PIXELS:,} pixel limit (MAX_PIXELS)"
                 )
             image.load()
             fmt = image.format or "unknown"
@@ -52,13 +53,15 @@ def decode(data: bytes) -> DecodedImage:
             rgb = upright.convert("RGB")
     except PermanentImageError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise PermanentImageError(
+            f"the image has more than the {MAX_PIXELS:,} pixel limit (MAX_PIXELS): {exc}"
+        ) from exc
     except (
         UnidentifiedImageError,
         OSError,
         ValueError,
         SyntaxError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
     ) as exc:
         raise PermanentImageError(f"the image cannot be decoded: {exc}") from exc
     return DecodedImage(rgb=rgb, format=fmt, exif=exif)

@@ -3,13 +3,15 @@
 Talks to the HTTP API only (``imagepipe.client``), so it works the same against Azure and the local
 devhost. Base URL and key: ``--url``/``--key`` or ``IMAGEPIPE_URL``/``IMAGEPIPE_KEY`` (operator commands
 need the admin/master key on Azure). ``--json`` prints the API's JSON instead of tables; exit status is 0 on
-success, 1 when the API answered an error (or an awaited image failed), 2 on bad usage.
+success, 1 when the API answered an error (or an awaited image failed), 2 on bad usage. ``smoke`` checks a
+deployment end to end (``imagepipe.smoke``) and exits 1 when any check fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -315,6 +317,36 @@ def cmd_stats(client: ImagepipeClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_smoke(client: ImagepipeClient, args: argparse.Namespace) -> int:
+    from imagepipe.smoke import Check, run_smoke
+
+    admin_key = args.admin_key if args.admin_key is not None else os.environ.get("IMAGEPIPE_ADMIN_KEY")
+
+    def show(check: Check) -> None:
+        if not args.json:
+            print(f"  {check.outcome:<4}  {check.name:<12}  {check.detail}  ({check.seconds:.1f} s)", flush=True)
+
+    if not args.json:
+        print(f"imagepipe smoke against {client.base_url}")
+    report = run_smoke(
+        client.base_url,
+        client.key,
+        admin_key,
+        image=args.image,
+        profile=args.profile,
+        timeout_s=args.timeout,
+        on_check=show,
+    )
+    if args.json:
+        print_json(report.to_json())
+    else:
+        failed = [c.name for c in report.checks if c.outcome == "FAIL"]
+        skipped = sum(c.outcome == "SKIP" for c in report.checks)
+        verdict = "PASSED" if report.passed else f"FAILED ({', '.join(failed)})"
+        print(f"smoke {verdict}: {len(report.checks)} checks, {skipped} skipped; image {report.image_id or '-'}")
+    return 0 if report.passed else 1
+
+
 # ---------------------------------------------------------------------------------------------------
 # parser
 # ---------------------------------------------------------------------------------------------------
@@ -392,6 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("stats", parents=[common], help="counts, failure reasons, throughput and latency")
     st.add_argument("--window", type=int, default=60, metavar="MINUTES")
+
+    sm = sub.add_parser(
+        "smoke", parents=[common], help="check a deployment end to end (upload, run, record, operator API)"
+    )
+    sm.add_argument("--admin-key", help="admin (master) key for the operator API checks (default $IMAGEPIPE_ADMIN_KEY)")
+    sm.add_argument("--image", type=Path, help="image to upload (default: a generated PNG)")
+    sm.add_argument("--profile", help="analysis profile (default: the app's default)")
+    sm.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the run (default 300)")
     return parser
 
 
@@ -403,6 +443,7 @@ COMMANDS = {
     "runs": cmd_runs,
     "deadletters": cmd_deadletters,
     "stats": cmd_stats,
+    "smoke": cmd_smoke,
 }
 
 

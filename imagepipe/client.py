@@ -70,6 +70,15 @@ class ImagepipeClient:
             raise ApiError(status, str(error.get("code", "http_error")), str(error.get("message", data)))
         return status, data, resp_headers
 
+    def follow(self, url: str) -> Any:
+        """GET an absolute URL the API handed out (a status ``Location``); only on this client's origin,
+        so the key is never sent anywhere else."""
+        ours, theirs = urllib.parse.urlsplit(self.base_url), urllib.parse.urlsplit(url)
+        if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
+            raise ApiError(0, "foreign_url", f"the API pointed to another origin ({theirs.scheme}://{theirs.netloc})")
+        params = dict(urllib.parse.parse_qsl(theirs.query))
+        return self.request("GET", theirs.path, params=params)[1]
+
     # ------------------------------------------------------------------------------------------- images
     def upload(self, path: str | Path, profile: str | None = None, metadata: Mapping[str, str] | None = None) -> Any:
         file = Path(path)

@@ -88,7 +88,14 @@ def _build_vision_provider(settings: Settings) -> VisionAnalyzer:
         from imagepipe.adapters.azure_vision import AzureVisionAnalyzer
 
         assert settings.vision_endpoint is not None  # checked by Settings
-        return AzureVisionAnalyzer(settings.vision_endpoint, _credential(settings), timeout_s=settings.vision_timeout_s)
+        return AzureVisionAnalyzer(
+            settings.vision_endpoint,
+            _credential(settings),
+            timeout_s=settings.vision_timeout_s,
+            max_concurrency=settings.vision_max_concurrency,
+            rate_limit_per_s=settings.vision_rate_limit_per_second,
+            max_wait_s=settings.vision_max_wait_s,
+        )
     try:
         from imagepipe.vision import LocalAnalyzer
     except ImportError as exc:

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     vision_provider: Literal["local", "azure"] = Field(default="local", validation_alias="VISION_PROVIDER")
     vision_endpoint: str | None = Field(default=None, validation_alias="VISION__endpoint")
     vision_timeout_s: float = Field(default=30.0, gt=0, validation_alias="VISION_TIMEOUT_S")
+    # Azure AI Vision throttling, per process (instance): calls in flight and call starts per second (0: no
+    # rate cap). Deployments set them so that max instances x limit stays within the account's quota
+    # (S1: 20/s). A call waits at most VISION_MAX_WAIT_S (Retry-After, back-off, this throttle) before it
+    # fails as transient for the orchestration to retry later.
+    vision_max_concurrency: int = Field(default=8, ge=1, le=1000, validation_alias="VISION_MAX_CONCURRENCY")
+    vision_rate_limit_per_second: float = Field(default=10.0, ge=0, validation_alias="VISION_RATE_LIMIT_PER_SECOND")
+    vision_max_wait_s: float = Field(default=30.0, gt=0, le=600, validation_alias="VISION_MAX_WAIT_S")
     # Fault injection for rehearsing outages (game days, tests): a JSON plan file; unset in normal operation.
     vision_fault_plan: str | None = Field(default=None, validation_alias="VISION_FAULT_PLAN")
 

@@ -13,12 +13,12 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 from azure.core.exceptions import ResourceNotFoundError
-from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 
 from imagepipe.composition import services
 from imagepipe.errors import ConflictError, ImagepipeError, InvalidInputError, NotFoundError
 from imagepipe.operators import deadletters as dl
 from imagepipe.operators.history import build_timeline, is_rewindable, scheduled_count
+from imagepipe.operators.instances import query_instances
 from imagepipe.operators.runs import (
     REPLAY_MODES,
     RunFilter,
@@ -80,17 +80,39 @@ async def fetch_status(client: df.DurableOrchestrationClient, instance: str, his
     return status_json(status)
 
 
+_STATUS_KEYS = (
+    "name",
+    "instanceId",
+    "runtimeStatus",
+    "input",
+    "customStatus",
+    "output",
+    "createdTime",
+    "lastUpdatedTime",
+)
+
+
+def _query_json(raw: dict[str, Any]) -> dict[str, Any]:
+    """One instance of the instances query as status JSON (``customStatus`` is omitted when falsy)."""
+    return {key: raw.get(key) for key in _STATUS_KEYS}
+
+
 async def fetch_summaries(client: df.DurableOrchestrationClient, run_filter: RunFilter) -> list[dict[str, Any]]:
-    """Summaries of every pipeline run the filter's status/time part selects (then filtered in full)."""
-    statuses = await client.get_status_by(
-        created_time_from=run_filter.created_from,
-        created_time_to=run_filter.created_to,
-        runtime_status=[OrchestrationRuntimeStatus(s) for s in run_filter.statuses] or None,
+    """Summaries of every pipeline run the filter's status/time part selects (then filtered in full).
+
+    Pages through the management API (``query_instances``): the SDK's ``get_status_by`` stops at the first
+    page, which on Azure is 100 instances.
+    """
+    statuses = await query_instances(
+        client,
+        created_from=run_filter.created_from,
+        created_to=run_filter.created_to,
+        runtime_status=list(run_filter.statuses),
     )
     records = services().records
     out: list[dict[str, Any]] = []
     for status in statuses:
-        data = status_json(status)
+        data = _query_json(status)
         if data["name"] and data["name"] != ORCHESTRATOR:
             continue
         image_id = image_id_of(data)

@@ -5,12 +5,24 @@ shaped like the service's (model version ``2023-10-01``, ``metadata``, one ``<fe
 feature), rejects bytes that are not JPEG/PNG/GIF/BMP/WebP/TIFF with the service's ``InvalidImageFormat``
 error, and plays scripted fault sequences (``script([...])``: 429 with ``Retry-After``, 500/503, 401/403
 or any error body) so the SDK's retry policy and our error translation can be observed.
+
+Throttling like the service: ``quota_tps`` answers 429 to a request that would be the (n+1)-th within one
+second (every arrival counts, answered or not, as the account's rate limit counts calls), and
+``throttle_for(seconds)`` answers 429 to every request for a stretch of time from the next one. A 429 is
+what AI Vision sends: ``{"error": {"code": "429", "message": "Requests to the Analyze Operation under
+Computer Vision API (...) have exceeded rate limit of your current ComputerVision S1 pricing tier. Please
+retry after N second(s)..."}}`` with ``Retry-After: N`` (whole seconds, at least 1) and ``apim-request-id``.
+``calls`` records each request's arrival and end (``time.monotonic()``), image digest, status and
+Retry-After; ``latency_s`` keeps each request in flight that long so concurrency can be observed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -61,6 +73,7 @@ class Fault:
     message: str = "injected fault"
     inner_code: str | None = None
     retry_after: str | None = None
+    retry_after_ms: str | None = None
 
     def body(self) -> bytes:
         error: JsonDict = {
@@ -87,6 +100,28 @@ def invalid_image(inner_code: str, message: str) -> Fault:
     return Fault(400, "InvalidRequest", message, inner_code)
 
 
+def throttled_body(retry_after_s: int) -> bytes:
+    """The body of AI Vision's 429 (the account's rate limit), as the service words it."""
+    unit = "second" if retry_after_s == 1 else "seconds"
+    message = (
+        "Requests to the Analyze Operation under Computer Vision API (2024-02-01) have exceeded rate limit of your "
+        f"current ComputerVision S1 pricing tier. Please retry after {retry_after_s} {unit}. Please contact Azure "
+        "support service if you would like to further increase the default rate limit."
+    )
+    return json.dumps({"error": {"code": "429", "message": message}}).encode()
+
+
+@dataclass
+class Call:
+    """One request as the fake saw it: when it arrived and ended, which image, what it answered."""
+
+    arrived: float
+    image: str
+    status: int = 0
+    retry_after_s: float | None = None
+    ended: float = 0.0
+
+
 @dataclass
 class SeenRequest:
     method: str
@@ -110,11 +145,40 @@ class FakeVisionService:
 class FakeVisionTransport(HttpTransport):  # type: ignore[misc]
     """Answers Image Analysis requests; ``script`` queues faults answered before normal results."""
 
-    def __init__(self, service: FakeVisionService | None = None) -> None:
+    def __init__(
+        self, service: FakeVisionService | None = None, *, quota_tps: int | None = None, latency_s: float = 0.0
+    ) -> None:
         self.service = service or FakeVisionService()
         self.requests: list[SeenRequest] = []
+        self.calls: list[Call] = []
+        self.quota_tps = quota_tps
+        self.latency_s = latency_s
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._faults: list[Fault | Exception] = []
         self._lock = threading.Lock()
+        self._arrivals: list[float] = []
+        self._throttle_s: float | None = None
+        self._throttle_until: float | None = None
+
+    def throttle_for(self, seconds: float) -> None:
+        """Answer 429 to every request for ``seconds``, counted from the next request's arrival."""
+        with self._lock:
+            self._throttle_s, self._throttle_until = seconds, None
+
+    def _throttled(self, now: float) -> int | None:
+        """Retry-After (whole seconds) when the service would refuse a request arriving ``now``, else None."""
+        if self._throttle_s is not None:
+            if self._throttle_until is None:
+                self._throttle_until = now + self._throttle_s
+            if now < self._throttle_until:
+                return max(1, math.ceil(self._throttle_until - now))
+        if self.quota_tps is not None:
+            self._arrivals = [t for t in self._arrivals if t > now - 1.0]
+            self._arrivals.append(now)
+            if len(self._arrivals) > self.quota_tps:
+                return max(1, math.ceil(self._arrivals[-self.quota_tps - 1] + 1.0 - now))
+        return None
 
     def script(self, faults: Iterable[Fault | Exception]) -> None:
         """Answer the next requests with these faults, in order (an exception is raised, as by a transport)."""
@@ -139,15 +203,47 @@ class FakeVisionTransport(HttpTransport):  # type: ignore[misc]
         headers = {k.lower(): v for k, v in request.headers.items()}
         raw = getattr(request, "content", None)
         body = raw if isinstance(raw, bytes) else bytes(raw or b"")
+        call = Call(time.monotonic(), hashlib.sha256(body).hexdigest()[:16])
         with self._lock:
             self.requests.append(SeenRequest(request.method, url.path, query, headers, body))
+            self.calls.append(call)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             fault = self._faults.pop(0) if self._faults else None
+            throttled = None if fault is not None else self._throttled(call.arrived)
+        try:
+            if self.latency_s:
+                time.sleep(self.latency_s)
+            response = self._answer(request, url.path, query, headers, body, fault, throttled)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+                call.ended = time.monotonic()
+        call.status = response.status_code
+        retry_after = response.headers.get("Retry-After")
+        call.retry_after_s = float(retry_after) if retry_after else None
+        return response
+
+    def _answer(
+        self,
+        request: Any,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        fault: Fault | Exception | None,
+        throttled: int | None,
+    ) -> _Response:
         if isinstance(fault, Exception):
             raise fault
         if fault is not None:
             extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            if fault.retry_after_ms is not None:
+                extra["retry-after-ms"] = fault.retry_after_ms
             return self._json(request, fault.status, fault.body(), extra)
-        if request.method != "POST" or url.path != "/computervision/imageanalysis:analyze":
+        if throttled is not None:
+            return self._json(request, 429, throttled_body(throttled), {"Retry-After": str(throttled)})
+        if request.method != "POST" or path != "/computervision/imageanalysis:analyze":
             return self._json(request, 404, Fault(404, "404", "Resource not found").body())
         if not headers.get("authorization", "").startswith("Bearer "):
             return self._json(request, 401, Fault(401, "401", "Access denied due to invalid subscription key").body())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
-from imagepipe.adapters.azure_vision import AzureVisionAnalyzer
+from imagepipe.adapters.azure_vision import MAX_WAIT_S, RETRIES, AzureVisionAnalyzer
 from imagepipe.errors import (
     ConfigurationError,
     ImagepipeError,
@@ -35,7 +35,7 @@ def credential() -> StaticCredential:
 
 @pytest.fixture
 def analyzer(transport: FakeVisionTransport, credential: StaticCredential) -> AzureVisionAnalyzer:
-    # A tiny back-off keeps retry tests fast; the retry count is the production one (2).
+    # A tiny back-off keeps retry tests fast; the retry count and wait budget are the production ones.
     return AzureVisionAnalyzer(ENDPOINT, credential, transport=transport, retry_backoff_factor=0.001)
 
 
@@ -101,22 +101,24 @@ def test_transient_failures_are_retried_by_the_client(
     assert len(transport.requests) == 3
 
 
-def test_throttling_exhaustion_is_transient_with_retry_after(
+def test_throttling_past_the_wait_budget_is_transient_with_retry_after(
     analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport
 ) -> None:
-    transport.script([Fault(429, retry_after="0")] * 2 + [Fault(429, retry_after="7")])
+    assert analyzer.max_wait_s == MAX_WAIT_S < 60
+    transport.script([Fault(429, retry_after="0")] * 2 + [Fault(429, retry_after="60")])
     with pytest.raises(TransientServiceError) as info:
         analyzer.analyze(JPEG, AnalysisRequest(features=["tags"]))
-    assert info.value.retry_after_s == 7
-    assert len(transport.requests) == 3  # 1 + retry_total (2)
+    assert info.value.retry_after_s == 60  # not waited for in the activity: the orchestration retries later
+    assert len(transport.requests) == 3
 
 
 def test_service_unavailable_exhaustion_is_transient(
     analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport
 ) -> None:
-    transport.script([Fault(503, retry_after="0")] * 3)
+    transport.script([Fault(503, retry_after="0")] * (RETRIES + 1))
     with pytest.raises(TransientServiceError):
         analyzer.read_text(JPEG, AnalysisRequest(features=["read"]))
+    assert len(transport.requests) == RETRIES + 1
 
 
 def test_undecodable_image_is_permanent(analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport) -> None:

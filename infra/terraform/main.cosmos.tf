@@ -123,7 +123,7 @@ resource "azapi_resource" "cosmos_images_container" {
         }
       }
 
-      # Autoscale mode: the container's throughput (created with it; later changes through the
+      # Autoscale mode: the container's throughput at creation (later changes go through the
       # throughputSettings update below). Serverless: no options at all (null is left out of the body).
       options = var.cosmos_throughput_mode == "autoscale" ? {
         autoscaleSettings = { maxThroughput = var.cosmos_autoscale_max_throughput }
@@ -131,6 +131,11 @@ resource "azapi_resource" "cosmos_images_container" {
     }
   }
   ignore_null_property = true
+
+  lifecycle {
+    # options are read at creation only; later throughput changes go through cosmos_images_throughput.
+    ignore_changes = [body.properties.options]
+  }
 
   # The full-text policy needs the account capability.
   depends_on = [azurerm_cosmosdb_account.main]

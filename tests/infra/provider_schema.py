@@ -41,8 +41,8 @@ META_ARGUMENTS = {"count", "for_each", "depends_on", "lifecycle", "provider", "p
 DYNAMIC_ARGUMENTS = {"for_each", "iterator", "labels", "content"}
 
 DOC_LINK = re.compile(
-    r"registry\.terraform\.io/providers/hashicorp/azurerm/(?P<version>[0-9.]+)/docs/"
-    r"(?P<kind>resources|data-sources)/(?P<type>\w+)#(?P<attr>\w+)"
+    r"registry\.terraform\.io/providers/hashicorp/azurerm/(?P<version>[0-9.]+)/docs"
+    r"(?:/(?P<kind>resources|data-sources)/(?P<type>\w+))?#(?P<attr>\w+)"
 )
 
 
@@ -59,11 +59,12 @@ class Block:
 
 @dataclass
 class Schema:
-    """Every resource and data source of the providers, by Terraform type name."""
+    """Every resource and data source of the provider, by Terraform type name, and its own configuration."""
 
     provider_version: str
     resources: dict[str, Block]
     data_sources: dict[str, Block]
+    provider: Block
 
 
 class BindingsMissing(RuntimeError):
@@ -158,7 +159,9 @@ def azurerm_schema() -> Schema:
         assert f"azurerm_{rtype}" not in target, f"two Config types for azurerm_{rtype}"
         target[f"azurerm_{rtype}"] = block
     assert len(resources) > 500, f"only {len(resources)} azurerm resources read from {BINDINGS_DIR}"
-    return Schema(provider_version=version, resources=resources, data_sources=data_sources)
+    provider, _, _ = _block_from_struct(f"{BINDINGS_PACKAGE}.provider.AzurermProviderConfig", types)
+    assert "features" in provider.blocks, "provider configuration not read from the bindings"
+    return Schema(provider_version=version, resources=resources, data_sources=data_sources, provider=provider)
 
 
 def _azapi_common() -> Block:
@@ -209,6 +212,10 @@ def azapi_schema() -> dict[str, Block]:
     update.attributes |= {"resource_id"}
     update.readable |= {"resourceId"}
     return {"azapi_resource": resource, "azapi_update_resource": update}
+
+
+# The module configures azapi with no arguments (it signs in like azurerm); any argument is reported.
+AZAPI_PROVIDER = Block()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -293,7 +300,16 @@ def check_module(tf_dir: Path) -> list[str]:
     errors: list[str] = []
     declared: dict[tuple[str, str], str] = {}
     docs = load_module(tf_dir)
+    providers = {"azurerm": schema.provider, "azapi": AZAPI_PROVIDER}
     for filename, doc in docs.items():
+        for entry in doc.get("provider", []):
+            for pname, body in entry.items():
+                if pname.startswith("__"):
+                    continue
+                if pname not in providers:
+                    errors.append(f"{filename}: provider {pname!r} is not one this module pins")
+                    continue
+                _check_body(f"{filename}: provider {pname}", body, providers[pname], errors, top=False)
         for kind in ("resource", "data"):
             for entry in doc.get(kind, []):
                 for rtype, named in entry.items():

@@ -641,6 +641,9 @@ def test_cosmos_is_identity_only_with_the_record_indexing_policy() -> None:
         "{autoscaleSettings = {maxThroughput = var.cosmos_autoscale_max_throughput}} : null}"
     )
     assert container["ignore_null_property"] is True, "serverless must send no options at all"
+    assert first(container["lifecycle"])["ignore_changes"] == ["${body.properties.options}"], (
+        "options are create-only; the throughputSettings update owns later changes"
+    )
     throughput = resource("azapi_update_resource", "cosmos_images_throughput")
     assert throughput["count"] == '${var.cosmos_throughput_mode == "autoscale" ? 1 : 0}'
     assert throughput["type"].startswith(

@@ -1,7 +1,7 @@
 """infra/terraform against the provider schemas, offline (the schema half of `terraform validate`).
 
-Every resource and data source type, argument, nested block (also inside `dynamic`) and attribute
-reference is checked against azurerm 4.55.0 (the floor of terraform.tf's range, read from the pinned
+Every provider configuration, resource and data source type, argument, nested block (also inside `dynamic`)
+and attribute reference is checked against azurerm 4.55.0 (the floor of terraform.tf's range, read from the pinned
 @cdktf/provider-azurerm bindings) and azapi 2.8.0; see provider_schema.py for where each schema comes from.
 A misspelled name fails: the negative tests below break a copy of the module and expect the failure.
 """
@@ -108,6 +108,13 @@ def broken_copy(tmp_path: Path, filename: str, old: str, new: str) -> Path:
         ("main.storage.tf", "max_age_in_seconds =", "max_age_seconds =", "unknown argument 'max_age_seconds'"),
         # a block written as an argument
         ("main.cosmos.tf", "consistency_policy {", "consistency_policy = {", "is a block, not an argument"),
+        # a misspelled provider feature
+        (
+            "terraform.tf",
+            "purge_soft_delete_on_destroy",
+            "purge_soft_deleted_on_destroy",
+            "unknown argument 'purge_soft_deleted_on_destroy'",
+        ),
         # a resource type that does not exist
         (
             "main.monitoring.tf",

@@ -927,3 +927,11 @@ def test_vision_quota_is_split_across_the_maximum_instances() -> None:
     text = DEPLOY_DOC.read_text(encoding="utf-8")
     for figure in ("0.5", "2.5"):
         assert figure in text, f"docs/deploy.md lacks the worked figure {figure}"
+
+
+def test_example_tfvars_origins_pass_the_validation() -> None:
+    with (TF_DIR / "terraform.tfvars.example").open(encoding="utf-8") as fh:
+        example = hcl2.load(fh, serialization_options=SerializationOptions(strip_string_quotes=True))
+    origins = example["images_cors_allowed_origins"]
+    assert origins, "the example shows how to allow a page"
+    assert all(origin_pattern().fullmatch(o) for o in origins), origins

@@ -63,7 +63,7 @@ resource "azurerm_eventgrid_system_topic_event_subscription" "images_blob_create
   }
 
   azure_function_endpoint {
-    function_id                       = "${azurerm_function_app_flex_consumption.app.id}/functions/${local.event_subscription.function}"
+    function_id                       = "${azapi_resource.function_app.id}/functions/${local.event_subscription.function}"
     max_events_per_batch              = 1
     preferred_batch_size_in_kilobytes = 64
   }

@@ -4,7 +4,7 @@
 # tests/infra/ holds the same table and fails if an assignment is added, widened or re-scoped.
 
 locals {
-  app_principal_id = azurerm_function_app_flex_consumption.app.identity[0].principal_id
+  app_principal_id = azapi_resource.function_app.identity[0].principal_id
 }
 
 # --- the app -> images account ---------------------------------------------------------------------

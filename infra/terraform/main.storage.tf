@@ -42,6 +42,20 @@ resource "azurerm_storage_account" "images" {
     container_delete_retention_policy {
       days = var.container_soft_delete_retention_days
     }
+
+    # Browser uploads: a page on one of var.images_cors_allowed_origins PUTs the file to the signed URL of
+    # POST /api/uploads. Methods, headers and max age come from config/cors.json (the local stack sets the
+    # same rule on Azurite); no origins, no rule, and browsers are refused as before.
+    dynamic "cors_rule" {
+      for_each = length(var.images_cors_allowed_origins) > 0 ? [local.images_cors] : []
+      content {
+        allowed_origins    = var.images_cors_allowed_origins
+        allowed_methods    = cors_rule.value.allowedMethods
+        allowed_headers    = cors_rule.value.allowedHeaders
+        exposed_headers    = cors_rule.value.exposedHeaders
+        max_age_in_seconds = cors_rule.value.maxAgeInSeconds
+      }
+    }
   }
 
   tags = local.tags

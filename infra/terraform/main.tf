@@ -1,4 +1,4 @@
-# imagepipe on Azure: resource group, names, tags, and the two JSON files Terraform shares with the app.
+# imagepipe on Azure: resource group, names, tags, and the JSON files Terraform shares with the app.
 #
 # Layout: main.storage.tf (images + runtime accounts), main.events.tf (Event Grid), main.cosmos.tf
 # (records), main.vision.tf (AI Vision), main.functions.tf (Flex Consumption app), main.monitoring.tf
@@ -27,6 +27,9 @@ locals {
   eventgrid_config = jsondecode(file("${path.module}/../../config/eventgrid-subscriptions.json"))
   # one() fails the plan if the file ever holds more than one subscription: this module wires exactly one.
   event_subscription = one(local.eventgrid_config.subscriptions)
+
+  # The CORS rule of the images blob service (browser direct upload), shared with the local stack.
+  images_cors = jsondecode(file("${path.module}/../../config/cors.json"))
 
   # The Durable Functions task hub name lives in host.json; it is reported as an output.
   host_json     = jsondecode(file("${path.module}/../../host.json"))

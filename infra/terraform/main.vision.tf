@@ -22,3 +22,25 @@ resource "azurerm_cognitive_account" "vision" {
 
   tags = local.tags
 }
+
+# The account's quota, shared by every Function App instance. AI Vision answers 429 above it, and a
+# burst of Flex Consumption scale-out would otherwise multiply the calls. Each instance (one Python worker
+# process on Flex Consumption) gets an equal share, handed to the app as two settings:
+# - VISION_MAX_CONCURRENCY (integer, >= 1): vision calls one process has in flight at once;
+#   max(1, floor(tps / maximum instances)).
+# - VISION_RATE_LIMIT_PER_SECOND (decimal, > 0): vision calls one process starts per second;
+#   tps / maximum instances (the share of the quota, which can be below one call per second).
+# S1 allows 20 transactions per second, F0 20 per minute; vision_transactions_per_second overrides both
+# after a quota increase. With the defaults (S1, 40 instances): 1 call in flight and 0.5 calls/s each.
+locals {
+  vision_sku_transactions_per_second = {
+    S1 = 20
+    F0 = 20 / 60
+  }
+  vision_transactions_per_second = coalesce(
+    var.vision_transactions_per_second,
+    local.vision_sku_transactions_per_second[var.vision_sku_name],
+  )
+  vision_max_concurrency_per_instance = max(1, floor(local.vision_transactions_per_second / var.function_maximum_instance_count))
+  vision_rate_limit_per_instance      = format("%.6f", local.vision_transactions_per_second / var.function_maximum_instance_count)
+}

@@ -7,12 +7,12 @@ output "resource_group_name" {
 
 output "function_app_name" {
   description = "Function App name, for `func azure functionapp publish <name>`."
-  value       = azurerm_function_app_flex_consumption.app.name
+  value       = azapi_resource.function_app.name
 }
 
 output "api_base_url" {
   description = "Base URL of the HTTP API (POST {api_base_url}/images, GET {api_base_url}/images/{id}, ...)."
-  value       = "https://${azurerm_function_app_flex_consumption.app.default_hostname}/api"
+  value       = "https://${azapi_resource.function_app.output.properties.defaultHostName}/api"
 }
 
 output "images_blob_endpoint" {
@@ -47,7 +47,7 @@ output "task_hub_name" {
 
 output "function_app_principal_id" {
   description = "Object id of the Function App's system-assigned identity (holder of every data role)."
-  value       = azurerm_function_app_flex_consumption.app.identity[0].principal_id
+  value       = azapi_resource.function_app.identity[0].principal_id
 }
 
 output "event_subscription_created" {

@@ -110,6 +110,28 @@ variable "container_soft_delete_retention_days" {
   }
 }
 
+variable "images_cors_allowed_origins" {
+  type        = list(string)
+  description = "Origins (scheme://host[:port], no path) whose pages may PUT images straight to the images account with the signed URL of POST /api/uploads. Empty (default): no CORS rule, browsers cannot upload directly. Methods and headers come from config/cors.json."
+  default     = []
+
+  validation {
+    condition     = length(var.images_cors_allowed_origins) <= 64
+    error_message = "images_cors_allowed_origins holds at most 64 origins (the Blob service limit per CORS rule)."
+  }
+  validation {
+    condition = alltrue([
+      for origin in var.images_cors_allowed_origins :
+      length(origin) <= 256 && can(regex("^https?://[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$", origin))
+    ])
+    error_message = "Each origin must be scheme://host[:port] in lower case (http or https), without a path, a trailing slash or a wildcard, and at most 256 characters, e.g. https://app.example.com."
+  }
+  validation {
+    condition     = length(distinct(var.images_cors_allowed_origins)) == length(var.images_cors_allowed_origins)
+    error_message = "images_cors_allowed_origins lists an origin twice."
+  }
+}
+
 variable "create_event_subscription" {
   type        = bool
   description = "Create the Event Grid subscription to on_image_blob_created. Leave false on the first apply; set true after the code is published (the function must exist for Event Grid to validate the endpoint)."
@@ -190,6 +212,17 @@ variable "vision_sku_name" {
   validation {
     condition     = contains(["F0", "S1"], var.vision_sku_name)
     error_message = "vision_sku_name must be F0 or S1."
+  }
+}
+
+variable "vision_transactions_per_second" {
+  type        = number
+  description = "Calls per second the AI Vision account accepts. Null (default) derives it from vision_sku_name: S1 20/s, F0 20/min. Set it after Microsoft raises the account's quota. The app's per-instance limits (VISION_MAX_CONCURRENCY, VISION_RATE_LIMIT_PER_SECOND) are this divided by function_maximum_instance_count."
+  default     = null
+
+  validation {
+    condition     = var.vision_transactions_per_second == null || (try(var.vision_transactions_per_second > 0, false) && try(var.vision_transactions_per_second <= 1000, false))
+    error_message = "vision_transactions_per_second must be null or a number above 0 and at most 1000."
   }
 }
 

@@ -1,8 +1,10 @@
 """Static checks of infra/terraform: parse the HCL (python-hcl2) and assert the wiring against the app.
 
 No Terraform binary or provider can be downloaded here, so these tests stand in for `terraform validate`
-on the things that matter: function names, app settings, identity-only access, least-privilege roles,
-and the Event Grid subscription being exactly config/eventgrid-subscriptions.json.
+on the things that matter: function names, app settings (and no AzureWebJobsStorage connection string on
+the live app), identity-only access, least-privilege roles, the Event Grid subscription being exactly
+config/eventgrid-subscriptions.json, the CORS rule being config/cors.json, the vision quota split, and
+Cosmos DB full-text search. test_terraform_schema.py checks every name against the provider schemas.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ TF_DIR = ROOT / "infra" / "terraform"
 EVENTGRID_JSON = ROOT / "config" / "eventgrid-subscriptions.json"
 CONTRACTS = ROOT / "docs" / "contracts.md"
 HOST_JSON = ROOT / "host.json"
-DEPLOY_DOC = ROOT / "README.md"
+CORS_JSON = ROOT / "config" / "cors.json"
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 
 EXPECTED_FILES = [
     "terraform.tf",
@@ -85,16 +88,26 @@ AZURE_MODE_SETTINGS: dict[str, str] = {
     "RECORD_STORE": "cosmos",
     "COSMOS__accountEndpoint": "${azurerm_cosmosdb_account.main.endpoint}",
     "COSMOS_DATABASE": "${azurerm_cosmosdb_sql_database.main.name}",
-    "COSMOS_CONTAINER": "${azurerm_cosmosdb_sql_container.images.name}",
+    "COSMOS_CONTAINER": "${azapi_resource.cosmos_images_container.name}",
     "VISION_PROVIDER": "azure",
     "VISION__endpoint": "${azurerm_cognitive_account.vision.endpoint}",
 }
 # App settings read by the Functions host or by binding expressions, not by the Settings class.
 HOST_SETTINGS: dict[str, str] = {
     "AzureWebJobsStorage__accountName": "${azurerm_storage_account.runtime.name}",
+    "AzureWebJobsStorage__credential": "managedidentity",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": "${azurerm_application_insights.main.connection_string}",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD",
     "RECONCILE_SCHEDULE": "${var.reconcile_schedule}",
 }
+# Each instance's share of the AI Vision quota (main.vision.tf), read by the vision adapter.
+VISION_QUOTA_SETTINGS: dict[str, str] = {
+    "VISION_MAX_CONCURRENCY": "${tostring(local.vision_max_concurrency_per_instance)}",
+    "VISION_RATE_LIMIT_PER_SECOND": "${local.vision_rate_limit_per_instance}",
+}
+# The telemetry endpoint is the one setting named like a credential; it is not one (App Insights local
+# auth is disabled, so only Entra ID tokens are accepted).
+APP_INSIGHTS_CONNECTION = "${azurerm_application_insights.main.connection_string}"
 
 SECRET_NAME = re.compile(r"key|secret|password|sas|token|connection_?string|credential", re.IGNORECASE)
 SECRET_VALUE = re.compile(
@@ -195,11 +208,24 @@ def eventgrid_json() -> dict[str, Any]:
 
 
 def function_app() -> dict[str, Any]:
-    return resource("azurerm_function_app_flex_consumption", "app")
+    return resource("azapi_resource", "function_app")
+
+
+def site_properties() -> dict[str, Any]:
+    app = function_app()
+    assert app["type"] == "Microsoft.Web/sites@2024-04-01"
+    props = app["body"]["properties"]
+    assert isinstance(props, dict)
+    return props
+
+
+APP_SETTINGS_EXPR = "${[for name, value in local.function_app_settings : {name = name, value = value}]}"
 
 
 def app_settings() -> dict[str, Any]:
-    settings = function_app()["app_settings"]
+    """The site's app settings: siteConfig.appSettings is exactly local.function_app_settings."""
+    assert site_properties()["siteConfig"]["appSettings"] == APP_SETTINGS_EXPR
+    settings = locals_()["function_app_settings"]
     assert isinstance(settings, dict)
     return settings
 
@@ -231,10 +257,14 @@ def test_provider_is_pinned_and_storage_calls_use_entra_id() -> None:
     providers = first(terraform["required_providers"])
     azurerm = providers["azurerm"]
     assert azurerm["source"] == "hashicorp/azurerm"
-    assert re.fullmatch(r"~> 4\.\d+(\.\d+)?", azurerm["version"]), azurerm["version"]
+    assert re.fullmatch(r">= 4\.\d+\.\d+, < 5\.0\.0", azurerm["version"]), azurerm["version"]
+    azapi = providers["azapi"]
+    assert azapi["source"] == "Azure/azapi"
+    assert re.fullmatch(r">= 2\.\d+\.\d+, < 3\.0\.0", azapi["version"]), azapi["version"]
     assert "required_version" in terraform
-    provider = first(parsed()["terraform.tf"]["provider"])["azurerm"]
-    assert provider["storage_use_azuread"] is True
+    configured = {name: body for entry in parsed()["terraform.tf"]["provider"] for name, body in entry.items()}
+    assert configured["azurerm"]["storage_use_azuread"] is True
+    assert set(configured) == {"azurerm", "azapi"}
 
 
 def test_variables_are_snake_case_typed_described_and_validated() -> None:
@@ -313,7 +343,7 @@ def test_event_subscription_targets_the_starter_function() -> None:
     sub = resource("azurerm_eventgrid_system_topic_event_subscription", "images_blob_created")
     endpoint = first(sub["azure_function_endpoint"])
     assert endpoint["function_id"] == (
-        "${azurerm_function_app_flex_consumption.app.id}/functions/${local.event_subscription.function}"
+        "${azapi_resource.function_app.id}/functions/${local.event_subscription.function}"
     )
     assert terraform_function_names() == {"on_image_blob_created"}
 
@@ -340,9 +370,9 @@ def test_terraform_function_names_are_registered_by_the_app() -> None:
 
 def test_app_settings_set_everything_azure_mode_needs() -> None:
     settings = app_settings()
-    for name, expected in {**AZURE_MODE_SETTINGS, **HOST_SETTINGS}.items():
+    for name, expected in {**AZURE_MODE_SETTINGS, **HOST_SETTINGS, **VISION_QUOTA_SETTINGS}.items():
         assert settings.get(name) == expected, f"app setting {name} = {settings.get(name)!r}, expected {expected!r}"
-    extra = set(settings) - set(AZURE_MODE_SETTINGS) - set(HOST_SETTINGS)
+    extra = set(settings) - set(AZURE_MODE_SETTINGS) - set(HOST_SETTINGS) - set(VISION_QUOTA_SETTINGS)
     assert not extra, f"unexpected app settings (add them to this test with their reason): {extra}"
 
 
@@ -368,6 +398,9 @@ def test_app_settings_satisfy_the_settings_class(monkeypatch: pytest.MonkeyPatch
         "COSMOS_DATABASE": "imagepipe",
         "COSMOS_CONTAINER": "images",
         "VISION__endpoint": "https://vision-imagepipe-dev-abc123.cognitiveservices.azure.com/",
+        "VISION_MAX_CONCURRENCY": "1",
+        "VISION_RATE_LIMIT_PER_SECOND": "0.500000",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000",
     }
     for name, value in app_settings().items():
         if name in aliases:
@@ -380,30 +413,68 @@ def test_app_settings_satisfy_the_settings_class(monkeypatch: pytest.MonkeyPatch
 
 
 def test_no_secret_key_sas_or_connection_string_in_app_settings() -> None:
-    app = function_app()
     for name, value in app_settings().items():
+        if name == "APPLICATIONINSIGHTS_CONNECTION_STRING":
+            # The one connection string (telemetry endpoint) is not a credential: App Insights local auth is off.
+            assert value == APP_INSIGHTS_CONNECTION
+            continue
+        if name == "AzureWebJobsStorage__credential":
+            # Not a secret: names the token source (the app's managed identity).
+            assert value == "managedidentity"
+            continue
         assert not SECRET_NAME.search(name) or name == "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", name
         assert not SECRET_VALUE.search(str(value)), f"app setting {name} carries a credential: {value}"
-    assert value_free_of_keys(app, allow_site_config_app_insights=True)
-    for forbidden in ("connection_string", "storage_access_key", "function_app_storage_account_access_key"):
-        assert forbidden not in app, f"function app sets {forbidden}"
-    assert app["storage_authentication_type"] == "SystemAssignedIdentity"
-    assert app["webdeploy_publish_basic_authentication_enabled"] is False
-    # The one connection string (telemetry endpoint) is not a credential: App Insights local auth is off.
-    site = first(app["site_config"])
-    assert site["application_insights_connection_string"] == "${azurerm_application_insights.main.connection_string}"
-    assert "application_insights_key" not in site
+    for text in all_strings(function_app()):
+        assert not SECRET_VALUE.search(text), f"credential reference in the function app: {text}"
+    storage = site_properties()["functionAppConfig"]["deployment"]["storage"]
+    assert storage["authentication"] == {"type": "SystemAssignedIdentity"}, "deployment storage must use the identity"
+    # No basic-auth publishing credentials (SCM and FTP).
+    policies = resource("azapi_resource", "function_app_basic_auth_off")
+    assert policies["type"] == "Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01"
+    assert policies["for_each"] == '${toset(["scm", "ftp"])}'
+    assert policies["parent_id"] == "${azapi_resource.function_app.id}"
+    assert policies["body"] == {"properties": {"allow": False}}
     assert resource("azurerm_application_insights", "main")["local_authentication_disabled"] is True
 
 
-def value_free_of_keys(node: Any, *, allow_site_config_app_insights: bool) -> bool:
-    for text in all_strings(node):
-        if allow_site_config_app_insights and text == "${azurerm_application_insights.main.connection_string}":
-            continue
-        if text == "application_insights_connection_string":
-            continue
-        assert not SECRET_VALUE.search(text), f"credential reference in function app: {text}"
-    return True
+def test_live_app_can_never_hold_an_azurewebjobsstorage_connection_string() -> None:
+    """Defect 9.1: azurerm's Flex Consumption resource writes AzureWebJobsStorage with an empty key.
+
+    That setting would beat the AzureWebJobsStorage__* identity settings. The module must leave no path
+    by which it reaches the live app: no azurerm function/web app resource at all (each writes it, on
+    create and on every update), one ARM site whose complete app settings are the local map, no other
+    resource writing site config or app settings, and no exact AzureWebJobsStorage name anywhere.
+    """
+    for rtype, name in resources():
+        assert not re.search(r"function_app|web_app|app_service(?!_plan)", rtype), (
+            f"{rtype}.{name}: azurerm's app resources write their own app settings; "
+            "the site is azapi_resource.function_app"
+        )
+    sites = [
+        key for key, body in resources().items() if str(body.get("type", "")).lower().startswith("microsoft.web/sites@")
+    ]
+    assert sites == [("azapi_resource", "function_app")], sites
+    for (rtype, name), body in resources().items():
+        target = str(body.get("type", "")).lower()
+        if (rtype, name) != ("azapi_resource", "function_app"):
+            assert not target.startswith("microsoft.web/sites/config"), f"{rtype}.{name} writes site config"
+        assert rtype not in {"azapi_resource_action", "azapi_update_resource"} or "microsoft.web" not in target, (
+            f"{rtype}.{name} changes the site outside its one PUT"
+        )
+    # The site's app settings are exactly the local map, sent whole on create and on every update.
+    settings = app_settings()
+    assert not [n for n in settings if n.lower() == "azurewebjobsstorage"], "exact AzureWebJobsStorage setting"
+    assert settings["AzureWebJobsStorage__accountName"] == "${azurerm_storage_account.runtime.name}"
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    # Nowhere in the module is there an exact AzureWebJobsStorage name (only the __ prefix settings).
+    for doc in parsed().values():
+        for text in all_strings(doc):
+            assert not re.search(r"AzureWebJobsStorage(?!__)", text, re.IGNORECASE), (
+                f"exact AzureWebJobsStorage in infra/terraform: {text!r}"
+            )
+    # The deployment package storage uses the identity too (no DEPLOYMENT_STORAGE_CONNECTION_STRING).
+    storage = site_properties()["functionAppConfig"]["deployment"]["storage"]
+    assert "storageAccountConnectionStringName" not in storage["authentication"]
 
 
 def test_no_key_or_sas_anywhere_in_the_module() -> None:
@@ -437,7 +508,7 @@ def test_role_assignments_are_exactly_the_minimal_table() -> None:
         assert body["principal_id"] == principal, f"{name}: principal {body['principal_id']!r}"
         assert body["principal_type"] == "ServicePrincipal", f"{name}: principal_type must be ServicePrincipal"
         assert "role_definition_id" not in body, f"{name}: use the built-in role by name"
-    assert locals_()["app_principal_id"] == "${azurerm_function_app_flex_consumption.app.identity[0].principal_id}"
+    assert locals_()["app_principal_id"] == "${azapi_resource.function_app.identity[0].principal_id}"
 
 
 def test_every_role_assignment_says_why() -> None:
@@ -500,8 +571,9 @@ def test_containers_and_runtime_storage_wiring() -> None:
     assert containers["deployment"]["storage_account_id"] == "${azurerm_storage_account.runtime.id}"
     for name, body in containers.items():
         assert body["container_access_type"] == "private", name
-    app = function_app()
-    assert app["storage_container_endpoint"] == (
+    storage = site_properties()["functionAppConfig"]["deployment"]["storage"]
+    assert storage["type"] == "blobContainer"
+    assert storage["value"] == (
         "${azurerm_storage_account.runtime.primary_blob_endpoint}${azurerm_storage_container.deployment.name}"
     )
 
@@ -510,10 +582,21 @@ def test_function_app_is_flex_consumption_python_311() -> None:
     plan = resource("azurerm_service_plan", "functions")
     assert plan["sku_name"] == "FC1" and plan["os_type"] == "Linux"
     app = function_app()
-    assert app["service_plan_id"] == "${azurerm_service_plan.functions.id}"
-    assert (app["runtime_name"], app["runtime_version"]) == ("python", "3.11")
-    assert app["https_only"] is True
-    assert first(app["site_config"])["minimum_tls_version"] == "1.2"
+    assert app["body"]["kind"] == "functionapp,linux"
+    assert app["parent_id"] == "${azurerm_resource_group.main.id}"
+    props = site_properties()
+    assert props["serverFarmId"] == "${azurerm_service_plan.functions.id}"
+    config = props["functionAppConfig"]
+    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    assert config["scaleAndConcurrency"] == {
+        "maximumInstanceCount": "${var.function_maximum_instance_count}",
+        "instanceMemoryMB": "${var.function_instance_memory_mb}",
+    }
+    assert props["httpsOnly"] is True
+    site = props["siteConfig"]
+    assert (site["minTlsVersion"], site["scmMinTlsVersion"]) == ("1.2", "1.2")
+    assert site["ftpsState"] == "Disabled" and site["remoteDebuggingEnabled"] is False
+    assert "properties.defaultHostName" in app["response_export_values"]
 
 
 def test_host_json_task_hub_lives_in_the_identity_based_runtime_account() -> None:
@@ -532,23 +615,69 @@ def test_cosmos_is_identity_only_with_the_record_indexing_policy() -> None:
     assert account["local_authentication_disabled"] is True
     assert account["access_key_metadata_writes_enabled"] is False
     assert account["minimal_tls_version"] == "Tls12"
-    container = resource("azurerm_cosmosdb_sql_container", "images")
-    assert container["partition_key_paths"] == ["/id"]
-    policy = first(container["indexing_policy"])
-    assert policy["indexing_mode"] == "consistent"
-    assert [p["path"] for p in policy["included_path"]] == ["/*"]
-    excluded = {p["path"] for p in policy["excluded_path"]}
+    container = cosmos_container()
+    assert container["parent_id"] == "${azurerm_cosmosdb_sql_database.main.id}"
+    assert container["name"] == "${var.cosmos_container_name}"
+    spec = container["body"]["properties"]["resource"]
+    assert spec["id"] == "${var.cosmos_container_name}"
+    assert spec["partitionKey"] == {"paths": ["/id"], "kind": "Hash", "version": 2}
+    policy = spec["indexingPolicy"]
+    assert policy["indexingMode"] == "consistent"
+    assert [p["path"] for p in policy["includedPaths"]] == ["/*"]
+    excluded = {p["path"] for p in policy["excludedPaths"]}
     assert {"/analysis/*", "/readResult/*", "/text/?"} <= excluded
-    composites = [[(i["path"], i["order"]) for i in c["index"]] for c in policy["composite_index"]]
-    assert [("/profile", "Ascending"), ("/createdAt", "Descending")] in composites
-    assert [("/status", "Ascending"), ("/createdAt", "Descending")] in composites
+    composites = [[(i["path"], i["order"]) for i in c] for c in policy["compositeIndexes"]]
+    assert [("/profile", "ascending"), ("/createdAt", "descending")] in composites
+    assert [("/status", "ascending"), ("/createdAt", "descending")] in composites
     mode = variables()["cosmos_throughput_mode"]
     assert mode["default"] == "serverless"
     assert "autoscale" in mode["validation"][0]["condition"]
     capabilities = first(account["dynamic"])["capabilities"]
     assert "EnableServerless" in capabilities["for_each"] and "serverless" in capabilities["for_each"]
-    autoscale = first(container["dynamic"])["autoscale_settings"]
-    assert "autoscale" in autoscale["for_each"]
+    # Autoscale: created with the container's options, kept in line by the throughputSettings update.
+    options = container["body"]["properties"]["options"]
+    assert options == (
+        '${var.cosmos_throughput_mode == "autoscale" ? '
+        "{autoscaleSettings = {maxThroughput = var.cosmos_autoscale_max_throughput}} : null}"
+    )
+    assert container["ignore_null_property"] is True, "serverless must send no options at all"
+    assert first(container["lifecycle"])["ignore_changes"] == ["${body.properties.options}"], (
+        "options are create-only; the throughputSettings update owns later changes"
+    )
+    throughput = resource("azapi_update_resource", "cosmos_images_throughput")
+    assert throughput["count"] == '${var.cosmos_throughput_mode == "autoscale" ? 1 : 0}'
+    assert throughput["type"].startswith(
+        "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/throughputSettings@"
+    )
+    assert throughput["name"] == "default" and throughput["parent_id"] == "${azapi_resource.cosmos_images_container.id}"
+    assert throughput["body"]["properties"]["resource"]["autoscaleSettings"] == {
+        "maxThroughput": "${var.cosmos_autoscale_max_throughput}"
+    }
+
+
+def cosmos_container() -> dict[str, Any]:
+    container = resource("azapi_resource", "cosmos_images_container")
+    assert container["type"] == "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2025-10-15"
+    assert not of_type("azurerm_cosmosdb_sql_container"), "one container resource only (azapi)"
+    return container
+
+
+def test_cosmos_full_text_search_on_the_ocr_text() -> None:
+    """Defect 9.7: the account capability, the container's full-text policy and its full-text index."""
+    account = resource("azurerm_cosmosdb_account", "main")
+    capabilities = first(account["dynamic"])["capabilities"]
+    assert capabilities["for_each"] == (
+        '${concat(var.cosmos_throughput_mode == "serverless" ? ["EnableServerless"] : [], '
+        '["EnableNoSQLFullTextSearch"])}'
+    ), "EnableNoSQLFullTextSearch must be on in both throughput modes"
+    assert first(capabilities["content"]) == {"name": "${capabilities.value}"}
+    spec = cosmos_container()["body"]["properties"]["resource"]
+    assert locals_()["cosmos_full_text_language"] == "en-US"
+    assert spec["fullTextPolicy"] == {
+        "defaultLanguage": "${local.cosmos_full_text_language}",
+        "fullTextPaths": [{"path": "/text", "language": "${local.cosmos_full_text_language}"}],
+    }
+    assert spec["indexingPolicy"]["fullTextIndexes"] == [{"path": "/text"}]
 
 
 def test_vision_is_identity_only() -> None:
@@ -658,7 +787,7 @@ def test_every_checkov_skip_has_a_real_reason() -> None:
 
 
 def test_deploy_doc_covers_the_two_step_apply_and_costs() -> None:
-    text = DEPLOY_DOC.read_text(encoding="utf-8").split("## Deploy to Azure", 1)[1]
+    text = DEPLOY_DOC.read_text(encoding="utf-8")
     for needle in (
         "create_event_subscription=true",
         "func azure functionapp publish",
@@ -668,4 +797,141 @@ def test_deploy_doc_covers_the_two_step_apply_and_costs() -> None:
         "50M",
         "checkov",
     ):
-        assert needle in text, f"README \"Deploy to Azure\" does not mention {needle!r}"
+        assert needle in text, f"docs/deploy.md does not mention {needle!r}"
+
+
+def test_deploy_doc_says_how_to_confirm_identity_host_storage() -> None:
+    text = DEPLOY_DOC.read_text(encoding="utf-8")
+    assert "az functionapp config appsettings list" in text
+    assert "[?name=='AzureWebJobsStorage']" in text
+    assert "/admin/host/status" in text, "docs/deploy.md must show the host status check"
+    assert "EnableNoSQLFullTextSearch" in text, "docs/deploy.md must warn about the capability on existing accounts"
+    assert "images_cors_allowed_origins" in text
+    assert "VISION_MAX_CONCURRENCY" in text and "VISION_RATE_LIMIT_PER_SECOND" in text
+
+
+# --------------------------------------------------------------------------------------------------
+# CORS: browser uploads to the signed URL, rule values from config/cors.json
+# --------------------------------------------------------------------------------------------------
+
+
+def cors_json() -> dict[str, Any]:
+    data = json.loads(CORS_JSON.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_cors_json_allows_a_browser_put_to_a_signed_url() -> None:
+    """Defect 9.5: the rule a browser's preflight for a SAS PUT needs, within the Blob service's limits."""
+    rule = cors_json()
+    assert set(rule) == {"$comment", "allowedMethods", "allowedHeaders", "exposedHeaders", "maxAgeInSeconds"}
+    assert rule["allowedMethods"] == ["PUT", "OPTIONS"]
+    headers = [h.lower() for h in rule["allowedHeaders"]]
+    assert {"x-ms-blob-type", "x-ms-meta-*", "content-type", "x-ms-version"} <= set(headers)
+    assert "*" not in headers, "name the headers: a wildcard allows any header"
+    assert len([h for h in headers if h.endswith("*")]) <= 2, "the Blob service allows two prefixed headers"
+    assert len(headers) <= 66 and len(rule["exposedHeaders"]) <= 66
+    assert {"etag", "x-ms-request-id"} <= {h.lower() for h in rule["exposedHeaders"]}
+    assert isinstance(rule["maxAgeInSeconds"], int) and 0 < rule["maxAgeInSeconds"] <= 86400
+    assert "allowedOrigins" not in rule, "origins are per deployment: a variable, not the shared file"
+
+
+def test_terraform_cors_rule_is_the_json_with_origins_from_the_variable() -> None:
+    assert locals_()["images_cors"] == '${jsondecode(file("${path.module}/../../config/cors.json"))}'
+    images = resource("azurerm_storage_account", "images")
+    props = first(images["blob_properties"])
+    cors = first(props["dynamic"])["cors_rule"]
+    # No origins, no rule: an empty allowed_origins list would be rejected by the service.
+    assert cors["for_each"] == "${length(var.images_cors_allowed_origins) > 0 ? [local.images_cors] : []}"
+    assert first(cors["content"]) == {
+        "allowed_origins": "${var.images_cors_allowed_origins}",
+        "allowed_methods": "${cors_rule.value.allowedMethods}",
+        "allowed_headers": "${cors_rule.value.allowedHeaders}",
+        "exposed_headers": "${cors_rule.value.exposedHeaders}",
+        "max_age_in_seconds": "${cors_rule.value.maxAgeInSeconds}",
+    }
+    runtime = first(resource("azurerm_storage_account", "runtime")["blob_properties"])
+    assert "dynamic" not in runtime and "cors_rule" not in runtime, "only the images account takes browser uploads"
+
+
+def origin_pattern() -> re.Pattern[str]:
+    var = variables()["images_cors_allowed_origins"]
+    assert var["type"] == "${list(string)}" and var["default"] == []
+    conditions = " ".join(rule["condition"] for rule in var["validation"])
+    match = re.search(r'regex\("(.+?)", origin\)', conditions)
+    assert match, "the origin validation must use a regex"
+    # HCL string escapes (\\ -> \) give the RE2 pattern, which is also valid for Python here.
+    return re.compile(match.group(1).replace("\\\\", "\\"))
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [
+        ("https://app.example.com", True),
+        ("http://localhost:5173", True),
+        ("http://127.0.0.1:8080", True),
+        ("https://a-b.example.co.uk:443", True),
+        ("*", False),
+        ("https://*.example.com", False),
+        ("https://app.example.com/", False),
+        ("https://app.example.com/upload", False),
+        ("HTTPS://APP.EXAMPLE.COM", False),
+        ("ftp://example.com", False),
+        ("https://example.com:123456", False),
+        ("https://-bad.example.com", False),
+        ("", False),
+    ],
+)
+def test_cors_origin_validation(origin: str, accepted: bool) -> None:
+    assert bool(origin_pattern().fullmatch(origin)) is accepted, origin
+    conditions = " ".join(rule["condition"] for rule in variables()["images_cors_allowed_origins"]["validation"])
+    assert "<= 64" in conditions and "<= 256" in conditions and "distinct" in conditions
+
+
+# --------------------------------------------------------------------------------------------------
+# Vision quota: each instance's share of the account's transactions per second
+# --------------------------------------------------------------------------------------------------
+
+
+def vision_limits(sku: str, instances: int, tps_override: float | None = None) -> tuple[int, str]:
+    """What main.vision.tf computes, evaluated here for the figures in docs/deploy.md."""
+    tps = tps_override if tps_override is not None else {"S1": 20.0, "F0": 20.0 / 60.0}[sku]
+    return max(1, int(tps // instances)), f"{tps / instances:.6f}"
+
+
+def test_vision_quota_is_split_across_the_maximum_instances() -> None:
+    """Defect 9.3 (Terraform part): per-instance limits derived from the SKU and the scale-out limit."""
+    loc = locals_()
+    assert loc["vision_sku_transactions_per_second"] == {"S1": 20, "F0": "${20 / 60}"}
+    assert loc["vision_transactions_per_second"] == (
+        "${coalesce(var.vision_transactions_per_second, local.vision_sku_transactions_per_second[var.vision_sku_name])}"
+    )
+    assert loc["vision_max_concurrency_per_instance"] == (
+        "${max(1, floor(local.vision_transactions_per_second / var.function_maximum_instance_count))}"
+    )
+    assert loc["vision_rate_limit_per_instance"] == (
+        '${format("%.6f", local.vision_transactions_per_second / var.function_maximum_instance_count)}'
+    )
+    assert app_settings()["VISION_MAX_CONCURRENCY"] == "${tostring(local.vision_max_concurrency_per_instance)}"
+    assert app_settings()["VISION_RATE_LIMIT_PER_SECOND"] == "${local.vision_rate_limit_per_instance}"
+    # Every SKU the variable admits has a quota entry.
+    skus = set(re.findall(r'"(\w+)"', variables()["vision_sku_name"]["validation"][0]["condition"]))
+    assert skus == set(loc["vision_sku_transactions_per_second"])
+    override = variables()["vision_transactions_per_second"]
+    assert override["default"] is None and override["type"] == "number"
+    # The figures documented in docs/deploy.md.
+    assert vision_limits("S1", 40) == (1, "0.500000")
+    assert vision_limits("S1", 10) == (2, "2.000000")
+    assert vision_limits("F0", 1) == (1, "0.333333")
+    assert vision_limits("S1", 40, 100.0) == (2, "2.500000")
+    text = DEPLOY_DOC.read_text(encoding="utf-8")
+    for figure in ("0.5", "2.5"):
+        assert figure in text, f"docs/deploy.md lacks the worked figure {figure}"
+
+
+def test_example_tfvars_origins_pass_the_validation() -> None:
+    with (TF_DIR / "terraform.tfvars.example").open(encoding="utf-8") as fh:
+        example = hcl2.load(fh, serialization_options=SerializationOptions(strip_string_quotes=True))
+    origins = example["images_cors_allowed_origins"]
+    assert origins, "the example shows how to allow a page"
+    assert all(origin_pattern().fullmatch(o) for o in origins), origins

@@ -4,8 +4,9 @@ to Azure, and the blob service origin a page may send its signed PUT to.
 A browser PUTs the image to the SAS URL from ``POST /api/uploads`` with ``x-ms-blob-type``, a
 ``Content-Type`` and ``x-ms-meta-*`` headers; that is a cross-origin request with a preflight, which the
 blob service refuses unless a CORS rule allows the page's origin, the method and those headers. The rule's
-methods and headers are data (``CorsPolicy``, JSON in the shape ``load_policy`` reads); the origins are a
-deployment setting. ``apply_cors`` writes them through the real SDK's ``set_service_properties``.
+methods and headers are data: ``config/cors.json``, which Terraform reads for the images account too
+(``load_policy``); the origins are a deployment setting. ``apply_cors`` writes the rules through the real
+SDK's ``set_service_properties``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ class CorsPolicy:
     max_age_s: int
 
 
-#: the least a browser needs to PUT through a SAS URL (methods, request headers, readable response headers)
+#: the shared rule file (Terraform's ``main.storage.tf`` reads the same one)
+POLICY_FILE = Path(__file__).resolve().parent.parent / "config" / "cors.json"
+
+#: the least a browser needs to PUT through a SAS URL, used where ``POLICY_FILE`` is absent
 UPLOAD_POLICY = CorsPolicy(
     allowed_methods=("PUT", "OPTIONS"),
     allowed_headers=("content-type", "x-ms-blob-type", "x-ms-meta-*", "x-ms-version", "x-ms-client-request-id"),
@@ -45,7 +49,7 @@ _METHODS = {"DELETE", "GET", "HEAD", "MERGE", "POST", "OPTIONS", "PUT", "PATCH"}
 
 
 def load_policy(path: Path) -> CorsPolicy:
-    """Read ``{"allowedMethods": [...], "allowedHeaders": [...], "exposedHeaders": [...], "maxAgeSeconds": n}``."""
+    """Read ``{"allowedMethods": [...], "allowedHeaders": [...], "exposedHeaders": [...], "maxAgeInSeconds": n}``."""
     try:
         raw: Any = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -63,10 +67,15 @@ def load_policy(path: Path) -> CorsPolicy:
     unknown = sorted(set(methods) - _METHODS)
     if unknown:
         raise ConfigurationError(f"CORS policy {path}: unknown method(s) {', '.join(unknown)}")
-    max_age = raw.get("maxAgeSeconds")
+    max_age = raw.get("maxAgeInSeconds")
     if not isinstance(max_age, int) or isinstance(max_age, bool) or not 0 <= max_age <= 86400:
-        raise ConfigurationError(f"CORS policy {path}: 'maxAgeSeconds' must be an integer from 0 to 86400")
+        raise ConfigurationError(f"CORS policy {path}: 'maxAgeInSeconds' must be an integer from 0 to 86400")
     return CorsPolicy(methods, strings("allowedHeaders"), strings("exposedHeaders"), max_age)
+
+
+def local_policy() -> CorsPolicy:
+    """The shared rule file when the checkout has it, else ``UPLOAD_POLICY``."""
+    return load_policy(POLICY_FILE) if POLICY_FILE.exists() else UPLOAD_POLICY
 
 
 def check_origin(origin: str) -> str:
@@ -87,11 +96,12 @@ def check_origin(origin: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def cors_rules(origins: Sequence[str], policy: CorsPolicy = UPLOAD_POLICY) -> list[CorsRule]:
+def cors_rules(origins: Sequence[str], policy: CorsPolicy | None = None) -> list[CorsRule]:
     """One rule for the given origins (none: no rule, so browsers cannot upload directly)."""
     checked = sorted({check_origin(o) for o in origins if o.strip()})
     if not checked:
         return []
+    policy = policy or local_policy()
     return [
         CorsRule(
             checked,

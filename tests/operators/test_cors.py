@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from imagepipe.cors import UPLOAD_POLICY, apply_cors, blob_origin, check_origin, cors_rules, load_policy
+from imagepipe.cors import apply_cors, blob_origin, check_origin, cors_rules, load_policy, local_policy
 from imagepipe.errors import ConfigurationError
 from imagepipe.settings import Settings
 
@@ -23,17 +23,18 @@ def write(tmp_path: Path, body: object) -> Path:
 @pytest.mark.unit
 def test_policy_file_is_read_and_checked(tmp_path: Path) -> None:
     good = {
+        "$comment": "ignored",
         "allowedMethods": ["put", "OPTIONS"],
         "allowedHeaders": ["content-type", "x-ms-blob-type", "x-ms-meta-*"],
         "exposedHeaders": ["etag"],
-        "maxAgeSeconds": 600,
+        "maxAgeInSeconds": 600,
     }
     policy = load_policy(write(tmp_path, good))
     assert policy.allowed_methods == ("PUT", "OPTIONS") and policy.max_age_s == 600
     for bad, named in (
         ({**good, "allowedMethods": ["PUT", "FETCH"]}, "FETCH"),
         ({**good, "allowedHeaders": []}, "allowedHeaders"),
-        ({**good, "maxAgeSeconds": True}, "maxAgeSeconds"),
+        ({**good, "maxAgeInSeconds": True}, "maxAgeInSeconds"),
         ([], "JSON object"),
     ):
         with pytest.raises(ConfigurationError, match=named):
@@ -101,7 +102,7 @@ def test_rules_round_trip_through_azurite(azurite: str) -> None:
     apply_cors(service, cors_rules(["http://127.0.0.1:7071"]))
     (stored,) = service.get_service_properties()["cors"]
     assert stored.allowed_origins == "http://127.0.0.1:7071"
-    assert stored.allowed_headers == ",".join(UPLOAD_POLICY.allowed_headers)
-    assert stored.max_age_in_seconds == UPLOAD_POLICY.max_age_s
+    assert stored.allowed_headers == ",".join(local_policy().allowed_headers)
+    assert stored.max_age_in_seconds == local_policy().max_age_s
     apply_cors(service, [])
     assert service.get_service_properties()["cors"] == []

@@ -118,6 +118,19 @@ def apply_cors(service: BlobServiceClient, rules: Sequence[CorsRule]) -> None:
     service.set_service_properties(cors=list(rules))
 
 
+def devhost_origins(port: int, extra: str | None = None) -> list[str]:
+    """The origins of a local devhost's pages (``127.0.0.1`` and ``localhost``) plus ``extra`` (comma-separated)."""
+    own = [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+    return own + [o.strip() for o in (extra or "").split(",") if o.strip()]
+
+
+def apply_local_cors(connection_string: str, origins: Sequence[str]) -> list[CorsRule]:
+    """Give the blob service of ``connection_string`` (Azurite) the shared rule for ``origins``; return it."""
+    rules = cors_rules(origins)
+    apply_cors(BlobServiceClient.from_connection_string(connection_string), rules)
+    return rules
+
+
 def blob_origin(settings: Settings) -> str | None:
     """The origin (scheme://host[:port]) of the images blob service, where a browser sends a signed PUT."""
     if settings.images_storage_blob_service_uri:

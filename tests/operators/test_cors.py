@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from imagepipe.cors import apply_cors, blob_origin, check_origin, cors_rules, load_policy, local_policy
+from imagepipe.cors import (
+    apply_cors,
+    apply_local_cors,
+    blob_origin,
+    check_origin,
+    cors_rules,
+    devhost_origins,
+    load_policy,
+    local_policy,
+)
 from imagepipe.errors import ConfigurationError
 from imagepipe.settings import Settings
 
@@ -99,9 +108,9 @@ def test_blob_origin(env: dict[str, str], origin: str, monkeypatch: pytest.Monke
 @pytest.mark.integration
 def test_rules_round_trip_through_azurite(azurite: str) -> None:
     service = BlobServiceClient.from_connection_string(azurite)
-    apply_cors(service, cors_rules(["http://127.0.0.1:7071"]))
+    apply_local_cors(azurite, devhost_origins(7071, "https://ops.example.com, "))
     (stored,) = service.get_service_properties()["cors"]
-    assert stored.allowed_origins == "http://127.0.0.1:7071"
+    assert stored.allowed_origins == "http://127.0.0.1:7071,http://localhost:7071,https://ops.example.com"
     assert stored.allowed_headers == ",".join(local_policy().allowed_headers)
     assert stored.max_age_in_seconds == local_policy().max_age_s
     apply_cors(service, [])

@@ -24,7 +24,7 @@ import requests
 from azure.storage.blob import BlobServiceClient
 
 from imagepipe.adapters.azure_blob import AzureBlobStore
-from imagepipe.cors import apply_cors, cors_rules
+from imagepipe.cors import apply_cors, apply_local_cors, cors_rules
 from tests.conftest import azurite_connection_string, free_port
 from tests.devhost.harness import ROOT, Devhost
 
@@ -127,7 +127,7 @@ def finished_run(stack: SecureStack, image_id: str, timeout: float = 90) -> dict
 
 
 def test_html_uploaded_by_sas_never_runs_and_the_key_never_travels_in_a_url(secure: SecureStack) -> None:
-    apply_cors(secure.service, cors_rules([secure.host.base]))
+    apply_local_cors(secure.connection, [secure.host.base])
     ticket = secure.call("POST", "/api/uploads", secure.function_key, json={"contentType": "image/png"}).json()
     put = requests.put(
         ticket["uploadUrl"],

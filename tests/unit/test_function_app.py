@@ -35,6 +35,7 @@ EXPECTED = {
     "redrive_deadletters",
     "get_stats",
     "dashboard",
+    "dashboard_image",
 }
 
 

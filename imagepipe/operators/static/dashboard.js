@@ -1,9 +1,20 @@
 "use strict";
 // imagepipe operations dashboard: vanilla JS over the operator API. Every value from the API is inserted
-// as text (never as HTML). The admin key comes from this page's own URL (?code=...).
+// as text (never as HTML). The admin key is typed into the key form, or read once from the URL fragment
+// (#code=..., never sent to a server) and then removed from the address bar; it lives in this tab's memory
+// only and travels only in the x-functions-key header, never in a URL. A key in the query string (?code=)
+// is removed and ignored: it has already been sent to the server and its logs.
 (function () {
-  const params = new URLSearchParams(location.search);
-  const KEY = params.get("code") || "";
+  const here = new URL(location.href);
+  const fragment = new URLSearchParams(here.hash.slice(1));
+  let KEY = fragment.get("code") || "";
+  const queryKey = here.searchParams.has("code");
+  if (fragment.has("code") || queryKey) {
+    here.searchParams.delete("code");
+    here.hash = "";
+    history.replaceState(null, "", here.pathname + here.search);
+  }
+  const params = here.searchParams;
   const ACTIVE = ["Pending", "Running", "ContinuedAsNew", "Suspended"];
   const state = { continuation: null, selected: null, pollTimer: null, runs: [] };
   const $ = (sel) => document.querySelector(sel);
@@ -14,6 +25,7 @@
       if (v === null || v === undefined || v === false) continue;
       if (k === "class") node.className = v;
       else if (k === "text") node.textContent = v;
+      else if (k === "style") node.style.cssText = v;
       else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
       else node.setAttribute(k, v);
     }
@@ -31,12 +43,31 @@
     if (body !== undefined) headers["content-type"] = "application/json";
     const resp = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await resp.text();
-    const data = text ? JSON.parse(text) : null;
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+    if (resp.status === 401) {
+      askForKey(KEY ? "the key was refused: enter the admin (master) key" : "enter the admin (master) key");
+      throw new Error("401: this page needs the admin key");
+    }
     if (!resp.ok) {
       const err = (data && data.error) || {};
       throw new Error(`${resp.status} ${err.code || ""}: ${err.message || text}`);
     }
     return data;
+  }
+
+  function askForKey(hint) {
+    $("#key-panel").hidden = false;
+    $("#key-hint").textContent = hint;
+    $("#key-input").focus();
+  }
+
+  function useKey(ev) {
+    ev.preventDefault();
+    KEY = $("#key-input").value.trim();
+    $("#key-input").value = "";
+    $("#key-panel").hidden = true;
+    refreshAll().catch((e) => { $("#health").textContent = `error: ${e.message}`; });
   }
 
   function toast(message) {
@@ -123,8 +154,7 @@
     $("#replay-auto").textContent = run.runtimeStatus === "Failed" ? (run.rewindable ? "Replay (rewind)" : "Replay (restart)") : "Replay (restart)";
     const facts = [["image", run.imageId], ["profile", run.profile], ["stage", run.stage], ["source", run.source],
       ["created", fmtTime(run.createdTime)], ["updated", fmtTime(run.lastUpdatedTime)], ["took", fmtMs(run.durationMs)]];
-    $("#run-facts").replaceChildren(...facts.filter(([, v]) => v).map(([k, v]) => el("span", {}, `${k} `, el("b", { text: v }))),
-      run.links && run.links.record ? el("a", { href: withKey(run.links.record), target: "_blank", text: "record JSON" }) : null);
+    $("#run-facts").replaceChildren(...facts.filter(([, v]) => v).map(([k, v]) => el("span", {}, `${k} `, el("b", { text: v }))));
     const errBox = $("#run-error");
     errBox.hidden = !run.error;
     errBox.textContent = run.error ? `Failed in ${run.error.step}: ${run.error.code} — ${run.error.message}` : "";
@@ -133,13 +163,6 @@
     clearTimeout(state.pollTimer);
     if (active) state.pollTimer = setTimeout(() => renderRun(id, false).then(() => Promise.all([loadRuns(false), loadStats()])).catch(() => {}), 1000);
     else if (withImage === false && run.imageId) renderImage(run.imageId).catch(() => {});
-  }
-
-  function withKey(url) {
-    if (!KEY) return url;
-    const u = new URL(url, location.origin);
-    u.searchParams.set("code", KEY);
-    return u.toString();
   }
 
   function renderTimeline(timeline) {
@@ -178,10 +201,27 @@
 
   async function renderImage(imageId) {
     const canvas = $("#image-canvas");
+    if (canvas.dataset.imageId !== imageId) {  // another run's image must not stay on screen
+      canvas.dataset.imageId = imageId;
+      canvas.width = canvas.height = 10;
+      $("#caption").textContent = "";
+      $("#tags").replaceChildren();
+      $("#ocr-text").textContent = "";
+      $("#record-json").textContent = "";
+    }
+    const recordCall = api("GET", `/api/images/${encodeURIComponent(imageId)}`).catch(() => null);
+    recordCall.then((record) => { $("#record-json").textContent = record ? JSON.stringify(record, null, 2) : "no record"; });
     const [record, blob] = await Promise.all([
-      api("GET", `/api/images/${imageId}`).catch(() => null),
-      fetch(withKey(`/api/dashboard/images/${imageId}/content`), { headers: KEY ? { "x-functions-key": KEY } : {} })
-        .then((r) => { if (!r.ok) throw new Error(`image ${r.status}`); return r.blob(); }),
+      recordCall,
+      fetch(`/api/dashboard/images/${encodeURIComponent(imageId)}/content`, { headers: KEY ? { "x-functions-key": KEY } : {} })
+        .then(async (r) => {
+          if (!r.ok) {
+            const err = await r.json().then((d) => d.error || {}, () => ({}));
+            throw new Error(`${r.status} ${err.code || ""}`.trim());
+          }
+          if (!(r.headers.get("content-type") || "").startsWith("image/")) throw new Error("not an image");
+          return r.blob();
+        }),
     ]);
     const bitmap = await createImageBitmap(blob);
     const scale = Math.min(1, 640 / bitmap.width);
@@ -218,8 +258,45 @@
     $("#caption").textContent = (analysis.captionResult && analysis.captionResult.text) || (record ? `record: ${record.status}` : "no record yet");
     const tags = ((analysis.tagsResult || {}).values || []).slice(0, 15);
     $("#tags").replaceChildren(...tags.map((t) => el("span", { class: "chip", text: `${t.name} ${pctConf(t.confidence)}` })),
-      ...((record && record.labelNames) || []).map((l) => el("span", { class: "chip", style: "background:#fff1d6", text: l })));
+      ...((record && record.labelNames) || []).map((l) => el("span", { class: "chip label", text: l })));
     $("#ocr-text").textContent = (record && record.text) || lines.join("\n");
+  }
+
+  // ------------------------------------------------------------------------------------------ upload
+  // A direct upload, as a client would do it: POST /api/uploads for a signed URL, then PUT the bytes straight to
+  // the blob service (another origin: its CORS rules must allow this page's origin).
+  async function upload() {
+    const file = $("#upload-file").files[0];
+    const out = $("#upload-result");
+    if (!file) return;
+    const profile = $("#upload-profile").value.trim();
+    out.textContent = "asking for an upload URL…";
+    delete out.dataset.status;
+    const ticket = await api("POST", "/api/uploads", null, { contentType: file.type, filename: file.name, ...(profile ? { profile } : {}) });
+    if (file.size > ticket.maxBytes) throw new Error(`the file is larger than ${ticket.maxBytes} bytes`);
+    out.textContent = `uploading ${file.name}…`;
+    let resp;
+    try {
+      resp = await fetch(ticket.uploadUrl, { method: ticket.method, headers: ticket.requiredHeaders, body: file, credentials: "omit", referrerPolicy: "no-referrer" });
+    } catch (e) {
+      out.dataset.status = "refused";
+      out.textContent = `refused by the blob service (CORS must allow ${location.origin})`;
+      throw new Error(`the blob service refused the upload (${e.message}): its CORS rules must allow ${location.origin}`);
+    }
+    if (!resp.ok) { out.dataset.status = "refused"; throw new Error(`the blob service answered ${resp.status}`); }
+    out.dataset.id = ticket.id;
+    out.dataset.status = "pending";
+    out.textContent = `uploaded ${ticket.id}: pending`;
+    const started = Date.now();
+    while (Date.now() - started < 180000) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const st = await api("GET", `/api/images/${encodeURIComponent(ticket.id)}/status`).catch(() => null);
+      if (!st) continue;
+      out.textContent = `uploaded ${ticket.id}: ${st.status}`;
+      out.dataset.status = st.status;
+      if (st.status === "completed" || st.status === "failed") break;
+    }
+    await refreshAll();
   }
 
   const pctConf = (c) => (typeof c === "number" ? `${Math.round(c * 100)}%` : "");
@@ -283,6 +360,8 @@
     return (ev) => { if (ev) ev.preventDefault(); Promise.resolve(fn()).catch((e) => toast(e.message)); };
   }
 
+  $("#key-form").addEventListener("submit", useKey);
+  $("#upload-form").addEventListener("submit", guard(upload));
   $("#filters").addEventListener("submit", guard(() => loadRuns(false)));
   $("#more").addEventListener("click", guard(() => loadRuns(true)));
   $("#bulk-replay").addEventListener("click", guard(bulkReplay));
@@ -293,6 +372,7 @@
   $("#close-detail").addEventListener("click", () => { state.selected = null; clearTimeout(state.pollTimer); $("#detail").hidden = true; });
   const initial = params.get("status");
   if (initial) $("#status-filter").value = initial;
+  if (queryKey) toast("a key in the URL's query string is sent to the server and ignored here: use #code=… or the key form");
   refreshAll().catch((e) => { $("#health").textContent = `error: ${e.message}`; });
   setInterval(() => loadStats().catch(() => {}), 15000);
 })();

@@ -58,6 +58,9 @@ class Host:
         self.rpc_origin = f"http://127.0.0.1:{port}"
         load_local_settings(self.app_dir)
         self.config = read_host_config(self.app_dir)
+        from devhost.eventgrid import converter_mode
+
+        self.eventgrid_converter = converter_mode()  # fails fast on a bad setting
         self.azurite: Any = None
         if storage == "azurite":
             from devhost import azurite
@@ -87,12 +90,9 @@ class Host:
 
     async def invoke_eventgrid(self, info: FunctionInfo, event: dict[str, Any]) -> str | None:
         """Invoke an Event Grid function with one event; return the error text or None."""
-        from azure.functions import meta
-        from azure.functions.eventgrid import EventGridEventInConverter
+        from devhost.eventgrid import decode_event
 
-        value = EventGridEventInConverter.decode(
-            meta.Datum(type="json", value=json.dumps(event)), trigger_metadata=None
-        )
+        value = decode_event(event, self.eventgrid_converter)
         inv = new_invocation_id()
         kwargs = build_kwargs(
             info, value, inv, self.app_dir_s, self.client_binding() if info.client_binding_name else None

@@ -589,6 +589,14 @@ class Server:
 
     async def eventgrid_webhook(self, request: web.Request) -> web.StreamResponse:
         """Deliver a posted array of events to ``functionName`` (like the real host's webhook)."""
+        if request.method == "OPTIONS":
+            # CloudEvents abuse protection (the handshake Event Grid sends a CloudEvents subscription's endpoint)
+            origin = request.headers.get("WebHook-Request-Origin")
+            if not origin:
+                return error_response(400, "An OPTIONS request needs a WebHook-Request-Origin header.")
+            return web.Response(status=200, headers={"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*"})
+        if request.method != "POST":
+            return error_response(405, "Use POST to deliver events.", headers={"Allow": "OPTIONS, POST"})
         name = request.query.get("functionName", "")
         info = self.host.registry.eventgrid.get(name)
         if info is None:

@@ -87,7 +87,7 @@ class Host:
             from devhost import azurite
 
             blob_port = int(os.environ.get("AZURITE_BLOB_PORT", "10000"))
-            self.azurite = azurite.ensure(blob_port, self.state_dir / "azurite", self.app_dir)
+            self.azurite = azurite.ensure(blob_port, self.state_dir / "azurite", self.app_dir, self.state_dir)
         try:
             self.registry = load_app(self.app_dir)
             self.store = Store(self.state_dir / "taskhub.sqlite3")

@@ -4,8 +4,10 @@ Routes:
 
 * ``/api/<route>`` — HTTP-triggered functions (route templates, methods, auth levels).
 * ``/runtime/webhooks/durabletask/…`` — the Durable extension's public management API (system key
-  ``durabletask_extension`` or the master key as ``code``), and ``/durabletask/…`` — the same handlers
-  as the binding's ``rpcBaseUrl`` (no key; answers loopback clients only).
+  ``durabletask_extension`` or the master key as ``code``), and ``/durabletask/<token>/…`` — the same
+  handlers as the binding's ``rpcBaseUrl`` (no key, a per-process token; loopback clients only; refuses
+  cross-origin requests and non-JSON bodies). Instance queries page like the extension (``_list``).
+* Every error the host itself answers is ``{"error": {"code", "message"}}``.
 * ``/runtime/webhooks/eventgrid?functionName=NAME`` — Event Grid webhook (array of events).
 * ``/admin/host/status`` (anonymous), ``/admin/functions/<name>`` (manual run of a non-HTTP function),
   ``/admin/durabletask/binding`` (the client binding JSON), ``/admin/eventgrid/deadletters[/redrive]``.

@@ -23,12 +23,14 @@ Episodes of one instance are serialized; different instances run in a thread poo
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,7 +173,15 @@ class Engine:
         self._inflight: set[int] = set()
         self._lock = threading.Lock()
         self._orch_pool = ThreadPoolExecutor(max(1, config.max_orchestrators), thread_name_prefix="orch")
-        self._act_pool = ThreadPoolExecutor(max(1, config.max_activities), thread_name_prefix="activity")
+        # Activities: ``_act_pool`` threads each wait (with functionTimeout) on one function call that runs in
+        # ``_act_exec``. A timed-out call cannot be killed; it keeps its ``_act_exec`` worker until it returns
+        # (a "stuck" call). Both pools are fixed, so the thread count is bounded whatever the activity count.
+        workers = max(1, config.max_activities)
+        self._act_pool = ThreadPoolExecutor(workers, thread_name_prefix="activity-wait")
+        self._act_exec_size = 2 * workers
+        self._act_exec = ThreadPoolExecutor(self._act_exec_size, thread_name_prefix="activity")
+        self._stuck = 0
+        self._stuck_warned = False
         self._threads: list[threading.Thread] = []
         self.on_instance_done: Callable[[str], None] | None = None
 
@@ -193,6 +203,7 @@ class Engine:
             t.join(timeout=5)
         self._orch_pool.shutdown(wait=False, cancel_futures=True)
         self._act_pool.shutdown(wait=False, cancel_futures=True)
+        self._act_exec.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
         """Nudge both dispatchers."""
@@ -255,6 +266,9 @@ class Engine:
                 with self._lock:
                     if wid in self._inflight or len(self._inflight) >= self.config.max_activities:
                         continue
+                    if len(self._inflight) + self._stuck >= self._act_exec_size:
+                        self._warn_stuck()
+                        continue
                     self._inflight.add(wid)
                 self._act_pool.submit(self._run_activity, dict(row))
             self._act_wake.wait(0.5)
@@ -271,6 +285,48 @@ class Engine:
             with self._lock:
                 self._inflight.discard(wid)
             self._act_wake.set()
+
+    def _warn_stuck(self) -> None:
+        if not self._stuck_warned:
+            self._stuck_warned = True
+            sys.stderr.write(
+                f"devhost: {self._stuck} activity worker(s) are held by calls that exceeded functionTimeout; "
+                "new activities wait until they return (restart the host to free them)\n"
+            )
+
+    def _call_bounded(self, target: Callable[[], None]) -> str:
+        """Run ``target`` on the activity executor: ``"done"``, ``"timeout"`` (exceeded ``functionTimeout``)
+        or ``"abandoned"`` (the host is stopping; its work item stays for the next start).
+
+        The timeout counts from the moment the call starts running, not from when it was queued.
+        """
+        started = threading.Event()
+
+        def run() -> None:
+            started.set()
+            target()
+
+        future = self._act_exec.submit(run)
+        while not started.wait(0.5):
+            if self._stop.is_set() or future.cancelled():
+                return "abandoned"
+        try:
+            future.result(self.config.function_timeout_s)
+        except FutureTimeout:
+            with self._lock:
+                self._stuck += 1
+
+            def released(_: Future[None]) -> None:
+                with self._lock:
+                    self._stuck -= 1
+                    self._stuck_warned = False
+                self._act_wake.set()
+
+            future.add_done_callback(released)
+            return "timeout"
+        except CancelledError:
+            return "abandoned"
+        return "done"
 
     def _execute_activity(self, item: dict[str, Any]) -> None:
         from azure.functions import meta
@@ -298,10 +354,10 @@ class Engine:
                     outcome["error"] = exc
                     outcome["tb"] = traceback.format_exc()
 
-            worker = threading.Thread(target=target, name=f"activity-{name}", daemon=True)
-            worker.start()
-            worker.join(self.config.function_timeout_s)
-            if worker.is_alive():
+            ran = self._call_bounded(target)
+            if ran == "abandoned":
+                return
+            if ran == "timeout":
                 reason = (
                     f"Activity function '{name}' failed: FunctionTimeoutException: Timeout value of "
                     f"{self.config.function_timeout_s}s was exceeded by function: Functions.{name}"
@@ -997,6 +1053,51 @@ class Engine:
             args += [len(prefix), prefix]
         sql += " ORDER BY created_ts, instance_id"
         return [dict(r) for r in self.store.query(sql, args)]
+
+    def query_page(
+        self,
+        created_from: float | None,
+        created_to: float | None,
+        statuses: list[str] | None,
+        prefix: str | None,
+        top: int,
+        after: tuple[float, str] | None,
+        segment: int,
+    ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+        """One page of an instance query, the way the Azure Storage backend answers it.
+
+        Instances are scanned in (created time, instance id) order after the ``after`` key; one request scans
+        at most ``segment`` instances of the created-time range (the table service's per-request limit) and
+        keeps those matching the status and prefix filters, up to ``top``. Returns the page and the key to
+        continue after, or None when the scan is complete. A page may therefore be short, or even empty,
+        and still have a continuation.
+        """
+        sql = "SELECT * FROM instances WHERE 1=1"
+        args: list[Any] = []
+        if created_from is not None:
+            sql += " AND created_ts >= ?"
+            args.append(created_from)
+        if created_to is not None:
+            sql += " AND created_ts <= ?"
+            args.append(created_to)
+        if after is not None:
+            sql += " AND (created_ts > ? OR (created_ts = ? AND instance_id > ?))"
+            args += [after[0], after[0], after[1]]
+        sql += " ORDER BY created_ts, instance_id LIMIT ?"
+        args.append(segment + 1)
+        scanned = [dict(r) for r in self.store.query(sql, args)]
+        page: list[dict[str, Any]] = []
+        read = 0
+        for row in scanned[:segment]:
+            read += 1
+            if (not statuses or row["status"] in statuses) and (not prefix or row["instance_id"].startswith(prefix)):
+                page.append(row)
+                if len(page) >= top:
+                    break
+        if read >= len(scanned):
+            return page, None
+        stop = scanned[read - 1]
+        return page, (float(stop["created_ts"]), str(stop["instance_id"]))
 
     def purge_by(self, created_from: float, created_to: float | None, statuses: list[str] | None) -> int:
         """Delete terminal instances matching the filters."""

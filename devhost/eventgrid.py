@@ -2,10 +2,13 @@
 
 Subscriptions come from ``<app>/config/eventgrid-subscriptions.json`` (``function``,
 ``storageConnectionSetting``, ``includedEventTypes``, ``subjectBeginsWith``/``subjectEndsWith``,
-``advancedFilters``, ``retryPolicy``, ``deadLetterContainer``). Every ~0.5 s the subscribed container
-is listed; a blob whose (name, etag) was not seen before yields a ``Microsoft.Storage.BlobCreated``
-event shaped like Event Grid's. ``data.api`` cannot be observed by polling: it is ``CopyBlob`` if
-the blob has copy properties, ``PutBlockList`` if it has committed blocks, else ``PutBlob``.
+``advancedFilters``, ``retryPolicy``, ``deadLetterContainer``, ``eventDeliverySchema``:
+``EventGridSchema`` (default) or ``CloudEventSchemaV1_0``; ``DEVHOST_EVENTGRID_SCHEMA`` overrides it for
+every subscription). Filters apply to the event before it is put in the delivery schema. Every ~0.5 s
+the subscribed container is listed; a blob whose (name, etag) was not seen before yields a
+``Microsoft.Storage.BlobCreated`` event shaped like Event Grid's. ``data.api`` cannot be observed by
+polling: it is ``CopyBlob`` if the blob has copy properties, ``PutBlockList`` if it has committed blocks,
+else ``PutBlob``.
 
 The seen (name, etag) pair and the pending delivery are written in one SQLite transaction, so a
 killed host redelivers (at least once). Failed deliveries are retried on Event Grid's schedule
@@ -40,6 +43,76 @@ TOPIC = (
     "Microsoft.Storage/storageAccounts/devstoreaccount1"
 )
 SINGLE_PUT_LIMIT = 64 * 1024 * 1024
+EVENTGRID_SCHEMA = "EventGridSchema"
+CLOUDEVENT_SCHEMA = "CloudEventSchemaV1_0"
+DELIVERY_SCHEMAS = (EVENTGRID_SCHEMA, CLOUDEVENT_SCHEMA)
+SCHEMA_OVERRIDE_ENV = "DEVHOST_EVENTGRID_SCHEMA"
+
+
+def delivery_schema(sub: dict[str, Any]) -> str:
+    """The subscription's ``eventDeliverySchema`` (``DEVHOST_EVENTGRID_SCHEMA`` overrides every subscription)."""
+    chosen = os.environ.get(SCHEMA_OVERRIDE_ENV) or sub.get("eventDeliverySchema") or EVENTGRID_SCHEMA
+    if chosen not in DELIVERY_SCHEMAS:
+        raise ValueError(
+            f"Event Grid subscription {sub.get('name') or sub.get('function')!r}: eventDeliverySchema "
+            f"{chosen!r} is not one of {', '.join(DELIVERY_SCHEMAS)}"
+        )
+    return str(chosen)
+
+
+CONVERTER_ENV = "DEVHOST_EVENTGRID_CONVERTER"
+CONVERTERS = ("library", "legacy")
+
+
+def converter_mode() -> str:
+    """How events are turned into the function's argument (``DEVHOST_EVENTGRID_CONVERTER``).
+
+    ``library`` (default): the installed ``azure.functions`` converter, which is what the Python worker
+    uses when the app's own azure-functions wins (Python 3.13+, or ``PYTHON_ISOLATE_WORKER_DEPENDENCIES=1``);
+    from azure-functions 1.25 it gives a ``func.CloudEvent`` (``type``, ``source``, ``time``) for an event
+    with ``specversion``, else a ``func.EventGridEvent``. ``legacy``: the converter of azure-functions before
+    CloudEvents support, which a worker bundling an older library applies: always a ``func.EventGridEvent``
+    read from the Event Grid field names, so a CloudEvent arrives with ``event_type``, ``topic``,
+    ``event_time`` and ``data_version`` all None.
+    """
+    mode = os.environ.get(CONVERTER_ENV) or "library"
+    if mode not in CONVERTERS:
+        raise ValueError(f"{CONVERTER_ENV}={mode!r} is not one of {', '.join(CONVERTERS)}")
+    return mode
+
+
+def decode_event(event: dict[str, Any], mode: str) -> Any:
+    """The trigger argument for one event, as the Python worker builds it (see ``converter_mode``)."""
+    from azure.functions import EventGridEvent, meta
+    from azure.functions.eventgrid import EventGridEventInConverter
+
+    if mode == "legacy":
+        return EventGridEvent(
+            id=event.get("id"),
+            topic=event.get("topic"),
+            subject=event.get("subject"),
+            event_type=event.get("eventType"),
+            event_time=EventGridEventInConverter._parse_datetime(event.get("eventTime")),
+            data=event.get("data"),
+            data_version=event.get("dataVersion"),
+        )
+    return EventGridEventInConverter.decode(meta.Datum(type="json", value=json.dumps(event)), trigger_metadata=None)
+
+
+def to_cloud_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An Event Grid schema event as Event Grid delivers it to a ``CloudEventSchemaV1_0`` subscription:
+    ``source`` is the topic (the storage account's resource id), ``type`` the event type, ``time`` the
+    event time; ``dataVersion``/``metadataVersion`` have no CloudEvents counterpart."""
+    return {
+        "specversion": "1.0",
+        "type": event["eventType"],
+        "source": event["topic"],
+        "id": event["id"],
+        "time": event["eventTime"],
+        "subject": event["subject"],
+        "datacontenttype": "application/json",
+        "data": event.get("data"),
+    }
 
 
 def retry_delay(attempts: int, scale: float) -> float:
@@ -137,6 +210,7 @@ class EventGridEmulator:
         self.store = host.store
         self.scale = float(os.environ.get("DEVHOST_EVENTGRID_RETRY_SCALE", "1"))
         self.subs = [s for s in load_subscriptions(host.app_dir) if s.get("function") in host.registry.eventgrid]
+        self.schemas = {id(s): delivery_schema(s) for s in self.subs}  # fails fast on an unknown schema
         self._clients: dict[str, Any] = {}
         self._warned: set[str] = set()
         self._wake = asyncio.Event()
@@ -214,7 +288,8 @@ class EventGridEmulator:
                             (f"{sub_name}/{cname}", props.name, props.etag),
                         )
                         if wanted:
-                            self._insert(conn, sub, ev, now, retry)
+                            out = to_cloud_event(ev) if self.schemas[id(sub)] == CLOUDEVENT_SCHEMA else ev
+                            self._insert(conn, sub, out, now, retry)
                             queued += 1
         return queued
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import stat
 import sys
 import time
 from datetime import UTC, datetime
@@ -33,6 +34,25 @@ def _resolve_setting(text: str) -> str:
     return re.sub(r"%([^%]+)%", lambda m: os.environ.get(m.group(1), m.group(0)), text)
 
 
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) and make it owner-only (0700): it holds keys, inputs and blobs."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
+def restrict_own_logs() -> None:
+    """When stdout/stderr are redirected to files we own (the devhost log), make them owner-only (0600)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            st = os.fstat(fd)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and st.st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+
+
 class Host:
     """One running devhost."""
 
@@ -50,7 +70,8 @@ class Host:
         self.port = port
         self.bind = bind
         self.state_dir = state_dir.resolve()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.state_dir)
+        restrict_own_logs()
         self.storage = storage
         self.no_auth = no_auth
         self.running = False
@@ -58,12 +79,15 @@ class Host:
         self.rpc_origin = f"http://127.0.0.1:{port}"
         load_local_settings(self.app_dir)
         self.config = read_host_config(self.app_dir)
+        from devhost.eventgrid import converter_mode
+
+        self.eventgrid_converter = converter_mode()  # fails fast on a bad setting
         self.azurite: Any = None
         if storage == "azurite":
             from devhost import azurite
 
             blob_port = int(os.environ.get("AZURITE_BLOB_PORT", "10000"))
-            self.azurite = azurite.ensure(blob_port, self.state_dir / "azurite", self.app_dir)
+            self.azurite = azurite.ensure(blob_port, self.state_dir / "azurite", self.app_dir, self.state_dir)
         try:
             self.registry = load_app(self.app_dir)
             self.store = Store(self.state_dir / "taskhub.sqlite3")
@@ -87,12 +111,9 @@ class Host:
 
     async def invoke_eventgrid(self, info: FunctionInfo, event: dict[str, Any]) -> str | None:
         """Invoke an Event Grid function with one event; return the error text or None."""
-        from azure.functions import meta
-        from azure.functions.eventgrid import EventGridEventInConverter
+        from devhost.eventgrid import decode_event
 
-        value = EventGridEventInConverter.decode(
-            meta.Datum(type="json", value=json.dumps(event)), trigger_metadata=None
-        )
+        value = decode_event(event, self.eventgrid_converter)
         inv = new_invocation_id()
         kwargs = build_kwargs(
             info, value, inv, self.app_dir_s, self.client_binding() if info.client_binding_name else None
@@ -220,11 +241,14 @@ class Host:
             out.write(f"  timers: {', '.join(t.name for t in self.registry.timers)}\n")
         if self.no_auth:
             out.write("  auth: disabled (--no-auth)\n")
-        else:
+        elif out.isatty():
+            # Keys go to an interactive terminal only, never into a log file.
             out.write(
                 f"  master key: {self.keys.master}\n  function key (default): {self.keys.function['default']}\n"
-                f"  keys file: {self.state_dir / 'keys.json'}\n"
+                f"  keys file (owner-only): {self.state_dir / 'keys.json'}\n"
             )
+        else:
+            out.write(f"  keys: in {self.state_dir / 'keys.json'} (owner-only; not printed to logs)\n")
         out.write("devhost: Running\n")
         out.flush()
 

@@ -8,6 +8,7 @@ and the system keys in ``STATE/keys.json``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -84,6 +85,19 @@ class RouteTable:
         return found
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (0600 from the moment it exists), atomically."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class Keys:
     """Host keys kept in ``STATE/keys.json``."""
 
@@ -106,9 +120,10 @@ class Keys:
                 data["systemKeys"][name] = secrets.token_urlsafe(32)
                 changed = True
         if changed:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(data, indent=2), encoding="utf-8")
-            path.chmod(0o600)
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_private(path, json.dumps(data, indent=2))
+        elif path.stat().st_mode & 0o077:
+            path.chmod(0o600)  # a keys file others could read, from an older devhost
         self.master: str = data["masterKey"]
         self.function: dict[str, str] = dict(data["functionKeys"])
         self.system: dict[str, str] = dict(data["systemKeys"])

@@ -4,8 +4,10 @@ Routes:
 
 * ``/api/<route>`` — HTTP-triggered functions (route templates, methods, auth levels).
 * ``/runtime/webhooks/durabletask/…`` — the Durable extension's public management API (system key
-  ``durabletask_extension`` or the master key as ``code``), and ``/durabletask/…`` — the same handlers
-  as the binding's ``rpcBaseUrl`` (no key; answers loopback clients only).
+  ``durabletask_extension`` or the master key as ``code``), and ``/durabletask/<token>/…`` — the same
+  handlers as the binding's ``rpcBaseUrl`` (no key, a per-process token; loopback clients only; refuses
+  cross-origin requests and non-JSON bodies). Instance queries page like the extension (``_list``).
+* Every error the host itself answers is ``{"error": {"code", "message"}}``.
 * ``/runtime/webhooks/eventgrid?functionName=NAME`` — Event Grid webhook (array of events).
 * ``/admin/host/status`` (anonymous), ``/admin/functions/<name>`` (manual run of a non-HTTP function),
   ``/admin/durabletask/binding`` (the client binding JSON), ``/admin/eventgrid/deadletters[/redrive]``.
@@ -14,8 +16,13 @@ Routes:
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
+import os
+import secrets
 import time
+import traceback
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -33,8 +40,11 @@ STATUSES = ["Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Canc
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def client_binding(origin: str, rpc_origin: str, hub: str, code: str | None) -> str:
-    """The durable client binding JSON string, shaped like the extension's (protocol §8.1)."""
+def client_binding(origin: str, rpc_base: str, hub: str, code: str | None) -> str:
+    """The durable client binding JSON string, shaped like the extension's (protocol §8.1).
+
+    ``rpc_base`` is the keyless management base the SDK's client calls (``rpcBaseUrl`` without its ``/``).
+    """
     base = f"{origin}/runtime/webhooks/durabletask"
     tail = f"taskHub={hub}&connection=Storage" + (f"&code={code}" if code else "")
     return json.dumps(
@@ -51,7 +61,7 @@ def client_binding(origin: str, rpc_origin: str, hub: str, code: str | None) -> 
             "managementUrls": management_urls(base, "INSTANCEID", tail) | {"id": "INSTANCEID"},
             "baseUrl": base,
             "requiredQueryStringParameters": f"code={code}" if code else "",
-            "rpcBaseUrl": f"{rpc_origin}/durabletask/",
+            "rpcBaseUrl": f"{rpc_base}/",
         }
     )
 
@@ -86,8 +96,104 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return web.Response(status=status, text=json.dumps(data), content_type="application/json", headers=headers)
 
 
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    500: "internal_error",
+    501: "not_implemented",
+}
+
+
+def error_response(
+    status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A host-level error: ``{"error": {"code", "message"}}`` (never a stack trace)."""
+    body = {"error": {"code": code or ERROR_CODES.get(status, "error"), "message": message}}
+    return _json(body, status, headers)
+
+
 def _err(status: int, message: str) -> web.Response:
-    return _json({"Message": message, "ExceptionMessage": message}, status)
+    """A management API error: the JSON error body plus the extension's ``Message``/``ExceptionMessage``
+    (the SDK raises ``ExceptionMessage`` for a 400 from ``start_new``)."""
+    body = {
+        "error": {"code": ERROR_CODES.get(status, "error"), "message": message},
+        "Message": message,
+        "ExceptionMessage": message,
+    }
+    return _json(body, status)
+
+
+def _unauthorized() -> web.Response:
+    return error_response(401, "A valid key is required (x-functions-key header or code query parameter).")
+
+
+JSON_TYPES = ("application/json",)
+BODYLESS_TYPES = ("", "application/json", "application/octet-stream")
+
+
+def _is_json_type(content_type: str) -> bool:
+    return content_type in JSON_TYPES or (content_type.startswith("application/") and content_type.endswith("+json"))
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render aiohttp's own HTTP errors (e.g. a body over the size limit) and unexpected failures as JSON."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason)
+    except Exception:  # noqa: BLE001 - logged; the client gets no internals
+        traceback.print_exc()
+        return error_response(500, "The host failed to handle the request; see the host log.")
+
+
+DEFAULT_PAGE_SIZE = 100  # the extension's OrchestrationStatusQueryCondition default when `top` is absent
+MAX_PAGE_SIZE = 1000
+QUERY_SEGMENT = 1000  # instances one query request scans (the table service returns at most 1000 per request)
+
+
+def _encode_token(key: tuple[float, str]) -> str:
+    """An opaque continuation token for the scan position ``key``."""
+    return base64.urlsafe_b64encode(json.dumps([key[0], key[1]]).encode()).decode()
+
+
+def _decode_token(token: str | None) -> tuple[float, str] | None:
+    if not token:
+        return None
+    try:
+        ts, iid = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return float(ts), str(iid)
+    except (ValueError, TypeError, binascii.Error):
+        raise DurableError(400, "The x-ms-continuation-token header is not a token this host issued.") from None
+
+
+INSTANCE_OPS = ("terminate", "suspend", "resume", "rewind", "restart")
+
+
+def _management_methods(parts: list[str]) -> list[str]:
+    """Methods the management API accepts on a path (split into segments); empty when no such path."""
+    if not parts:
+        return []
+    if parts[0] == "orchestrators" and len(parts) in (2, 3):
+        return ["POST"]
+    if parts[0] == "instances":
+        if len(parts) in (1, 2):
+            return ["DELETE", "GET"]
+        if len(parts) == 3 and parts[2] in INSTANCE_OPS:
+            return ["POST"]
+        if len(parts) == 4 and parts[2] == "raiseEvent":
+            return ["POST"]
+    return []
 
 
 class Server:
@@ -101,7 +207,16 @@ class Server:
         for info in host.registry.http:
             route = getattr(info.trigger, "route", None) or info.name
             self.routes.add(route, info)
-        self.app = web.Application(client_max_size=100 * 1024 * 1024)  # the Functions host limit
+        self.app = web.Application(
+            client_max_size=100 * 1024 * 1024,  # the Functions host limit
+            middlewares=[json_errors],
+        )
+        # The keyless rpcBaseUrl path carries a per-process secret: only holders of the client binding
+        # (functions of this host) can reach it, even from another local user's process.
+        self.rpc_token = secrets.token_urlsafe(24)
+        port = host.port
+        self.own_hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+        self.own_origins = {f"http://{h}" for h in self.own_hosts} | {host.public_origin.lower()}
         self.app.router.add_route("*", "/{path:.*}", self.dispatch)
 
     # ------------------------------------------------------------------ helpers
@@ -115,7 +230,8 @@ class Server:
     def binding(self, request: web.Request | None = None) -> str:
         """Client binding JSON for a function invocation."""
         code = None if self.host.no_auth else self.keys.system["durabletask_extension"]
-        return client_binding(self.origin(request), self.host.rpc_origin, self.host.config.hub_name, code)
+        rpc_base = f"{self.host.rpc_origin}/durabletask/{self.rpc_token}"
+        return client_binding(self.origin(request), rpc_base, self.host.config.hub_name, code)
 
     def _presented_key(self, request: web.Request) -> str | None:
         return request.headers.get("x-functions-key") or request.query.get("code")
@@ -127,35 +243,75 @@ class Server:
 
     # ------------------------------------------------------------------ dispatch
 
+    def _refuse_forged(self, request: web.Request, loopback: bool) -> web.Response | None:
+        """Refuse what a web page in the operator's browser could send: cross-origin or cross-site requests,
+        and bodies that are not JSON (``text/plain``, forms: the content types a page may POST cross-origin
+        without a CORS preflight). ``loopback`` adds the Host check that defeats DNS rebinding.
+        """
+        if loopback and request.host.lower() not in self.own_hosts:
+            return error_response(403, "This endpoint answers requests to the loopback address only.", "forbidden_host")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.rstrip("/").lower() not in self.own_origins:
+            return error_response(403, "Cross-origin requests are refused.", "cross_origin")
+        site = request.headers.get("Sec-Fetch-Site")
+        if site is not None and site.lower() not in ("same-origin", "none"):
+            return error_response(403, "Cross-site requests are refused.", "cross_origin")
+        if request.method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+            raw_type = request.headers.get("Content-Type")
+            ctype = (raw_type or "").split(";", 1)[0].strip().lower()
+            has_body = bool(request.content_length) or (request.content_length is None and request.body_exists)
+            allowed = _is_json_type(ctype) if has_body else (ctype in BODYLESS_TYPES or _is_json_type(ctype))
+            if not allowed:
+                return error_response(
+                    415, f"Content-Type must be application/json, not {raw_type!r}.", "unsupported_media_type"
+                )
+        return None
+
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         """Route every request."""
         path = request.path
         prefix = "/" + self.host.config.route_prefix if self.host.config.route_prefix else ""
+        open_admin = self.host.no_auth  # keyless management paths get the browser-forgery checks
         try:
             if path == "/admin/host/status":
                 state = "Running" if self.host.running else "Initialized"
                 return _json({"state": state, "version": "devhost", "processUptime": int(time.monotonic())})
             if path.startswith("/durabletask/"):
                 if request.remote not in ("127.0.0.1", "::1", "localhost"):
-                    return _err(403, "rpc endpoint is loopback-only")
-                return await self.durable(request, path[len("/durabletask/") :])
+                    return error_response(403, "The rpc endpoint is loopback-only.")
+                refused = self._refuse_forged(request, loopback=True)
+                if refused is not None:
+                    return refused
+                token, _, rest = path[len("/durabletask/") :].partition("/")
+                if not secrets.compare_digest(token, self.rpc_token):
+                    return error_response(404, f"No route matches {request.method} {path}.")
+                return await self.durable(request, rest)
             if path.startswith("/runtime/webhooks/durabletask/"):
                 if not self._authorized(request, "system", "durabletask_extension"):
-                    return web.Response(status=401)
+                    return _unauthorized()
+                refused = self._refuse_forged(request, loopback=False) if open_admin else None
+                if refused is not None:
+                    return refused
                 return await self.durable(request, path[len("/runtime/webhooks/durabletask/") :])
             if path.rstrip("/") == "/runtime/webhooks/eventgrid":
                 if not self._authorized(request, "system", "eventgrid_extension"):
-                    return web.Response(status=401)
+                    return _unauthorized()
+                refused = self._refuse_forged(request, loopback=False) if open_admin else None
+                if refused is not None:
+                    return refused
                 return await self.eventgrid_webhook(request)
             if path.startswith("/admin/"):
                 if not self._authorized(request, "admin"):
-                    return web.Response(status=401)
+                    return _unauthorized()
+                refused = self._refuse_forged(request, loopback=False) if open_admin else None
+                if refused is not None:
+                    return refused
                 return await self.admin(request, path[len("/admin/") :])
             if prefix == "" or path == prefix or path.startswith(prefix + "/"):
                 return await self.http_trigger(request, path[len(prefix) :])
         except DurableError as exc:
             return _err(exc.status, str(exc))
-        return web.Response(status=404)
+        return error_response(404, f"No route matches {request.method} {path}.")
 
     # ------------------------------------------------------------------ HTTP triggers
 
@@ -174,12 +330,23 @@ class Server:
                 chosen = (info, params)
                 break
         if chosen is None:
-            return web.Response(status=405 if matches else 404)
+            if not matches:
+                return error_response(404, f"No function matches {method} {request.path}.")
+            allow = sorted(
+                {
+                    str(getattr(m, "value", m)).upper()
+                    for route, _ in matches
+                    for m in (getattr(route.target.trigger, "methods", None) or [])
+                }
+            )
+            return error_response(
+                405, f"{method} is not allowed here; allowed: {', '.join(allow)}.", headers={"Allow": ", ".join(allow)}
+            )
         info, params = chosen
         level = getattr(info.trigger, "auth_level", None)
         level_s = str(getattr(level, "value", level or "function")).lower()
         if not self._authorized(request, level_s):
-            return web.Response(status=401)
+            return _unauthorized()
         body = await request.read()
         req = func.HttpRequest(
             method=method,
@@ -198,7 +365,7 @@ class Server:
             ret = await call_async(info, kwargs, self.host.config.function_timeout_s)
         except Exception as exc:  # noqa: BLE001 - a user function failure is a 500
             log_execution(info.name, inv, started, exc, statusCode=500)
-            return web.Response(status=500)
+            return error_response(500, f"The function failed (invocation {inv}); see the host log.", "function_failed")
         resp = self._to_response(ret)
         log_execution(info.name, inv, started, None, statusCode=resp.status)
         return resp
@@ -250,7 +417,7 @@ class Server:
     async def durable(self, request: web.Request, sub: str) -> web.StreamResponse:
         """Handle ``orchestrators/…``, ``instances/…``, ``entities/…``."""
         raw = request.raw_path.split("?")[0]
-        for pre in ("/runtime/webhooks/durabletask/", "/durabletask/"):
+        for pre in ("/runtime/webhooks/durabletask/", f"/durabletask/{self.rpc_token}/"):
             if raw.startswith(pre):
                 sub = raw[len(pre) :]
                 break
@@ -259,7 +426,7 @@ class Server:
         q = request.query
         eng = self.engine
         if not parts:
-            return web.Response(status=404)
+            return error_response(404, f"No route matches {method} {request.path}.")
         head = parts[0]
         if head == "orchestrators" and method == "POST" and len(parts) in (2, 3):
             body = (await request.read()).decode("utf-8")
@@ -282,6 +449,10 @@ class Server:
                         return _json(self.status_json(row, True, False, False), 200)
                     await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
             return _json(payload, 202, {"Location": payload["statusQueryGetUri"], "Retry-After": "10"})
+        if head == "instances" and len(parts) == 1 and method not in ("GET", "DELETE"):
+            return error_response(
+                405, f"{method} is not allowed here; allowed: DELETE, GET.", headers={"Allow": "DELETE, GET"}
+            )
         if head == "instances":
             if len(parts) == 1:
                 if method == "GET":
@@ -290,19 +461,19 @@ class Server:
                     if "createdTimeFrom" not in q:
                         return _err(400, "createdTimeFrom is required.")
                     n = eng.purge_by(
-                        parse_time(q["createdTimeFrom"]),
-                        parse_time(q["createdTimeTo"]) if q.get("createdTimeTo") else None,
+                        self._time(q, "createdTimeFrom") or 0.0,
+                        self._time(q, "createdTimeTo"),
                         self._statuses(q.get("runtimeStatus")),
                     )
                     if n == 0:
-                        return web.Response(status=404)
+                        return _err(404, "No instances matched the purge filters.")
                     return _json({"instancesDeleted": n})
             iid = parts[1]
             if len(parts) == 2:
                 if method == "GET":
                     row = eng.get(iid)
                     if row is None:
-                        return web.Response(status=404)
+                        return _err(404, f"No instance with ID '{iid}' found.")
                     sbody = self.status_json(
                         row,
                         _bool(q, "showInput", True),
@@ -319,9 +490,7 @@ class Server:
                     try:
                         n = eng.purge(iid)
                     except DurableError as exc:
-                        if exc.status == 404:
-                            return web.Response(status=404)
-                        raise
+                        return _err(exc.status, str(exc))
                     return _json({"instancesDeleted": n})
             if method == "POST" and len(parts) >= 3:
                 op = parts[2]
@@ -361,35 +530,60 @@ class Server:
                     return _json(payload, 202, {"Location": payload["statusQueryGetUri"], "Retry-After": "10"})
         if head == "entities":
             return _err(501, "Durable entities are not supported by devhost")
-        return web.Response(status=404)
+        allowed = _management_methods(parts)
+        if allowed:
+            message = f"{method} is not allowed here; allowed: {', '.join(allowed)}."
+            return error_response(405, message, headers={"Allow": ", ".join(allowed)})
+        return _err(404, f"No management operation matches {method} {request.path}.")
 
     @staticmethod
     def _statuses(text: str | None) -> list[str] | None:
         if not text:
             return None
         canon = {s.lower(): s for s in STATUSES}
-        return [canon.get(s.strip().lower(), s.strip()) for s in text.split(",") if s.strip()]
+        out = []
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            if part.lower() not in canon:
+                raise DurableError(400, f"runtimeStatus '{part}' is not one of {', '.join(STATUSES)}.")
+            out.append(canon[part.lower()])
+        return out
+
+    @staticmethod
+    def _time(q: Any, name: str) -> float | None:
+        text = q.get(name)
+        if not text:
+            return None
+        try:
+            return parse_time(text)
+        except ValueError:
+            raise DurableError(400, f"{name} '{text}' is not an ISO 8601 time.") from None
 
     def _list(self, request: web.Request) -> web.Response:
+        """``GET instances``: one page (``top``, default 100) plus ``x-ms-continuation-token`` while the scan
+        has more to read; a client follows tokens until none comes back (a page may be empty)."""
         q = request.query
-        rows = self.engine.query(
-            parse_time(q["createdTimeFrom"]) if q.get("createdTimeFrom") else None,
-            parse_time(q["createdTimeTo"]) if q.get("createdTimeTo") else None,
+        top = DEFAULT_PAGE_SIZE
+        if q.get("top"):
+            try:
+                top = int(q["top"])
+            except ValueError:
+                top = 0
+            if not 1 <= top <= MAX_PAGE_SIZE:
+                raise DurableError(400, f"top must be an integer from 1 to {MAX_PAGE_SIZE}.")
+        after = _decode_token(request.headers.get("x-ms-continuation-token"))
+        segment = max(1, int(os.environ.get("DEVHOST_DURABLE_QUERY_SEGMENT", str(QUERY_SEGMENT))))
+        rows, nxt = self.engine.query_page(
+            self._time(q, "createdTimeFrom"),
+            self._time(q, "createdTimeTo"),
             self._statuses(q.get("runtimeStatus")),
             q.get("instanceIdPrefix"),
+            top,
+            after,
+            segment,
         )
-        start = 0
-        token = request.headers.get("x-ms-continuation-token")
-        if token and token.isdigit():
-            start = int(token)
-        headers: dict[str, str] = {}
-        if q.get("top"):
-            top = max(1, int(q["top"]))
-            if start + top < len(rows):
-                headers["x-ms-continuation-token"] = str(start + top)
-            rows = rows[start : start + top]
-        else:
-            rows = rows[start:]
+        headers = {} if nxt is None else {"x-ms-continuation-token": _encode_token(nxt)}
         show_input = _bool(q, "showInput", False)
         return _json([self.status_json(r, show_input, False, False) for r in rows], 200, headers)
 
@@ -397,16 +591,26 @@ class Server:
 
     async def eventgrid_webhook(self, request: web.Request) -> web.StreamResponse:
         """Deliver a posted array of events to ``functionName`` (like the real host's webhook)."""
+        if request.method == "OPTIONS":
+            # CloudEvents abuse protection (the handshake Event Grid sends a CloudEvents subscription's endpoint)
+            origin = request.headers.get("WebHook-Request-Origin")
+            if not origin:
+                return error_response(400, "An OPTIONS request needs a WebHook-Request-Origin header.")
+            return web.Response(status=200, headers={"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*"})
+        if request.method != "POST":
+            return error_response(405, "Use POST to deliver events.", headers={"Allow": "OPTIONS, POST"})
         name = request.query.get("functionName", "")
         info = self.host.registry.eventgrid.get(name)
         if info is None:
-            return _err(404, f"No Event Grid function named '{name}'")
+            return error_response(404, f"No Event Grid function named '{name}'.")
         try:
             events = json.loads(await request.read())
         except ValueError:
-            return _err(400, "body must be a JSON array of events")
+            return error_response(400, "The body must be a JSON array of events.")
         if isinstance(events, dict):
             events = [events]
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            return error_response(400, "The body must be a JSON array of event objects.")
         if request.headers.get("aeg-event-type") == "SubscriptionValidation" or (
             events and events[0].get("eventType") == "Microsoft.EventGrid.SubscriptionValidationEvent"
         ):
@@ -429,14 +633,24 @@ class Server:
         if parts == ["durabletask", "binding"] and method == "GET":
             return web.Response(text=self.binding(request), content_type="application/json")
         if len(parts) == 2 and parts[0] == "functions" and method == "POST":
-            ok = await self.host.run_function_manually(parts[1], await request.read())
-            return web.Response(status=202) if ok else web.Response(status=404)
+            try:
+                ok = await self.host.run_function_manually(parts[1], await request.read())
+            except (ValueError, AttributeError, TypeError):
+                return error_response(400, 'The body must be JSON: {"input": "<text>"}.')
+            if not ok:
+                return error_response(404, f"No timer or Event Grid function named '{parts[1]}'.")
+            return web.Response(status=202)
         if parts[:2] == ["eventgrid", "deadletters"] and self.host.eventgrid is not None:
             if len(parts) == 2 and method == "GET":
                 return _json(self.host.eventgrid.list_deadletters())
             if len(parts) == 3 and parts[2] == "redrive" and method == "POST":
                 raw = await request.read()
-                body = json.loads(raw) if raw.strip() else {}
+                try:
+                    body = json.loads(raw) if raw.strip() else {}
+                except ValueError:
+                    return error_response(400, 'The body must be JSON: {"ids": [...]} or empty.')
                 ids = body.get("ids") if isinstance(body, dict) else None
+                if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+                    return error_response(400, '"ids" must be a list of dead-letter ids.')
                 return _json({"redriven": self.host.eventgrid.redrive(ids)})
-        return web.Response(status=404)
+        return error_response(404, f"No admin operation matches {method} {request.path}.")

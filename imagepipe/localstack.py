@@ -14,12 +14,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from imagepipe.client import ApiError, ImagepipeClient
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def make_private_dir(path: Path) -> None:
+    """The state folder holds keys, task hub inputs, records and blobs: owner-only (0700)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
+def open_private_log(path: Path) -> BinaryIO:
+    """Open the devhost log for appending, readable by the owner only (0600, also when it already existed).
+
+    The devhost never prints keys into a redirected log; this keeps whatever it does log private too.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
 
 
 def wait_until_running(client: ImagepipeClient, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -88,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the sample runs")
     args = parser.parse_args(argv)
 
-    args.state.mkdir(parents=True, exist_ok=True)
+    make_private_dir(args.state)
     env = dict(os.environ)
     env.setdefault("RECORDS_SQLITE_PATH", str(args.state / "records.sqlite3"))
     command = [
@@ -106,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     log_path = args.state / "devhost.log"
     print(f"starting: {' '.join(command)}\n  (its log: {log_path})", flush=True)
-    log_file = open(log_path, "ab")  # noqa: SIM115 - lives as long as the devhost
+    log_file = open_private_log(log_path)
     proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
     client = ImagepipeClient(f"http://127.0.0.1:{args.port}", key="")
     try:

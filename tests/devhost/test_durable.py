@@ -272,7 +272,8 @@ def test_client_binding_shape(durable_host: Devhost) -> None:
         "rpcBaseUrl",
     }
     assert binding["taskHubName"] == "devhosttest"
-    assert binding["rpcBaseUrl"] == durable_host.base + "/durabletask/"
+    assert binding["rpcBaseUrl"].startswith(durable_host.base + "/durabletask/")
+    assert binding["rpcBaseUrl"].endswith("/")
     assert binding["baseUrl"] == durable_host.base + "/runtime/webhooks/durabletask"
     assert binding["managementUrls"]["id"] == "INSTANCEID"
     assert set(binding["managementUrls"]) == {
@@ -287,3 +288,21 @@ def test_client_binding_shape(durable_host: Devhost) -> None:
         "resumePostUri",
     }
     assert binding["creationUrls"]["createNewInstancePostUri"].endswith("/orchestrators/{functionName}[/{instanceId}]")
+
+
+def test_activities_run_on_a_bounded_reused_pool(durable_host: Devhost, loop: Loop, client: Any) -> None:
+    # a few activities exceed functionTimeout (3 s) and keep their worker busy meanwhile
+    stuck = [loop.run(client.start_new("timeout_orch")) for _ in range(3)]
+    iid = loop.run(client.start_new("probe_fan", None, {"n": 300}))
+    status = wait_status(loop, client, iid, timeout=180)
+    assert status.runtime_status.value == "Completed", status.output
+    probes = status.output
+    assert sorted(p["n"] for p in probes) == list(range(300))
+    tids = {p["tid"] for p in probes}
+    peak = max(p["threads"] for p in probes)
+    print(f"300 activities ran on {len(tids)} threads; peak thread count of the host process {peak}")
+    # host.json: maxConcurrentActivityFunctions = 8 -> at most 2 x 8 function threads, ever
+    assert len(tids) <= 16
+    assert peak <= 64
+    for s in stuck:
+        assert "Timeout value of" in wait_status(loop, client, s, timeout=60).output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from devhost import azurite
+from devhost import azurite, eventgrid
 from tests.devhost.harness import APPS, Devhost, free_port
 
 pytestmark = [pytest.mark.devhost, pytest.mark.integration]
@@ -174,3 +175,100 @@ def test_webhook_injection_and_filters(eg: tuple[Devhost, Path, Any]) -> None:
     )
     assert v.json() == {"validationResponse": "abc"}
     assert requests.post(url, params={"functionName": "nope"}, json=[event], timeout=10).status_code == 404
+
+
+# ---------------------------------------------------------------------- CloudEvents 1.0 delivery
+
+
+@pytest.fixture(scope="module")
+def ce(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Devhost, Path, Any]]:
+    """The Event Grid app with its subscription switched to ``CloudEventSchemaV1_0`` in the config file."""
+    from azure.storage.blob import BlobServiceClient
+
+    base = tmp_path_factory.mktemp("ce")
+    app = base / "app"
+    shutil.copytree(APPS / "eventgrid_app", app, ignore=shutil.ignore_patterns("__pycache__"))
+    subs_file = app / "config" / "eventgrid-subscriptions.json"
+    subs = json.loads(subs_file.read_text())
+    subs["subscriptions"][0]["eventDeliverySchema"] = "CloudEventSchemaV1_0"
+    subs_file.write_text(json.dumps(subs))
+    out = base / "out"
+    out.mkdir()
+    port = free_port()
+    conn = azurite.connection_string(port)
+    env = {"AZURITE_BLOB_PORT": str(port), "TEST_STORAGE": conn, "DEVHOST_TEST_OUT": str(out)}
+    env.pop("DEVHOST_EVENTGRID_SCHEMA", None)
+    host = Devhost(app, base / "state", env=env, storage="azurite").start()
+    svc = BlobServiceClient.from_connection_string(conn)
+    svc.create_container("uploads")
+    try:
+        yield host, out, svc
+    finally:
+        host.stop()
+        svc.close()
+
+
+def test_cloud_events_schema_delivers_a_cloud_event(ce: tuple[Devhost, Path, Any]) -> None:
+    from azure.storage.blob import ContentSettings
+
+    host, out, svc = ce
+    blob = svc.get_blob_client("uploads", "ce/dog.png")
+    info = blob.upload_blob(b"\x89PNG" + b"x" * 60, content_settings=ContentSettings(content_type="image/png"))
+    rec = _wait_for(lambda: [r for r in _records(out) if r["subject"].endswith("/ce/dog.png")])[0]
+    # what the worker's converter hands the function for an event with `specversion`
+    assert rec["kind"] == "CloudEvent"
+    assert rec["specversion"] == "1.0"
+    assert rec["type"] == "Microsoft.Storage.BlobCreated"
+    assert rec["source"] == eventgrid.TOPIC  # the storage account's resource id
+    assert rec["subject"] == "/blobServices/default/containers/uploads/blobs/ce/dog.png"
+    assert rec["datacontenttype"] == "application/json"
+    assert rec["time"] is not None and len(rec["id"]) == 36
+    data = rec["data"]
+    assert data["api"] == "PutBlob" and data["eTag"] == info["etag"] and data["url"] == blob.url
+    assert data["contentType"] == "image/png" and data["contentLength"] == 64
+    assert rec["extensions"] == {}  # no Event Grid schema names (eventType, topic, ...) ride along
+    _wait_for(
+        lambda: (
+            requests.get(f"{host.base}/runtime/webhooks/durabletask/instances/{rec['instanceId']}", timeout=10).json()[
+                "runtimeStatus"
+            ]
+            == "Completed"
+        )
+    )
+
+
+def test_legacy_converter_gives_an_event_grid_event_without_event_type(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {"DEVHOST_TEST_OUT": str(out), "DEVHOST_EVENTGRID_CONVERTER": "legacy"}
+    host = Devhost(APPS / "eventgrid_app", tmp_path / "state", env=env, storage="none").start()
+    try:
+        cloud_event = {
+            "specversion": "1.0",
+            "type": "Microsoft.Storage.BlobCreated",
+            "source": eventgrid.TOPIC,
+            "id": "legacy-1",
+            "time": "2026-01-01T00:00:00.0000000Z",
+            "subject": "/blobServices/default/containers/uploads/blobs/old.png",
+            "datacontenttype": "application/json",
+            "data": {"api": "PutBlob"},
+        }
+        r = requests.post(
+            host.base + "/runtime/webhooks/eventgrid",
+            params={"functionName": "on_blob_created"},
+            data=json.dumps([cloud_event]),
+            headers={"Content-Type": "application/cloudevents-batch+json; charset=utf-8"},
+            timeout=30,
+        )
+        assert r.status_code == 202, r.text
+        rec = json.loads((out / "legacy-1.json").read_text())
+        # a worker bundling azure-functions < 1.25 reads Event Grid names only: the type is lost
+        assert rec["kind"] == "EventGridEvent"
+        assert rec["eventType"] is None and rec["topic"] is None and rec["eventTime"] is None
+        assert rec["subject"].endswith("/old.png") and rec["data"] == {"api": "PutBlob"}
+        hook = host.base + "/runtime/webhooks/eventgrid"
+        shake = requests.options(hook, headers={"WebHook-Request-Origin": "eventgrid.azure.net"}, timeout=10)
+        assert shake.status_code == 200 and shake.headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+        assert requests.get(hook, params={"functionName": "on_blob_created"}, timeout=10).status_code == 405
+    finally:
+        host.stop()

@@ -90,3 +90,44 @@ def test_history_rendering_folds_scheduled_events() -> None:
     assert rendered[1]["FunctionName"] == "act" and rendered[1]["Result"] == "out"
     assert rendered[2]["OrchestrationStatus"] == "Completed"
     assert "Result" not in durable.render_history(state, show_output=False, show_input=True)[1]
+
+
+def test_eventgrid_delivery_schema_per_subscription_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(eventgrid.SCHEMA_OVERRIDE_ENV, raising=False)
+    assert eventgrid.delivery_schema({"name": "a"}) == "EventGridSchema"
+    assert eventgrid.delivery_schema({"eventDeliverySchema": "CloudEventSchemaV1_0"}) == "CloudEventSchemaV1_0"
+    with pytest.raises(ValueError, match="CloudEventSchema"):
+        eventgrid.delivery_schema({"name": "a", "eventDeliverySchema": "CloudEvents"})
+    monkeypatch.setenv(eventgrid.SCHEMA_OVERRIDE_ENV, "CloudEventSchemaV1_0")
+    assert eventgrid.delivery_schema({"eventDeliverySchema": "EventGridSchema"}) == "CloudEventSchemaV1_0"
+    monkeypatch.setenv(eventgrid.CONVERTER_ENV, "newest")
+    with pytest.raises(ValueError, match="library, legacy"):
+        eventgrid.converter_mode()
+
+
+def test_cloud_event_conversion_keeps_every_fact() -> None:
+    ev = {
+        "topic": eventgrid.TOPIC,
+        "subject": "/blobServices/default/containers/images/blobs/a.jpg",
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "id": "e1",
+        "data": {"api": "PutBlob", "url": "http://x/a.jpg"},
+        "dataVersion": "",
+        "metadataVersion": "1",
+        "eventTime": "2026-01-01T00:00:00.0000000Z",
+    }
+    ce = eventgrid.to_cloud_event(ev)
+    assert ce == {
+        "specversion": "1.0",
+        "type": ev["eventType"],
+        "source": ev["topic"],
+        "id": "e1",
+        "time": ev["eventTime"],
+        "subject": ev["subject"],
+        "datacontenttype": "application/json",
+        "data": ev["data"],
+    }
+    decoded = eventgrid.decode_event(ce, "library")
+    assert type(decoded).__name__ == "CloudEvent" and decoded.type == ev["eventType"]
+    legacy = eventgrid.decode_event(ce, "legacy")
+    assert type(legacy).__name__ == "EventGridEvent" and legacy.event_type is None and legacy.subject == ev["subject"]

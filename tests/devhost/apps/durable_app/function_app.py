@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -105,7 +106,20 @@ def sleeper(seconds: float) -> str:
     return "slept"
 
 
+@app.activity_trigger(input_name="n")
+def thread_probe(n: int) -> dict:
+    """Which thread ran this activity, and how many threads the host process has now."""
+    return {"n": n, "tid": threading.get_native_id(), "threads": len(os.listdir("/proc/self/task"))}
+
+
 # ---------------------------------------------------------------- orchestrators
+
+
+@app.orchestration_trigger(context_name="context")
+def probe_fan(context: df.DurableOrchestrationContext):
+    n = context.get_input()["n"]
+    results = yield context.task_all([context.call_activity("thread_probe", i) for i in range(n)])
+    return results
 
 
 @app.orchestration_trigger(context_name="context")

@@ -19,15 +19,25 @@ async def on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestr
     name = event.subject.rsplit("/blobs/", 1)[1]
     if name.startswith("fail-") and not (out / "allow-failures").exists():
         raise RuntimeError(f"refusing {name}")
-    record = {
-        "id": event.id,
-        "topic": event.topic,
-        "subject": event.subject,
-        "eventType": event.event_type,
-        "eventTime": event.event_time.isoformat() if event.event_time else None,
-        "dataVersion": event.data_version,
-        "data": event.get_json(),
-    }
+    # Record what the function was given, in the names of the object it got (the Python worker hands a
+    # func.CloudEvent for CloudEvents delivery with azure-functions >= 1.25, else a func.EventGridEvent).
+    record: dict = {"kind": type(event).__name__, "id": event.id, "subject": event.subject, "data": event.get_json()}
+    if isinstance(event, func.CloudEvent):
+        record |= {
+            "type": event.type,
+            "source": event.source,
+            "specversion": event.specversion,
+            "time": event.time.isoformat() if event.time else None,
+            "datacontenttype": event.datacontenttype,
+            "extensions": event.extension_attrs,
+        }
+    else:
+        record |= {
+            "topic": event.topic,
+            "eventType": event.event_type,
+            "eventTime": event.event_time.isoformat() if event.event_time else None,
+            "dataVersion": event.data_version,
+        }
     instance_id = await client.start_new("note_event", None, {"name": name})
     record["instanceId"] = instance_id
     # write then rename, so a reader never sees a half-written file

@@ -133,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update({k: v for k, v in env.items() if k not in os.environ})
         _load_local_settings()
         services().blobs.ensure_container()
+        # the dashboard's upload form PUTs to Azurite from the devhost's origin: the same CORS rule as Azure
+        from imagepipe.cors import apply_local_cors, devhost_origins
+
+        origins = devhost_origins(args.port, os.environ.get("IMAGES_CORS_ORIGINS"))
+        apply_local_cors(os.environ["IMAGES_STORAGE"], origins)
         uploads: dict[str, tuple[Path, str]] = {}
         for path, profile in sample_files(args.samples):
             body = client.upload(path, profile=profile, metadata={"source": "samples"})

@@ -199,9 +199,9 @@ def test_html_put_through_an_upload_url_is_removed_and_the_record_says_why(app_e
         "instanceId": instance_id(spec["id"], info.etag),
     }
     result = pipeline.fetch_image_metadata(svc, step)
+    assert [b.name for b in svc.blobs.list()] == [], "non-image bytes must not stay in the images container"
     assert result["ok"] is False and "not an acceptable image" in result["error"]["message"]
     assert "the stored bytes were removed" in result["error"]["message"]
-    assert [b.name for b in svc.blobs.list()] == []
     record = svc.records.get(spec["id"])
     assert record is not None and record["status"] == "failed" and record["error"] == result["error"]
     final = pipeline.persist_record(svc, {**step, "status": "failed", "error": result["error"]})

@@ -208,9 +208,7 @@ def fetch_image_metadata(svc: Services, given: Any) -> JsonDict:
     try:
         facts = inspect_image(data, _limits(svc), info.content_type)
     except ImagepipeError as exc:
-        return _refuse(
-            svc, step, info, existing, exc.code, f"the stored bytes are not an acceptable image: {exc.message}"
-        )
+        return _refuse(svc, step, info, existing, exc.code, f"the stored image is not acceptable: {exc.message}")
     profile, original_name, client = record_origin(existing, info.metadata)
     record = new_record(step["imageId"], info, facts, profile, original_name, client, step["instanceId"], existing)
     if profile not in svc.profiles:

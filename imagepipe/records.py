@@ -59,9 +59,11 @@ def decode_blob_metadata(metadata: dict[str, str]) -> tuple[str, str | None, dic
 
 
 def record_origin(existing: JsonDict | None, metadata: Mapping[str, str]) -> tuple[str, str | None, dict[str, str]]:
-    """(profile, original name, client metadata) of an image: from its acceptance record when it has one
-    (the API validated them before accepting), else from the blob metadata (a blob that arrived another way)."""
-    if existing and existing.get("acceptance") and isinstance(existing.get("client"), dict):
+    """(profile, original name, client metadata) of a blob version: for the first blob of an accepted upload
+    (the record is still pending, no blob version yet), what the API validated when it accepted the upload;
+    otherwise the blob metadata (a newer version, or a blob that arrived another way)."""
+    pending = existing is not None and not (existing.get("blob") or {}).get("etag")
+    if existing and pending and existing.get("acceptance") and isinstance(existing.get("client"), dict):
         client = existing["client"]
         metadata_of = client.get("metadata") if isinstance(client.get("metadata"), dict) else {}
         return (

@@ -200,7 +200,7 @@ def test_html_put_through_an_upload_url_is_removed_and_the_record_says_why(app_e
     }
     result = pipeline.fetch_image_metadata(svc, step)
     assert [b.name for b in svc.blobs.list()] == [], "non-image bytes must not stay in the images container"
-    assert result["ok"] is False and "not an acceptable image" in result["error"]["message"]
+    assert result["ok"] is False and "the stored image is not acceptable" in result["error"]["message"]
     assert "the stored bytes were removed" in result["error"]["message"]
     record = svc.records.get(spec["id"])
     assert record is not None and record["status"] == "failed" and record["error"] == result["error"]

@@ -9,14 +9,17 @@ that ended without recording a result (``failed: run_ended``). Bounded per sweep
 
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from imagepipe.acceptance import settle_unfinished
-from imagepipe.composition import services
+from imagepipe.composition import Services, services
+from imagepipe.errors import NotFoundError
 from imagepipe.ids import image_id_from_blob_name
+from imagepipe.ports import BlobInfo
 from triggers.runs import run_status, start_if_new
 
 bp = df.Blueprint()
@@ -27,11 +30,19 @@ MAX_RECORDS_PER_SWEEP = 2000
 SCHEDULE = os.environ.get("RECONCILE_SCHEDULE", "0 */10 * * * *")
 
 
+def _blobs(svc: Services) -> Iterator[BlobInfo]:
+    """The images container's blobs; none when the container itself is gone (storage lost it)."""
+    try:
+        yield from svc.blobs.list()
+    except NotFoundError:
+        log.error("reconcile: the container %s does not exist; only records are checked", svc.blobs.container)
+
+
 async def reconcile(client: df.DurableOrchestrationClient, max_starts: int = MAX_STARTS_PER_SWEEP) -> list[str]:
     """Start missing runs and end unfinished records no run will end; returns the instance ids it started."""
     svc = services()
     started: list[str] = []
-    for blob in svc.blobs.list():
+    for blob in _blobs(svc):
         image_id = image_id_from_blob_name(blob.name)
         if image_id is None:
             continue

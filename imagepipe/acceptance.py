@@ -2,7 +2,7 @@
 
 An upload is *accepted* when the client gets 202 (``POST /api/images``) or an upload URL
 (``POST /api/uploads``). Before that answer, the record store holds a ``pending`` record for the image
-(``accept_upload``, ``accept_direct_upload``), so from then on the image always has a record that ends
+(``store_accepted_upload``, ``record_upload_url``), so from then on the image always has a record that ends
 ``completed`` or ``failed`` with a reason the client can read (docs/reliability.md):
 
 - the pipeline run moves it to ``processing`` and ends it (``imagepipe.pipeline``);
@@ -131,7 +131,7 @@ def _write_acceptance(svc: Services, record: JsonDict) -> None:
         ) from exc
 
 
-def accept_upload(
+def store_accepted_upload(
     svc: Services,
     image_id: str,
     name: str,
@@ -171,7 +171,7 @@ def accept_upload(
         ) from exc
 
 
-def accept_direct_upload(
+def record_upload_url(
     svc: Services,
     image_id: str,
     name: str,

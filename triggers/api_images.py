@@ -13,7 +13,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from imagepipe.acceptance import accept_direct_upload, accept_upload, status_without_blob
+from imagepipe import acceptance
 from imagepipe.composition import services
 from imagepipe.errors import InvalidInputError, NotFoundError, UnsupportedMediaTypeError
 from imagepipe.ids import blob_name, instance_id, new_image_id, require_image_id
@@ -132,7 +132,7 @@ async def upload_image(req: func.HttpRequest) -> func.HttpResponse:
     image_id = new_image_id()
     name = blob_name(image_id, facts.extension)
     metadata = encode_blob_metadata(profile.name, safe_filename(filename), client_meta)
-    info = accept_upload(
+    info = acceptance.store_accepted_upload(
         svc, image_id, name, data, content_type=facts.content_type, metadata=metadata,
         profile=profile.name, original_name=safe_filename(filename), client=client_meta,
     )  # fmt: skip
@@ -170,7 +170,7 @@ async def create_upload(req: func.HttpRequest) -> func.HttpResponse:
     ttl = svc.settings.upload_url_ttl_s
     url = svc.blobs.upload_url(name, expires_in_s=ttl, content_type=content_type)
     metadata = encode_blob_metadata(profile.name, safe_filename(spec.get("filename")), client_meta)
-    accept_direct_upload(
+    acceptance.record_upload_url(
         svc, image_id, name, content_type=content_type, profile=profile.name,
         original_name=safe_filename(spec.get("filename")), client=client_meta, expires_in_s=ttl,
     )  # fmt: skip
@@ -227,7 +227,7 @@ async def get_image_status(req: func.HttpRequest, client: df.DurableOrchestratio
         )
         return json_response(body)
     if blob is None:
-        body.update(status_without_blob(record or {}))
+        body.update(acceptance.status_without_blob(record or {}))
         return json_response(body)
     instance = instance_id(image_id, blob.etag)
     status = await run_status(client, instance)

@@ -54,6 +54,7 @@ def failure(step: str, code: str, message: str) -> JsonDict:
 
 SUPERSEDED: JsonDict = {"ok": False, "superseded": True}
 DELETED: JsonDict = {"ok": False, "deleted": True, "reason": "the image was deleted through the API"}
+NOT_ARRIVED: JsonDict = {"ok": False, "superseded": True, "reason": "no image has arrived at the upload URL yet"}
 FINAL_STATUSES = ("completed", "failed")
 MAX_ETAG = 256
 MAX_TEXT = 2000
@@ -113,9 +114,10 @@ def blob_gone(svc: Services, step: StepInput, name: str) -> JsonDict:
     """The blob of this run is gone: tell a client's delete from a loss, and never drop an accepted record.
 
     No record: the client deleted the image through the API (it removes the record first), or the blob was
-    never accepted through the API; nothing is written. A record of a newer version: superseded. A record
-    already failed (e.g. its bytes were refused and removed): that reason stands. Otherwise the record is
-    ended ``failed: lost`` with guidance.
+    never accepted through the API; nothing is written. A record of a newer version, or of an upload URL
+    that no image has arrived at yet (a forged start must not end it): superseded. A record already failed
+    (e.g. its bytes were refused and removed): that reason stands. Otherwise the record is ended
+    ``failed: lost`` with guidance.
     """
     record = svc.records.get(step["imageId"])
     if record is None:
@@ -123,6 +125,8 @@ def blob_gone(svc: Services, step: StepInput, name: str) -> JsonDict:
     stored_etag = (record.get("blob") or {}).get("etag")
     if stored_etag not in (None, step["etag"]):
         return SUPERSEDED
+    if stored_etag is None and (record.get("acceptance") or {}).get("source") == "sas":
+        return NOT_ARRIVED  # an upload URL not used yet: only its expiry (the sweep) ends the record
     if record.get("status") == "failed" and isinstance(record.get("error"), dict):
         return {"ok": False, "error": record["error"]}
     error = lost_error(name)

@@ -176,3 +176,13 @@ def test_sweep_leaves_finished_and_deleted_images_alone(app_env: dict[str, str])
     svc.blobs.delete(step["blobName"])
     assert sweep(datetime.now(UTC) + timedelta(seconds=301)) == []
     assert svc.records.get(step["imageId"])["status"] == "completed"  # type: ignore[index]
+
+
+def test_a_forged_run_for_an_unused_upload_url_does_not_end_it(app_env: dict[str, str]) -> None:
+    spec = create_upload({"contentType": "image/jpeg"})
+    name, etag = f"{spec['id']}.jpg", "0x8DEADBEEF"
+    step = {"imageId": spec["id"], "blobName": name, "etag": etag, "instanceId": instance_id(spec["id"], etag)}
+    assert pipeline.fetch_image_metadata(services(), step)["superseded"] is True
+    assert pipeline.persist_record(services(), {**step, "status": "completed"})["superseded"] is True
+    record = services().records.get(spec["id"])
+    assert record is not None and record["status"] == "pending" and record["error"] is None

@@ -12,4 +12,4 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="step")
 def analyze_image(step: dict[str, Any]) -> dict[str, Any]:
-    return pipeline.analyze_image(services(), step, step["profile"])  # type: ignore[arg-type]
+    return pipeline.analyze_image(services(), step)

@@ -12,4 +12,4 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="step")
 def fetch_image_metadata(step: dict[str, Any]) -> dict[str, Any]:
-    return pipeline.fetch_image_metadata(services(), step)  # type: ignore[arg-type]
+    return pipeline.fetch_image_metadata(services(), step)

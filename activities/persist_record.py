@@ -12,4 +12,4 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="step")
 def persist_record(step: dict[str, Any]) -> dict[str, Any]:
-    return pipeline.persist_record(services(), step)  # type: ignore[arg-type]
+    return pipeline.persist_record(services(), step)

@@ -12,4 +12,4 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="step")
 def read_text(step: dict[str, Any]) -> dict[str, Any]:
-    return pipeline.read_text(services(), step, step["profile"])  # type: ignore[arg-type]
+    return pipeline.read_text(services(), step)

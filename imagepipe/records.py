@@ -58,6 +58,22 @@ def decode_blob_metadata(metadata: dict[str, str]) -> tuple[str, str | None, dic
     return profile, original, client
 
 
+def record_origin(existing: JsonDict | None, metadata: Mapping[str, str]) -> tuple[str, str | None, dict[str, str]]:
+    """(profile, original name, client metadata) of a blob version: for the first blob of an accepted upload
+    (the record is still pending, no blob version yet), what the API validated when it accepted the upload;
+    otherwise the blob metadata (a newer version, or a blob that arrived another way)."""
+    pending = existing is not None and not (existing.get("blob") or {}).get("etag")
+    if existing and pending and existing.get("acceptance") and isinstance(existing.get("client"), dict):
+        client = existing["client"]
+        metadata_of = client.get("metadata") if isinstance(client.get("metadata"), dict) else {}
+        return (
+            str(existing.get("profile") or "general"),
+            client.get("originalName") if isinstance(client.get("originalName"), str) else None,
+            {str(k): str(v) for k, v in metadata_of.items()},
+        )
+    return decode_blob_metadata(dict(metadata))
+
+
 def blob_json(info: BlobInfo) -> JsonDict:
     return {
         "container": info.container,
@@ -108,6 +124,7 @@ def new_record(
         "nearDuplicates": [],
         "run": {"instanceId": instance_id},
         "error": None,
+        "acceptance": (existing or {}).get("acceptance"),
         "createdAt": (existing or {}).get("createdAt") or now,
         "updatedAt": now,
     }

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     # Near-duplicate detection: Hamming distance on the 64-bit perceptual hash.
     near_duplicate_max_distance: int = Field(default=6, ge=0, le=32, validation_alias="NEAR_DUPLICATE_MAX_DISTANCE")
 
+    # Accepted uploads (docs/reliability.md): the reconcile sweep ends an unfinished record (pending or
+    # processing) that no run will end only when it has not changed for this long, and an expired upload
+    # URL's record this long after its expiry. (The sweep's timer schedule is RECONCILE_SCHEDULE, read when
+    # triggers/reconcile.py is imported: a trigger's schedule is fixed at registration.)
+    reconcile_grace_s: float = Field(default=300.0, ge=0, le=86400, validation_alias="RECONCILE_GRACE_S")
+
     @model_validator(mode="after")
     def _check_required(self) -> Settings:
         if not (self.images_storage_connection_string or self.images_storage_blob_service_uri):

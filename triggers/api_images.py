@@ -13,6 +13,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from imagepipe import acceptance
 from imagepipe.composition import services
 from imagepipe.errors import InvalidInputError, NotFoundError, UnsupportedMediaTypeError
 from imagepipe.ids import blob_name, instance_id, new_image_id, require_image_id
@@ -131,7 +132,10 @@ async def upload_image(req: func.HttpRequest) -> func.HttpResponse:
     image_id = new_image_id()
     name = blob_name(image_id, facts.extension)
     metadata = encode_blob_metadata(profile.name, safe_filename(filename), client_meta)
-    info = svc.blobs.put(name, data, content_type=facts.content_type, metadata=metadata)
+    info = acceptance.store_accepted_upload(
+        svc, image_id, name, data, content_type=facts.content_type, metadata=metadata,
+        profile=profile.name, original_name=safe_filename(filename), client=client_meta,
+    )  # fmt: skip
     links = _links(req, image_id)
     body = {"id": image_id, "status": "pending", "profile": profile.name, "blob": info.name, **links}
     return json_response(body, 202, {"Location": links["statusUrl"], "Retry-After": "1"})
@@ -166,6 +170,10 @@ async def create_upload(req: func.HttpRequest) -> func.HttpResponse:
     ttl = svc.settings.upload_url_ttl_s
     url = svc.blobs.upload_url(name, expires_in_s=ttl, content_type=content_type)
     metadata = encode_blob_metadata(profile.name, safe_filename(spec.get("filename")), client_meta)
+    acceptance.record_upload_url(
+        svc, image_id, name, content_type=content_type, profile=profile.name,
+        original_name=safe_filename(spec.get("filename")), client=client_meta, expires_in_s=ttl,
+    )  # fmt: skip
     headers = {"x-ms-blob-type": "BlockBlob", "Content-Type": content_type}
     headers.update({f"x-ms-meta-{k}": v for k, v in metadata.items()})
     body = {
@@ -219,11 +227,7 @@ async def get_image_status(req: func.HttpRequest, client: df.DurableOrchestratio
         )
         return json_response(body)
     if blob is None:
-        body.update(
-            status=(record or {}).get("status", "failed"),
-            stage="deleted",
-            error={"code": "blob_deleted", "message": "the image blob was deleted", "step": "status"},
-        )
+        body.update(acceptance.status_without_blob(record or {}))
         return json_response(body)
     instance = instance_id(image_id, blob.etag)
     status = await run_status(client, instance)
@@ -300,6 +304,7 @@ async def delete_image(req: func.HttpRequest, client: df.DurableOrchestrationCli
         status = await run_status(client, instance_id(image_id, blob.etag))
         if status is not None and status.runtime_status and status.runtime_status.name in ("Pending", "Running"):
             await client.terminate(instance_id(image_id, blob.etag), "image deleted by the client")
+    svc.records.delete(image_id)  # first: a run that then finds the blob gone knows it was deleted, not lost
+    if blob is not None:
         svc.blobs.delete(blob.name)
-    svc.records.delete(image_id)
     return func.HttpResponse(status_code=204)

@@ -1,31 +1,48 @@
-"""Reconciliation sweep (timer): starts runs for blobs that have no finished record and no run.
+"""Reconciliation sweep (timer): every accepted upload ends completed or failed, whatever was lost.
 
-Covers events lost while the app or Event Grid was down. Idempotent: the run's instance id is derived from
-the blob version, so a blob whose event is merely late is not started twice. Bounded per sweep.
+Two passes. Blobs: start runs for blob versions that have no finished record and no run (events lost while
+the app or Event Grid was down); idempotent, because the instance id is derived from the blob version.
+Records: end the unfinished records that no run will end (``imagepipe.acceptance.settle``): a blob that
+storage lost (``failed: lost``), an upload URL that expired unused (``failed: upload_not_received``), a run
+that ended without recording a result (``failed: run_ended``). Bounded per sweep; the next sweep continues.
 """
 
 import logging
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from imagepipe.composition import services
+from imagepipe.acceptance import settle_unfinished
+from imagepipe.composition import Services, services
+from imagepipe.errors import NotFoundError
 from imagepipe.ids import image_id_from_blob_name
-from triggers.runs import start_if_new
+from imagepipe.ports import BlobInfo
+from triggers.runs import run_status, start_if_new
 
 bp = df.Blueprint()
 log = logging.getLogger("imagepipe.reconcile")
 
 MAX_STARTS_PER_SWEEP = 500
+MAX_RECORDS_PER_SWEEP = 2000
 SCHEDULE = os.environ.get("RECONCILE_SCHEDULE", "0 */10 * * * *")
 
 
+def _blobs(svc: Services) -> Iterator[BlobInfo]:
+    """The images container's blobs; none when the container itself is gone (storage lost it)."""
+    try:
+        yield from svc.blobs.list()
+    except NotFoundError:
+        log.error("reconcile: the container %s does not exist; only records are checked", svc.blobs.container)
+
+
 async def reconcile(client: df.DurableOrchestrationClient, max_starts: int = MAX_STARTS_PER_SWEEP) -> list[str]:
-    """Start missing runs; returns the instance ids it started."""
+    """Start missing runs and end unfinished records no run will end; returns the instance ids it started."""
     svc = services()
     started: list[str] = []
-    for blob in svc.blobs.list():
+    for blob in _blobs(svc):
         image_id = image_id_from_blob_name(blob.name)
         if image_id is None:
             continue
@@ -38,7 +55,15 @@ async def reconcile(client: df.DurableOrchestrationClient, max_starts: int = MAX
             if len(started) >= max_starts:
                 log.warning("reconcile: stopped after %d starts; the next sweep continues", max_starts)
                 break
-    log.info("reconcile: started %d runs", len(started))
+
+    async def run_state(instance: str) -> tuple[str, Any] | None:
+        status = await run_status(client, instance)
+        if status is None or status.runtime_status is None:
+            return None
+        return status.runtime_status.name, status.output
+
+    ended = await settle_unfinished(svc, run_state, limit=MAX_RECORDS_PER_SWEEP)
+    log.info("reconcile: started %d runs, ended %d unfinished records", len(started), len(ended))
     return started
 
 

@@ -1,5 +1,6 @@
 """Events lost during an outage: with no Event Grid subscription at all, the reconcile sweep alone starts
-one run per blob version that has no finished record, and a second sweep starts nothing."""
+one run per blob version that has no finished record, and a second sweep starts nothing; and it ends an
+accepted upload whose blob storage lost before any run (failed: lost, never a 404)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def stack_without_events(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     ):
         os.symlink(ROOT / name, app / name)
     state = tmp_path_factory.mktemp("stack-no-events")
-    running = start_stack(state, app_dir=app)
+    running = start_stack(state, {"RECONCILE_GRACE_S": "1"}, app_dir=app)
     try:
         yield running
     finally:
@@ -74,3 +75,19 @@ def test_sweep_starts_lost_runs_once(stack_without_events: Stack) -> None:
 
 def test_app_dir_has_no_subscription(stack_without_events: Stack) -> None:
     assert not (Path(stack_without_events.host.app) / "config").exists()
+
+
+def test_sweep_ends_an_accepted_upload_whose_blob_storage_lost(stack_without_events: Stack) -> None:
+    stack = stack_without_events
+    image_id = stack.client.upload(SAMPLES / "cat.jpg")["id"]
+    assert stack.client.status(image_id)["status"] == "pending"
+    stack.blobs.delete(f"{image_id}.jpg")  # lost behind the API's back, before any run
+    assert stack.client.status(image_id)["stage"] == "blob_missing"
+    deadline = time.monotonic() + 60
+    while (status := stack.client.status(image_id))["status"] != "failed":
+        assert time.monotonic() < deadline, status
+        sweep(stack)  # ends it once it is older than RECONCILE_GRACE_S
+        time.sleep(0.5)
+    assert status["error"]["code"] == "lost" and "upload the image again" in status["error"]["guidance"]
+    assert stack.client.get(image_id)["status"] == "failed"
+    assert runs_for(stack, image_id) == []

@@ -80,15 +80,132 @@ def test_stale_step_never_overwrites_a_newer_version(app_env: dict[str, str]) ->
     assert record["client"]["originalName"] == "coffee.jpg"
 
 
-def test_deleted_blob_is_not_revived(app_env: dict[str, str]) -> None:
+def test_blob_lost_mid_run_ends_the_record_failed_lost(app_env: dict[str, str]) -> None:
     svc = services()
     step = store("coffee.jpg", "general")
     assert pipeline.fetch_image_metadata(svc, step)["ok"]  # type: ignore[arg-type]
     assert svc.records.get(step["imageId"])["status"] == "processing"  # type: ignore[index]
-    svc.blobs.delete(step["blobName"])  # deleted behind the API's back, mid-run
-    result = pipeline.persist_record(svc, {**step, "status": "completed"})  # type: ignore[typeddict-item]
-    assert result["superseded"] is True
+    svc.blobs.delete(step["blobName"])  # gone behind the API's back (storage lost it), mid-run
+    analysis = pipeline.analyze_image(svc, {**step, "profile": "general"})
+    assert analysis["ok"] is False and analysis["error"]["code"] == "lost"
+    result = pipeline.persist_record(svc, {**step, "status": "completed"})
+    assert result == {"ok": False, "error": analysis["error"]}  # not "superseded", never "completed"
+    record = svc.records.get(step["imageId"])
+    assert record is not None and record["status"] == "failed"
+    assert record["error"]["code"] == "lost" and "upload the image again" in record["error"]["guidance"]
+
+
+def test_image_deleted_through_the_api_is_not_revived(app_env: dict[str, str]) -> None:
+    svc = services()
+    step = store("coffee.jpg", "general")
+    assert pipeline.fetch_image_metadata(svc, step)["ok"]  # type: ignore[arg-type]
+    svc.records.delete(step["imageId"])  # the API's DELETE: record first, then the blob
+    assert pipeline.persist_record(svc, {**step, "status": "completed"})["deleted"] is True
+    svc.blobs.delete(step["blobName"])
+    assert pipeline.persist_record(svc, {**step, "status": "completed"})["deleted"] is True
     assert svc.records.get(step["imageId"]) is None
+
+
+# --- forged orchestration input (issue 10.2) ------------------------------------------------------------
+
+
+def test_forged_step_for_another_images_blob_writes_nothing(app_env: dict[str, str]) -> None:
+    svc = services()
+    victim = store("coffee.jpg", "general")
+    run_steps(victim)
+    before = svc.records.get(victim["imageId"])
+    attacker = store("cat.jpg", "general")
+    forged = {**attacker, "imageId": victim["imageId"]}  # victim's id, attacker's blob, etag and instance
+    for result in (
+        pipeline.fetch_image_metadata(svc, forged),
+        pipeline.analyze_image(svc, {**forged, "profile": "general"}),
+        pipeline.read_text(svc, {**forged, "profile": "general"}),
+        pipeline.persist_record(svc, {**forged, "status": "completed"}),
+        pipeline.persist_record(
+            svc, {**forged, "status": "failed", "error": {"code": "x", "message": "pwned", "step": "x"}}
+        ),
+    ):
+        assert result["ok"] is False and result["error"]["code"] == "invalid_step_input", result
+        assert "blobName must name the blob of image" in result["error"]["message"]
+    assert svc.records.get(victim["imageId"]) == before
+    assert svc.records.get(attacker["imageId"]) is None
+
+
+ALL_STEPS = ("fetch_image_metadata", "analyze_image", "read_text", "persist_record")
+VISION_STEPS = ("analyze_image", "read_text")
+
+
+@pytest.mark.parametrize(
+    ("steps", "change", "expected"),
+    [
+        (ALL_STEPS, {"imageId": "../../x"}, "imageId must be an image id"),
+        (ALL_STEPS, {"blobName": ["x"]}, "blobName must name the blob"),
+        (ALL_STEPS, {"etag": 5}, "etag must be a non-empty string"),
+        (ALL_STEPS, {"etag": ""}, "etag must be a non-empty string"),
+        (ALL_STEPS, {"instanceId": "someone-else"}, "instanceId does not belong"),
+        (VISION_STEPS, {"profile": {"a": 1}}, "profile must name a configured profile"),
+        (VISION_STEPS, {"profile": "nope"}, "profile must name a configured profile"),
+        (("persist_record",), {"status": "hacked"}, "status must be one of"),
+        (("persist_record",), {"status": "failed", "error": "text"}, "a failed status needs an error"),
+        (
+            ("persist_record",),
+            {"status": "failed", "error": {"code": 1, "message": "m", "step": "s"}},
+            "a failed status needs an error",
+        ),
+        (("persist_record",), {"run": {"x": "y" * 5000}}, "run must be a JSON object"),
+        (("persist_record",), {"run": ["x"]}, "run must be a JSON object"),
+    ],
+)
+def test_malformed_step_input_is_refused(
+    app_env: dict[str, str], steps: tuple[str, ...], change: dict[str, Any], expected: str
+) -> None:
+    svc = services()
+    step = {**store("coffee.jpg", "general"), "profile": "general", "status": "completed"}
+    for name in steps:
+        result = getattr(pipeline, name)(svc, {**step, **change})
+        assert result["ok"] is False and result["error"]["code"] == "invalid_step_input", (name, result)
+        assert expected in result["error"]["message"] and result["error"]["step"] == name
+    assert svc.records.get(step["imageId"]) is None
+
+
+def test_step_input_that_is_not_an_object_is_refused(app_env: dict[str, str]) -> None:
+    result = pipeline.fetch_image_metadata(services(), ["not", "an", "object"])
+    assert result["error"] == {
+        "code": "invalid_step_input",
+        "message": "refused: the input must be a JSON object, not list",
+        "step": "fetch_image_metadata",
+    }
+
+
+# --- bytes that are not an acceptable image (issue 10.1) -------------------------------------------------
+
+
+def test_html_put_through_an_upload_url_is_removed_and_the_record_says_why(app_env: dict[str, str]) -> None:
+    import requests
+
+    from tests.integration.test_acceptance import create_upload
+
+    svc = services()
+    spec = create_upload({"contentType": "image/png", "filename": "x.png"})
+    html = b"<html><script>fetch('/api/runs?code='+location.search)</script></html>"
+    headers = {**spec["requiredHeaders"], "Content-Type": "text/html"}
+    assert requests.put(spec["uploadUrl"], data=html, headers=headers, timeout=10).status_code == 201
+    info = svc.blobs.get_properties(f"{spec['id']}.png")
+    assert info.content_type == "text/html"  # storage keeps what the client sent
+    step = {
+        "imageId": spec["id"],
+        "blobName": info.name,
+        "etag": info.etag,
+        "instanceId": instance_id(spec["id"], info.etag),
+    }
+    result = pipeline.fetch_image_metadata(svc, step)
+    assert [b.name for b in svc.blobs.list()] == [], "non-image bytes must not stay in the images container"
+    assert result["ok"] is False and "the stored image is not acceptable" in result["error"]["message"]
+    assert "the stored bytes were removed" in result["error"]["message"]
+    record = svc.records.get(spec["id"])
+    assert record is not None and record["status"] == "failed" and record["error"] == result["error"]
+    final = pipeline.persist_record(svc, {**step, "status": "failed", "error": result["error"]})
+    assert final == {"ok": False, "error": result["error"]}  # the reason stands; not "lost"
 
 
 def test_oversized_direct_upload_is_refused_before_download(
@@ -103,4 +220,5 @@ def test_oversized_direct_upload_is_refused_before_download(
     assert result["ok"] is False and result["error"]["code"] == "payload_too_large"
     assert "above the 20000-byte limit" in result["error"]["message"]
     record = services().records.get(step["imageId"])
-    assert record is not None and record["image"] is None
+    assert record is not None and record["image"] is None and record["status"] == "failed"
+    assert [b.name for b in services().blobs.list()] == []

@@ -149,3 +149,71 @@ def test_superseded_version_ends_quietly(handle: Any) -> None:
 def test_replay_is_deterministic(handle: Any) -> None:
     h = History(INPUT).scheduled(0, "fetch_image_metadata").completed(0, META_OK)
     assert run(handle, h) == run(handle, h)
+
+
+# --- the run reports what persist_record actually did (issue 10.7) ------------------------------------
+
+
+def test_superseded_persist_does_not_end_completed(handle: Any) -> None:
+    h = History(INPUT).scheduled(0, "fetch_image_metadata").completed(0, META_OK)
+    h.scheduled(1, "analyze_image").completed(1, {"ok": True, "textHeavy": False})
+    h.scheduled(2, "persist_record").completed(2, {"ok": False, "superseded": True})
+    state = run(handle, h)
+    assert state["isDone"] is True
+    assert state["output"]["status"] == "superseded"
+    assert state["customStatus"]["stage"] == "superseded"
+
+
+def test_lost_blob_at_persist_fails_the_run_with_the_record_reason(handle: Any) -> None:
+    lost = {"code": "lost", "message": "the stored bytes are gone", "step": "persist_record", "guidance": "re-upload"}
+    h = History(INPUT).scheduled(0, "fetch_image_metadata").completed(0, META_OK)
+    h.scheduled(1, "analyze_image").completed(1, {"ok": True, "textHeavy": False})
+    h.scheduled(2, "persist_record").completed(2, {"ok": False, "error": lost})
+    state = run(handle, h)
+    assert "persist_record failed (lost): the stored bytes are gone" in state["error"]
+    assert state["customStatus"] == {"stage": "failed", "step": "persist_record", "imageId": INPUT["imageId"]}
+
+
+def test_lost_blob_mid_run_is_persisted_as_the_failure(handle: Any) -> None:
+    lost = {"code": "lost", "message": "gone", "step": "analyze_image", "guidance": "re-upload"}
+    h = History(INPUT).scheduled(0, "fetch_image_metadata").completed(0, META_OK)
+    h.scheduled(1, "analyze_image").completed(1, {"ok": False, "error": lost})
+    state = run(handle, h)
+    persist = actions(state)[-1]
+    assert persist["functionName"] == "persist_record" and '"code": "lost"' in persist["input"]
+    h.scheduled(2, "persist_record").completed(2, {"ok": False, "error": lost})
+    assert "analyze_image failed (lost)" in run(handle, h)["error"]
+
+
+def test_deleted_through_the_api_ends_deleted(handle: Any) -> None:
+    h = History(INPUT).scheduled(0, "fetch_image_metadata").completed(0, META_OK)
+    h.scheduled(1, "analyze_image").completed(1, {"ok": False, "deleted": True})
+    state = run(handle, h)
+    assert state["isDone"] is True and state["output"]["status"] == "deleted"
+    assert names(state) == ["fetch_image_metadata", "analyze_image"]
+
+
+def test_persist_that_keeps_failing_fails_the_run_with_its_reason(handle: Any) -> None:
+    h = History(INPUT).scheduled(0, "fetch_image_metadata").completed(0, META_OK)
+    h.scheduled(1, "analyze_image").completed(1, {"ok": True, "textHeavy": False})
+    h.scheduled(2, "persist_record").failed(2, "storage unreachable \n Traceback ...").timer(3, 1000)
+    h.scheduled(4, "persist_record").failed(4, "storage unreachable \n Traceback ...").timer(5, 2000)
+    h.scheduled(6, "persist_record").failed(6, "storage unreachable \n Traceback ...").timer(7, 4000)
+    state = run(handle, h)
+    assert "persist_record failed (retries_exhausted)" in state["error"]
+    assert "storage unreachable" in state["error"] and "Traceback" not in state["error"]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"imageId": 5},
+        {**INPUT, "blobName": None},
+        {key: value for key, value in INPUT.items() if key != "etag"},
+        {**INPUT, "retry": {"maxNumberOfAttempts": "x"}},
+    ],
+)
+def test_malformed_input_fails_with_a_reason_and_schedules_nothing(handle: Any, given: Any) -> None:
+    state = run(handle, History(given))
+    assert state["actions"] == [] or not flatten(state["actions"])
+    assert "orchestration input" in state["error"]

@@ -31,6 +31,7 @@ be observed; ``requests`` records every request seen.
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import json
 import re
@@ -304,7 +305,10 @@ class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
     ) -> HttpResponse:
         if "application/query+json" not in headers.get("content-type", ""):
             raise _HttpError(400, "BadRequest", "queries must be sent as application/query+json")
-        params = {p["name"]: p["value"] for p in body.get("parameters", [])}
+        params = {
+            p["name"]: _Members(p["value"]) if isinstance(p["value"], list) else p["value"]
+            for p in body.get("parameters", [])
+        }
         plan = _parse_query(body["query"], self.full_text_paths)
         ordered = list(docs.values())
         if plan.order_by is not None:
@@ -445,8 +449,28 @@ def _indexed(pred: Predicate) -> Predicate:
 _WORD = re.compile(r"[^\W_]+")
 
 
-def _words(value: Any) -> set[str]:
-    return {w.lower() for w in _WORD.findall(value)} if isinstance(value, str) else set()
+class _Members(list[Any]):
+    """A list parameter whose ``in`` test is a set lookup (the fake scans every document per query)."""
+
+    def __init__(self, values: list[Any]) -> None:
+        super().__init__(values)
+        try:
+            self._set: frozenset[Any] | None = frozenset(values)
+        except TypeError:
+            self._set = None
+
+    def __contains__(self, item: object) -> bool:
+        if self._set is not None:
+            try:
+                return item in self._set
+            except TypeError:
+                return False
+        return list.__contains__(self, item)
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _words(value: str) -> frozenset[str]:
+    return frozenset(w.lower() for w in _WORD.findall(value))
 
 
 _PREDICATES: list[tuple[str, Callable[[re.Match[str]], Predicate]]] = [
@@ -530,8 +554,10 @@ def _full_text(path: str, param: str, full_text_paths: list[str] | None) -> Pred
         )
 
     def matches(d: JsonDict, p: JsonDict) -> bool:
-        wanted = _words(p[param])
-        return bool(wanted) and wanted <= _words(_path(d, path))
+        wanted, text = p[param], _path(d, path)
+        if not isinstance(wanted, str) or not isinstance(text, str):
+            return False
+        return bool(_words(wanted)) and _words(wanted) <= _words(text)
 
     pointer = "/" + "/".join(path.split(".")[1:])
     return _indexed(matches) if pointer in full_text_paths else matches

@@ -94,7 +94,8 @@ class RecordStore(Protocol):
     def search(self, query: SearchQuery) -> SearchPage: ...
 
     def near_duplicates(self, phash: str, *, max_distance: int, exclude_id: str, limit: int = 20) -> list[JsonDict]:
-        """Records whose perceptual hash is within ``max_distance`` bits of ``phash``."""
+        """Records whose perceptual hash is within ``max_distance`` bits of ``phash``, nearest first (then by id),
+        at most ``limit``; each returned record carries its Hamming ``distance`` (int) as an extra field."""
         ...
 
     def iter_all(self, *, fields: Sequence[str] | None = None) -> Iterator[JsonDict]: ...

@@ -3,10 +3,16 @@
 One document per image, partition key ``/id``: point reads and writes address one logical partition.
 ``upsert_if_not_older`` is optimistic concurrency: read, compare blob versions, then ``replace_item`` with
 the read ETag (``If-Match``) or ``create_item`` for a new id, retrying on 412/409 when another writer won
-the race. ``search`` is one parameterized SQL query (``TOP n ... ORDER BY c.createdAt DESC``) paged by
-keyset: our opaque token holds the last ``createdAt`` and the ids already returned at that instant.
-``near_duplicates`` scans ``id`` + ``image.phash`` (a projection, not whole documents) and computes Hamming
-distances here: Cosmos SQL has no popcount.
+the race. Every write normalises the timestamps to UTC milliseconds with ``Z`` (string order = time order)
+and adds ``phashBands``, the four 16-bit band keys of the pHash (stripped again on read).
+
+``search`` is one parameterized SQL query (``TOP n ... ORDER BY c.createdAt DESC``) paged by keyset: our
+opaque token holds the last ``createdAt`` and the ids already returned at that instant. Text search uses
+the container's full-text index (``FullTextContains`` per word) when the container has a full-text policy
+on ``/text`` (``text_search="auto"``, read once from the container), else case-insensitive ``CONTAINS``.
+``near_duplicates`` probes the band keys (``EXISTS ... ARRAY_CONTAINS(@bands, b)`` over the indexed
+``phashBands``), verifies Hamming distances here (Cosmos SQL has no popcount) and reads the hits in one
+query; docs/records.md has the numbers and the backfill of older documents (``backfill``).
 
 The SDK retries throttling (429) itself; that budget is kept small (3 attempts, 10 s) because the
 orchestration retries activities too. SDK errors become ``imagepipe.errors``: 429/503/408/timeouts/
@@ -19,8 +25,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
@@ -39,19 +44,27 @@ from imagepipe.adapters.records_common import (
     clamp_limit,
     decode_token,
     encode_token,
+    filter_bounds,
     hamming,
     is_older_version,
-    parse_ts,
+    normalize_timestamps,
+    phash_bands,
     phash_to_int,
+    probe_bands,
     project,
+    record_phash,
+    search_words,
 )
 from imagepipe.errors import ConfigurationError, ImagepipeError, InvalidInputError, TransientServiceError
 from imagepipe.ports import SearchPage, SearchQuery
 
 T = TypeVar("T")
 
-#: Properties Cosmos adds to every document; never part of our records.
-SYSTEM_PROPERTIES = ("_rid", "_self", "_etag", "_attachments", "_ts")
+#: Properties Cosmos adds to every document, and our own index property; never part of our records.
+SYSTEM_PROPERTIES = ("_rid", "_self", "_etag", "_attachments", "_ts", "phashBands")
+#: How ``search`` matches ``text``: the full-text index, substring CONTAINS, or decided from the container.
+TextSearch = Literal["auto", "fulltext", "contains"]
+TEXT_PATH = "/text"
 _DATA_ROLE = "Cosmos DB Built-in Data Contributor"
 _WRITE_ATTEMPTS = 8
 _TRANSIENT = {408, 429, 449, 500, 502, 503, 504}
@@ -61,12 +74,13 @@ def _strip(doc: JsonDict) -> JsonDict:
     return {k: v for k, v in doc.items() if k not in SYSTEM_PROPERTIES}
 
 
-def _cosmos_ts(value: Any) -> str:
-    """A filter bound in the records' timestamp format (UTC, milliseconds, ``Z``); see docs/contracts.md."""
-    parsed = parse_ts(value)
-    if parsed is None:
-        raise InvalidInputError("created_from/created_to must be datetimes")
-    return parsed.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def _stored_form(record: JsonDict) -> JsonDict:
+    """The document we store for a record: system properties out, UTC timestamps, pHash band keys in."""
+    body = normalize_timestamps(_strip(record))
+    bands = phash_bands(record_phash(body))
+    if bands:
+        body["phashBands"] = bands
+    return body
 
 
 def translate_cosmos_error(what: str, exc: Exception) -> ImagepipeError:
@@ -115,6 +129,7 @@ class CosmosRecordStore:
         credential: TokenCredential,
         *,
         transport: Any = None,
+        text_search: TextSearch = "auto",
         **client_kwargs: Any,
     ) -> None:
         if not endpoint.startswith("https://"):
@@ -126,6 +141,9 @@ class CosmosRecordStore:
         self._client_kwargs = {"retry_throttle_total": 3, "retry_throttle_backoff_max": 10} | client_kwargs
         if transport is not None:
             self._client_kwargs["transport"] = transport
+        if text_search not in ("auto", "fulltext", "contains"):
+            raise ConfigurationError(f"text search must be auto, fulltext or contains, not '{text_search}'")
+        self._text_search: TextSearch = text_search
         self._container: ContainerProxy | None = None
         self._lock = threading.Lock()
 
@@ -151,6 +169,18 @@ class CosmosRecordStore:
                     self._container = db.get_container_client(self.container_name)
         return self._container
 
+    def text_search_mode(self) -> Literal["fulltext", "contains"]:
+        """How text search runs: ``fulltext`` when configured, or (auto) when the container has a full-text
+        policy and index on ``/text``; read from the container once per process."""
+        if self._text_search == "auto":
+            properties = self._call("read container properties", lambda c: dict(c.read()))
+            policy = properties.get("fullTextPolicy") or {}
+            paths = {p.get("path") for p in policy.get("fullTextPaths") or [] if isinstance(p, dict)}
+            indexes = (properties.get("indexingPolicy") or {}).get("fullTextIndexes") or []
+            indexed = {i.get("path") for i in indexes if isinstance(i, dict)}
+            self._text_search = "fulltext" if TEXT_PATH in paths and TEXT_PATH in indexed else "contains"
+        return "fulltext" if self._text_search == "fulltext" else "contains"
+
     # -- RecordStore --------------------------------------------------------------------------------
 
     def get(self, image_id: str) -> JsonDict | None:
@@ -168,7 +198,7 @@ class CosmosRecordStore:
         image_id = record.get("id")
         if not isinstance(image_id, str) or not image_id:
             raise InvalidInputError("a record needs a string 'id'")
-        body = _strip(record)
+        body = _stored_form(record)
         return self._call(f"write record {image_id}", lambda c: self._upsert(c, image_id, body))
 
     def _upsert(self, container: ContainerProxy, image_id: str, body: JsonDict) -> bool:
@@ -263,18 +293,20 @@ class CosmosRecordStore:
             add("ARRAY_CONTAINS(c.tags, @tag)", "@tag", query.tag)
         if query.label is not None:
             add("ARRAY_CONTAINS(c.labelNames, @label)", "@label", query.label)
-        if query.created_from is not None:
-            add("c.createdAt >= @createdFrom", "@createdFrom", _cosmos_ts(query.created_from))
-        if query.created_to is not None:
-            # Inclusive end: compare against the next millisecond (timestamps have millisecond precision).
-            upper = parse_ts(query.created_to) or query.created_to
-            add("c.createdAt < @createdTo", "@createdTo", _cosmos_ts(upper + timedelta(milliseconds=1)))
+        lower, upper = filter_bounds(query.created_from, query.created_to)
+        if lower is not None:
+            add("c.createdAt >= @createdFrom", "@createdFrom", lower)
+        if upper is not None:
+            add("c.createdAt <= @createdTo", "@createdTo", upper)
         if query.text is not None:
-            words = query.text.lower().split()
+            words = search_words(query.text)
             if not words:
                 return None, []
+            # One FullTextContains per word, not FullTextContainsAll: the latter does not drop stop words
+            # (Azure/azure-cosmos-dotnet-v3#5943), so "form of claim" would match nothing.
+            function = "FullTextContains(c.text, @text{i})" if self.text_search_mode() == "fulltext" else None
             for i, word in enumerate(words):
-                add(f"CONTAINS(LOWER(c.text), @text{i})", f"@text{i}", word)
+                add(function.format(i=i) if function else f"CONTAINS(c.text, @text{i}, true)", f"@text{i}", word)
         if query.near_duplicate_of is not None:
             target = self.get(query.near_duplicate_of) or {}
             linked = [d["id"] for d in target.get("nearDuplicates") or [] if isinstance(d, dict) and "id" in d]
@@ -287,27 +319,73 @@ class CosmosRecordStore:
         return where, params
 
     def near_duplicates(self, phash: str, *, max_distance: int, exclude_id: str, limit: int = 20) -> list[JsonDict]:
+        """Records within ``max_distance`` bits, nearest first (then by id), each with its ``distance``."""
         target = phash_to_int(phash)
         if target is None:
             raise InvalidInputError(f"'{phash[:32]}' is not a 64-bit perceptual hash (16 hex digits)")
+        keys = probe_bands(target, max_distance)
+        params: list[dict[str, object]] = []
+        if keys is None:  # so many probes that reading every pHash is cheaper (distance >= 12)
+            sql = "SELECT c.id, c.image.phash FROM c WHERE IS_STRING(c.image.phash)"
+        else:
+            sql = (
+                "SELECT c.id, c.image.phash FROM c "
+                "WHERE EXISTS(SELECT VALUE b FROM b IN c.phashBands WHERE ARRAY_CONTAINS(@bands, b))"
+            )
+            params.append({"name": "@bands", "value": keys})
 
-        def scan(container: ContainerProxy) -> list[tuple[int, str]]:
-            hits: list[tuple[int, str]] = []
-            rows = container.query_items(
-                "SELECT c.id, c.image.phash FROM c WHERE IS_STRING(c.image.phash) AND c.id != @exclude",
-                parameters=[{"name": "@exclude", "value": exclude_id}],
+        def lookup(container: ContainerProxy) -> list[JsonDict]:
+            rows = container.query_items(sql, parameters=params, enable_cross_partition_query=True, max_item_count=1000)
+            distances: dict[str, int] = {}
+            for row in rows:
+                value = phash_to_int(row.get("phash"))
+                image_id = row.get("id")
+                if not isinstance(image_id, str) or value is None or image_id == exclude_id:
+                    continue
+                if (d := hamming(value, target)) <= max_distance:
+                    distances[image_id] = d
+            hits = sorted((d, image_id) for image_id, d in distances.items())[: max(1, limit)]
+            if not hits:
+                return []
+            docs = container.query_items(
+                "SELECT * FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
+                parameters=[{"name": "@ids", "value": [image_id for _, image_id in hits]}],
                 enable_cross_partition_query=True,
                 max_item_count=1000,
             )
-            for row in rows:
-                value = phash_to_int(row.get("phash"))
-                if value is not None and (d := hamming(value, target)) <= max_distance:
-                    hits.append((d, row["id"]))
-            return sorted(hits)[: max(1, limit)]
+            by_id = {doc["id"]: _strip(dict(doc)) for doc in docs}
+            return [by_id[image_id] | {"distance": d} for d, image_id in hits if image_id in by_id]
 
-        hits = self._call("near-duplicate scan", scan)
-        found = [self.get(image_id) for _, image_id in hits]
-        return [doc for doc in found if doc is not None]
+        return self._call("near-duplicate lookup", lookup)
+
+    def backfill(self) -> int:
+        """Rewrite every document stored before band keys and UTC timestamps: adds ``phashBands`` and
+        normalises ``createdAt``/``updatedAt``/``blob.lastModified``. One pass over the container (RU ~ size);
+        idempotent, safe while the app runs (If-Match; a document changed meanwhile is already current).
+        Returns how many documents it rewrote."""
+
+        def run(container: ContainerProxy) -> int:
+            rewritten = 0
+            for doc in container.query_items("SELECT * FROM c", enable_cross_partition_query=True, max_item_count=500):
+                current = dict(doc)
+                wanted = _stored_form(current)
+                if wanted == _strip(current) | (
+                    {"phashBands": current["phashBands"]} if "phashBands" in current else {}
+                ):
+                    continue
+                try:
+                    container.replace_item(
+                        item=current["id"],
+                        body=wanted,
+                        etag=current["_etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    rewritten += 1
+                except (CosmosAccessConditionFailedError, CosmosResourceNotFoundError):
+                    continue  # rewritten by a writer meanwhile (writers store the current form) or deleted
+            return rewritten
+
+        return self._call("backfill records", run)
 
     def iter_all(self, *, fields: Sequence[str] | None = None) -> Iterator[JsonDict]:
         if fields is not None:

@@ -1,8 +1,11 @@
-"""Helpers shared by the record stores: blob-version ordering, timestamps, continuation tokens, pHash.
+"""Helpers shared by the record stores: blob-version ordering, timestamps, continuation tokens, pHash bands,
+text-search words.
 
 Both stores (SQLite and Cosmos DB) decide "is this write older than what is stored?" with
 ``is_older_version`` so they agree on the rule from docs/contracts.md: compare ``blob.lastModified`` first
-and, when equal, the ETag.
+and, when equal, the ETag. They normalise stored timestamps and time filters to UTC the same way
+(``normalize_timestamps``, ``filter_bounds``), band perceptual hashes the same way (``phash_bands``,
+``probe_bands``) and split search text into the same words (``search_words``); docs/records.md explains why.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
+from itertools import combinations
 from typing import Any
 
 from imagepipe.errors import InvalidInputError
@@ -29,7 +34,7 @@ _MASK64 = (1 << 64) - 1
 def parse_ts(value: Any) -> datetime | None:
     """An ISO-8601 timestamp (``...Z`` or with an offset) as an aware UTC datetime; None when unparseable."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
     if not isinstance(value, str) or not value:
         return None
     text = value.strip()
@@ -46,6 +51,55 @@ def sortable_ts(value: Any) -> str:
     """A fixed-width UTC string (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) that sorts like the instant; '' if unknown."""
     parsed = parse_ts(value)
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if parsed else ""
+
+
+def iso_ms(moment: datetime) -> str:
+    """The records' timestamp form (docs/contracts.md): UTC, milliseconds, ``Z``; sorts like the instant."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+#: The record fields holding timestamps (dotted paths), normalised on every write.
+TIMESTAMP_FIELDS = ("createdAt", "updatedAt", "blob.lastModified")
+
+
+def normalize_timestamps(record: JsonDict) -> JsonDict:
+    """A copy of ``record`` whose timestamps are in the records' form (UTC, milliseconds, ``Z``).
+
+    Offsets such as ``+02:00`` become ``Z`` and fractions are cut to milliseconds, so string order equals
+    instant order (Cosmos DB compares them as strings). A value that does not parse is kept as it is.
+    """
+    out = dict(record)
+    for name in ("createdAt", "updatedAt"):
+        parsed = parse_ts(out.get(name))
+        if parsed is not None:
+            out[name] = iso_ms(parsed)
+    blob = out.get("blob")
+    if isinstance(blob, dict):
+        parsed = parse_ts(blob.get("lastModified"))
+        if parsed is not None:
+            out["blob"] = {**blob, "lastModified": iso_ms(parsed)}
+    return out
+
+
+def filter_bounds(created_from: Any, created_to: Any) -> tuple[str | None, str | None]:
+    """Inclusive ``createdAt`` bounds in the records' form, from datetimes with any UTC offset.
+
+    Stored timestamps have millisecond resolution, so the lower bound rounds up and the upper bound rounds
+    down to a whole millisecond: ``from=…00.0005`` excludes a record at ``…00.000``.
+    """
+
+    def bound(value: Any, *, up: bool) -> str | None:
+        if value is None:
+            return None
+        parsed = parse_ts(value)
+        if parsed is None:
+            raise InvalidInputError("created_from/created_to must be ISO-8601 times", code="invalid_time")
+        extra = parsed.microsecond % 1000
+        if up and extra:
+            parsed += timedelta(microseconds=1000 - extra)
+        return iso_ms(parsed - timedelta(microseconds=parsed.microsecond % 1000))
+
+    return bound(created_from, up=True), bound(created_to, up=False)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -135,6 +189,72 @@ def record_phash(record: JsonDict) -> str | None:
     image = record.get("image") or {}
     value = image.get("phash") if isinstance(image, dict) else None
     return value if isinstance(value, str) else None
+
+
+#: The 64-bit pHash is cut into this many bands of 16 bits (4 hex digits each) for the banded lookup.
+PHASH_BANDS = 4
+_BAND_BITS = 64 // PHASH_BANDS
+_BAND_MASK = (1 << _BAND_BITS) - 1
+#: The most band keys one lookup probes; beyond it (max distance >= 12) the stores scan instead.
+MAX_PROBES = 600
+
+
+def band_key(band: int, value: int) -> str:
+    """The exact-match key of one band: ``b<band>:<4 hex digits>``."""
+    return f"b{band}:{value:04x}"
+
+
+def phash_bands(phash: Any) -> list[str]:
+    """The band keys stored with a record (``phashBands``): one per 16-bit band; [] without a valid pHash."""
+    value = phash_to_int(phash)
+    if value is None:
+        return []
+    return [band_key(i, (value >> (_BAND_BITS * (PHASH_BANDS - 1 - i))) & _BAND_MASK) for i in range(PHASH_BANDS)]
+
+
+def probe_bands(phash: int, max_distance: int) -> list[str] | None:
+    """The band keys a lookup within ``max_distance`` bits must probe; None when a scan is cheaper.
+
+    Pigeonhole: two hashes within distance d differ in at most ``d // 4`` bits in at least one of the four
+    bands, so probing, in every band, each value within ``d // 4`` bits of the target's band finds every
+    candidate. d <= 3: 4 keys (exact bands); d <= 7: 68 keys; d <= 11: 548 keys.
+    """
+    radius = max(0, max_distance) // PHASH_BANDS
+    per_band = sum(_comb(_BAND_BITS, r) for r in range(radius + 1))
+    if per_band * PHASH_BANDS > MAX_PROBES:
+        return None
+    keys: list[str] = []
+    for i in range(PHASH_BANDS):
+        value = (phash >> (_BAND_BITS * (PHASH_BANDS - 1 - i))) & _BAND_MASK
+        for r in range(radius + 1):
+            for bits in combinations(range(_BAND_BITS), r):
+                keys.append(band_key(i, value ^ sum(1 << b for b in bits)))
+    return keys
+
+
+def _comb(n: int, k: int) -> int:
+    out = 1
+    for i in range(k):
+        out = out * (n - i) // (i + 1)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Text search
+# ---------------------------------------------------------------------------------------------------
+
+#: A word: a run of letters and digits (Unicode); everything else separates words.
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+#: The most words one text query may hold.
+MAX_SEARCH_WORDS = 16
+
+
+def search_words(text: str) -> list[str]:
+    """The distinct lower-case words of a text query, in order; every one must occur in a matching record."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
+    if len(words) > MAX_SEARCH_WORDS:
+        raise InvalidInputError(f"text search takes at most {MAX_SEARCH_WORDS} words", code="invalid_text")
+    return words
 
 
 def project(record: JsonDict, fields: list[str] | tuple[str, ...] | None) -> JsonDict:

@@ -2,18 +2,23 @@
 
 Layout: ``records`` holds the document and the columns the API filters and sorts on (profile, status,
 createdAt, updatedAt, blob lastModified/ETag, the 64-bit pHash as a signed integer); ``record_terms`` holds
-one row per tag, label name and near-duplicate link; ``records_fts`` (FTS5) indexes the OCR ``text``. The
-database runs in WAL mode with one connection per thread; writes that compare versions run inside
-``BEGIN IMMEDIATE`` so racing writers serialize and the newest blob version wins.
+one row per tag, label name and near-duplicate link; ``record_phash_bands`` holds the four 16-bit pHash band
+keys of each record (the banded near-duplicate lookup, see docs/records.md); ``records_fts`` (FTS5) indexes
+the OCR ``text`` by word. The database runs in WAL mode.
+
+Connections come from a small bounded pool (``max_connections``, default 4): every operation borrows one
+and gives it back, so the number of open files stays fixed however many threads call the store (the
+devhost runs each activity on a new thread). Writes that compare versions run inside ``BEGIN IMMEDIATE``
+so racing writers serialize and the newest blob version wins. ``close()`` closes every pooled connection.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +27,24 @@ from imagepipe.adapters.records_common import (
     clamp_limit,
     decode_token,
     encode_token,
+    filter_bounds,
     hamming,
     is_older_version,
+    normalize_timestamps,
+    phash_bands,
     phash_to_int,
+    probe_bands,
     project,
     record_phash,
+    search_words,
     sortable_ts,
     to_signed64,
 )
 from imagepipe.errors import InvalidInputError
 from imagepipe.ports import SearchPage, SearchQuery
+
+#: ``PRAGMA user_version`` of the current layout; older files are migrated when a store opens them.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -56,12 +69,19 @@ CREATE TABLE IF NOT EXISTS record_terms (
     PRIMARY KEY (kind, value, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS record_terms_id ON record_terms (id);
-CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5 (text, tokenize = 'unicode61');
+CREATE TABLE IF NOT EXISTS record_phash_bands (
+    band TEXT NOT NULL,
+    id TEXT NOT NULL REFERENCES records (id) ON DELETE CASCADE,
+    phash INTEGER NOT NULL,
+    PRIMARY KEY (band, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS record_phash_bands_id ON record_phash_bands (id);
 """
+# Words are runs of letters and digits, case-folded, diacritics kept: the same words as ``search_words``.
+_FTS = "CREATE VIRTUAL TABLE records_fts USING fts5 (text, tokenize = 'unicode61 remove_diacritics 0')"
 
 # The FTS rows share the rowid of their record (an upsert keeps the rowid).
 _DELETE_FTS = "DELETE FROM records_fts WHERE rowid = (SELECT rowid FROM records WHERE id = ?)"
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
 def _hamming_udf(a: int | None, b: int | None) -> int | None:
@@ -71,59 +91,160 @@ def _hamming_udf(a: int | None, b: int | None) -> int | None:
 class SqliteRecordStore:
     """``imagepipe.ports.RecordStore`` over a SQLite file (created on first use, parent folders included)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, max_connections: int = 4) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         self.path = path
+        self.max_connections = max_connections
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
-        self._conn().executescript(_SCHEMA)
+        self._idle: list[sqlite3.Connection] = []
+        self._open = 0
+        self._closed = False
+        self._available = threading.Condition(threading.Lock())
+        with self._connection() as conn:
+            self._migrate(conn)
 
     # -- connections --------------------------------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.create_function("hamming", 2, _hamming_udf, deterministic=True)
-            self._local.conn = conn
-            with self._all_lock:
-                self._all.append(conn)
+    @property
+    def open_connections(self) -> int:
+        """Connections open right now (idle in the pool or lent out)."""
+        with self._available:
+            return self._open
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a pooled connection for one operation; it goes back to the pool afterwards."""
+        conn = self._acquire()
+        try:
+            yield conn
+        finally:
+            self._release(conn)
+
+    def _acquire(self) -> sqlite3.Connection:
+        with self._available:
+            while True:
+                if self._closed:
+                    raise RuntimeError(f"record store {self.path} is closed")
+                if self._idle:
+                    return self._idle.pop()
+                if self._open < self.max_connections:
+                    self._open += 1
+                    break
+                self._available.wait()
+        try:
+            return self._new_connection()
+        except BaseException:
+            with self._available:
+                self._open -= 1
+                self._available.notify()
+            raise
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:  # an exception between BEGIN and COMMIT/ROLLBACK: never lend it out like that
+            conn.execute("ROLLBACK")
+        with self._available:
+            if not self._closed:
+                self._idle.append(conn)
+                self._available.notify()
+                return
+            self._open -= 1
+        conn.close()
+
+    def _new_connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.create_function("hamming", 2, _hamming_udf, deterministic=True)
         return conn
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._conn())
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error)."""
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close every connection this store opened (all threads)."""
-        with self._all_lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        """Close every pooled connection; connections lent out close when they come back."""
+        with self._available:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            self._available.notify_all()
+        for conn in idle:
+            conn.close()
+
+    # -- schema -------------------------------------------------------------------------------------
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Create the tables, or bring a file from an older layout up to ``SCHEMA_VERSION``.
+
+        Version 2 added ``record_phash_bands`` (filled here from the stored pHashes) and rebuilt
+        ``records_fts`` with a tokenizer that keeps diacritics (the words ``search_words`` produces).
+        """
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for statement in filter(None, (part.strip() for part in _SCHEMA.split(";"))):
+                conn.execute(statement)
+            if version < SCHEMA_VERSION:
+                conn.execute("DROP TABLE IF EXISTS records_fts")
+                conn.execute(_FTS)
+                conn.execute("DELETE FROM record_phash_bands")
+                for rowid, doc in conn.execute("SELECT rowid, doc FROM records").fetchall():
+                    record = _load(doc)
+                    self._write_bands(conn, record["id"], record)
+                    self._write_text(conn, rowid, record)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     # -- RecordStore --------------------------------------------------------------------------------
 
     def get(self, image_id: str) -> JsonDict | None:
-        row = self._conn().execute("SELECT doc FROM records WHERE id = ?", (image_id,)).fetchone()
+        with self._connection() as conn:
+            row = conn.execute("SELECT doc FROM records WHERE id = ?", (image_id,)).fetchone()
         return None if row is None else _load(row[0])
 
     def upsert_if_not_older(self, record: JsonDict) -> bool:
         image_id = record.get("id")
         if not isinstance(image_id, str) or not image_id:
             raise InvalidInputError("a record needs a string 'id'")
-        doc = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        record = normalize_timestamps(record)
         with self._tx() as conn:
             row = conn.execute("SELECT doc FROM records WHERE id = ?", (image_id,)).fetchone()
             if row is not None and is_older_version(record, _load(row[0])):
                 return False
-            self._write(conn, image_id, record, doc)
+            self._write(conn, record)
         return True
+
+    def bulk_write(self, records: Iterable[JsonDict], *, batch: int = 1000) -> int:
+        """Write many records unconditionally (no version check), ``batch`` per transaction: loading and tests."""
+        count = 0
+        pending: list[JsonDict] = []
+        for record in records:
+            pending.append(normalize_timestamps(record))
+            if len(pending) >= batch:
+                count += self._write_many(pending)
+                pending = []
+        return count + (self._write_many(pending) if pending else 0)
+
+    def _write_many(self, records: list[JsonDict]) -> int:
+        with self._tx() as conn:
+            for record in records:
+                self._write(conn, record)
+        return len(records)
 
     def delete(self, image_id: str) -> bool:
         with self._tx() as conn:
@@ -141,22 +262,23 @@ class SqliteRecordStore:
         if query.status is not None:
             where.append("r.status = ?")
             args.append(query.status)
-        if query.created_from is not None:
+        lower, upper = filter_bounds(query.created_from, query.created_to)
+        if lower is not None:
             where.append("r.created_at >= ?")
-            args.append(sortable_ts(query.created_from))
-        if query.created_to is not None:
+            args.append(sortable_ts(lower))
+        if upper is not None:
             where.append("r.created_at <= ?")
-            args.append(sortable_ts(query.created_to))
+            args.append(sortable_ts(upper))
         for kind, value in (("tag", query.tag), ("label", query.label)):
             if value is not None:
                 where.append("EXISTS (SELECT 1 FROM record_terms t WHERE t.kind = ? AND t.value = ? AND t.id = r.id)")
                 args += [kind, value]
         if query.text is not None:
-            match = _fts_query(query.text)
-            if match is None:
+            words = search_words(query.text)
+            if not words:
                 return SearchPage(items=[], continuation=None)
             where.append("r.rowid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)")
-            args.append(match)
+            args.append(" ".join('"' + w.replace('"', '""') + '"' for w in words))
         if query.near_duplicate_of is not None:
             linked = self._linked_ids(query.near_duplicate_of)
             where.append(
@@ -175,33 +297,55 @@ class SqliteRecordStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY r.created_at DESC, r.id DESC LIMIT ?"
-        rows = self._conn().execute(sql, [*args, limit + 1]).fetchall()
+        with self._connection() as conn:
+            rows = conn.execute(sql, [*args, limit + 1]).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
         token = encode_token({"c": rows[-1][1], "i": rows[-1][2]}) if more and rows else None
         return SearchPage(items=[_load(r[0]) for r in rows], continuation=token)
 
     def near_duplicates(self, phash: str, *, max_distance: int, exclude_id: str, limit: int = 20) -> list[JsonDict]:
+        """Records within ``max_distance`` bits, nearest first (then by id), each with its ``distance``.
+
+        A lookup probes the band index (``probe_bands``: 68 keys at the default distance 6) and verifies
+        each candidate's real distance; beyond ``MAX_PROBES`` keys (distance >= 12) it scans every pHash.
+        """
         target = phash_to_int(phash)
         if target is None:
             raise InvalidInputError(f"'{phash[:32]}' is not a 64-bit perceptual hash (16 hex digits)")
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT doc, d FROM (SELECT doc, id, hamming(phash, ?) AS d FROM records "
-                "WHERE phash IS NOT NULL AND id <> ?) WHERE d <= ? ORDER BY d, id LIMIT ?",
-                (to_signed64(target), exclude_id, max_distance, max(1, limit)),
+        keys = probe_bands(target, max_distance)
+        with self._connection() as conn:
+            if keys is None:
+                candidates = conn.execute(
+                    "SELECT id, phash FROM records WHERE phash IS NOT NULL AND hamming(phash, ?) <= ?",
+                    (to_signed64(target), max_distance),
+                ).fetchall()
+            else:
+                candidates = conn.execute(
+                    "SELECT DISTINCT id, phash FROM record_phash_bands WHERE band IN (SELECT value FROM json_each(?))",
+                    (json.dumps(keys),),
+                ).fetchall()
+            hits = sorted(
+                (d, image_id)
+                for image_id, value in candidates
+                if image_id != exclude_id and (d := hamming(value, target)) <= max_distance
+            )[: max(1, limit)]
+            docs = dict(
+                conn.execute(
+                    "SELECT id, doc FROM records WHERE id IN (SELECT value FROM json_each(?))",
+                    (json.dumps([image_id for _, image_id in hits]),),
+                ).fetchall()
             )
-            .fetchall()
-        )
-        return [_load(r[0]) for r in rows]
+        return [_load(docs[image_id]) | {"distance": d} for d, image_id in hits if image_id in docs]
 
     def iter_all(self, *, fields: Sequence[str] | None = None) -> Iterator[JsonDict]:
         keep = tuple(fields) if fields is not None else None
         last = ""
-        conn = self._conn()
         while True:
-            rows = conn.execute("SELECT id, doc FROM records WHERE id > ? ORDER BY id LIMIT 500", (last,)).fetchall()
+            with self._connection() as conn:  # one batch per borrow: a paused generator holds no connection
+                rows = conn.execute(
+                    "SELECT id, doc FROM records WHERE id > ? ORDER BY id LIMIT 500", (last,)
+                ).fetchall()
             if not rows:
                 return
             for _image_id, doc in rows:
@@ -215,20 +359,22 @@ class SqliteRecordStore:
         links = (record or {}).get("nearDuplicates") or []
         return [d["id"] for d in links if isinstance(d, dict) and isinstance(d.get("id"), str)]
 
-    @staticmethod
-    def _write(conn: sqlite3.Connection, image_id: str, record: JsonDict, doc: str) -> None:
+    @classmethod
+    def _write(cls, conn: sqlite3.Connection, record: JsonDict) -> None:
+        """Insert or replace one normalised record with its terms, bands and text (in ``conn``'s transaction)."""
+        image_id = record["id"]
         blob = record.get("blob") if isinstance(record.get("blob"), dict) else {}
         ph = phash_to_int(record_phash(record))
-        conn.execute(
+        rowid = conn.execute(
             "INSERT INTO records (id, doc, profile, status, created_at, updated_at, blob_last_modified, "
             "blob_etag, phash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
             "doc = excluded.doc, profile = excluded.profile, status = excluded.status, "
             "created_at = excluded.created_at, updated_at = excluded.updated_at, "
             "blob_last_modified = excluded.blob_last_modified, blob_etag = excluded.blob_etag, "
-            "phash = excluded.phash",
+            "phash = excluded.phash RETURNING rowid",
             (
                 image_id,
-                doc,
+                json.dumps(record, separators=(",", ":"), ensure_ascii=False),
                 _str_or_none(record.get("profile")),
                 _str_or_none(record.get("status")),
                 sortable_ts(record.get("createdAt")),
@@ -237,7 +383,7 @@ class SqliteRecordStore:
                 str(blob.get("etag") or "") if blob else "",
                 None if ph is None else to_signed64(ph),
             ),
-        )
+        ).fetchone()[0]
         conn.execute("DELETE FROM record_terms WHERE id = ?", (image_id,))
         terms: set[tuple[str, str]] = set()
         terms |= {("tag", t) for t in record.get("tags") or [] if isinstance(t, str)}
@@ -251,26 +397,25 @@ class SqliteRecordStore:
         conn.executemany(
             "INSERT INTO record_terms (id, kind, value) VALUES (?, ?, ?)", [(image_id, k, v) for k, v in terms]
         )
-        conn.execute(_DELETE_FTS, (image_id,))
-        text = record.get("text")
-        if isinstance(text, str) and text:
-            conn.execute(
-                "INSERT INTO records_fts (rowid, text) SELECT rowid, ? FROM records WHERE id = ?", (text, image_id)
+        conn.execute("DELETE FROM record_phash_bands WHERE id = ?", (image_id,))
+        cls._write_bands(conn, image_id, record)
+        conn.execute("DELETE FROM records_fts WHERE rowid = ?", (rowid,))
+        cls._write_text(conn, rowid, record)
+
+    @staticmethod
+    def _write_bands(conn: sqlite3.Connection, image_id: str, record: JsonDict) -> None:
+        ph = phash_to_int(record_phash(record))
+        if ph is not None:
+            conn.executemany(
+                "INSERT INTO record_phash_bands (band, id, phash) VALUES (?, ?, ?)",
+                [(key, image_id, to_signed64(ph)) for key in phash_bands(record_phash(record))],
             )
 
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+    @staticmethod
+    def _write_text(conn: sqlite3.Connection, rowid: int, record: JsonDict) -> None:
+        text = record.get("text")
+        if isinstance(text, str) and text:
+            conn.execute("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", (rowid, text))
 
 
 def _load(doc: str) -> JsonDict:
@@ -280,13 +425,3 @@ def _load(doc: str) -> JsonDict:
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _fts_query(text: str) -> str | None:
-    """Words of ``text`` as an FTS5 query: every word must occur (the last one as a prefix)."""
-    words = _TOKEN.findall(text)
-    if not words:
-        return None
-    quoted = ['"' + w.replace('"', '""') + '"' for w in words]
-    quoted[-1] += "*"
-    return " AND ".join(quoted)

@@ -10,6 +10,19 @@ predicates; see ``_PREDICATES``), the way the gateway serves a container with a 
 range. The SDK's query-plan / multi-range path (taken when the gateway answers 400 with a query plan) is
 not exercised. Unknown query shapes get a 400 ``BadRequest`` so a new adapter query fails loudly.
 
+Full-text search: ``full_text_paths`` (e.g. ``["/text"]``) turns on the account's full-text capability
+(``EnableNoSQLFullTextSearch``) and gives the container a ``fullTextPolicy`` and ``fullTextIndexes`` on
+those paths, as Terraform would. ``FullTextContains`` on an account without the capability is refused
+with 400 ``BadRequest``; on a path without a full-text index it runs as a scan, as the service documents
+("queries run without the policies, but do not use the full-text index and cost more RU"). Matching is by
+case-folded word; the service's stemming and stop-word removal are not modelled.
+
+Cost: each query records ``QueryCost`` in ``query_costs`` and answers ``x-ms-request-charge`` = 2 + the
+documents it examined. A predicate served by an index (equality, ``ARRAY_CONTAINS`` on an indexed array,
+``IN`` over a list, ``FullTextContains`` on an indexed path) examines only its matching documents (the
+most selective one counts); otherwise the engine walks the ``ORDER BY`` index until ``TOP`` is filled, or
+every document. A proxy for RU that grows the way RU grows, not the service's RU formula.
+
 Faults: ``fail_next(status, count, ...)`` answers the next ``count`` requests matching a path predicate
 with an error (429 with ``x-ms-retry-after-ms``, 503, 401/403 ...), so the SDK's own retry policies can
 be observed; ``requests`` records every request seen.
@@ -18,6 +31,7 @@ be observed; ``requests`` records every request seen.
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import json
 import re
@@ -61,6 +75,16 @@ class _Fault:
 
 
 @dataclass
+class QueryCost:
+    """What one query page cost the fake engine (see the module docstring)."""
+
+    query: str
+    examined: int
+    returned: int
+    indexed: bool
+
+
+@dataclass
 class SeenRequest:
     method: str
     path: str
@@ -71,8 +95,17 @@ class SeenRequest:
 class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
     """One account with any number of databases and containers, all in memory. Thread-safe."""
 
-    def __init__(self, *, account: str = "fakeacct", databases: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        account: str = "fakeacct",
+        databases: dict[str, list[str]] | None = None,
+        full_text_paths: list[str] | None = None,
+    ) -> None:
         self.account = account
+        #: Paths with a full-text policy and index; None: the account has no full-text capability.
+        self.full_text_paths = full_text_paths
+        self.query_costs: list[QueryCost] = []
         self.databases: dict[str, dict[str, dict[str, JsonDict]]] = {
             db: {c: {} for c in colls} for db, colls in (databases or {"imagepipe": ["images"]}).items()
         }
@@ -176,10 +209,21 @@ class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
             coll = self._meta(parts[3], link)
             coll |= {
                 "partitionKey": {"paths": ["/id"], "kind": "Hash", "version": 2},
-                "indexingPolicy": {"indexingMode": "consistent", "automatic": True},
+                "indexingPolicy": {
+                    "indexingMode": "consistent",
+                    "automatic": True,
+                    "includedPaths": [{"path": "/*"}],
+                    "excludedPaths": [{"path": '/"_etag"/?'}],
+                    "fullTextIndexes": [{"path": p} for p in self.full_text_paths or []],
+                },
                 "conflictResolutionPolicy": {"mode": "LastWriterWins", "conflictResolutionPath": "/_ts"},
                 "geospatialConfig": {"type": "Geography"},
             }
+            if self.full_text_paths is not None:
+                coll["fullTextPolicy"] = {
+                    "defaultLanguage": "en-US",
+                    "fullTextPaths": [{"path": p, "language": "en-US"} for p in self.full_text_paths],
+                }
             return self._ok(request, coll)
         if parts[4] == "pkranges":
             ranges = [{"id": "0", "minInclusive": "", "maxExclusive": "FF", "parents": [], "_rid": "pk0"}]
@@ -261,16 +305,30 @@ class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
     ) -> HttpResponse:
         if "application/query+json" not in headers.get("content-type", ""):
             raise _HttpError(400, "BadRequest", "queries must be sent as application/query+json")
-        params = {p["name"]: p["value"] for p in body.get("parameters", [])}
-        plan = _parse_query(body["query"])
-        rows = [d for d in docs.values() if all(pred(d, params) for pred in plan.where)]
+        params = {
+            p["name"]: _Members(p["value"]) if isinstance(p["value"], list) else p["value"]
+            for p in body.get("parameters", [])
+        }
+        plan = _parse_query(body["query"], self.full_text_paths)
+        ordered = list(docs.values())
         if plan.order_by is not None:
             field, descending = plan.order_by
-            rows.sort(key=lambda d: (str(_path(d, field) or ""), d["_rid"]), reverse=descending)
+            ordered.sort(key=lambda d: (str(_path(d, field) or ""), d["_rid"]), reverse=descending)
         else:
-            rows.sort(key=lambda d: d["_rid"])
-        if plan.top is not None:
-            rows = rows[: plan.top]
+            ordered.sort(key=lambda d: d["_rid"])
+        rows: list[JsonDict] = []
+        walked = 0
+        for doc in ordered:
+            walked += 1
+            if all(pred(doc, params) for pred in plan.where):
+                rows.append(doc)
+                if plan.top is not None and len(rows) >= plan.top:
+                    break
+        indexed = [pred for pred in plan.where if getattr(pred, "indexed", False)]
+        if indexed:  # the index hands over only the matching documents of the most selective predicate
+            examined = min(sum(1 for d in docs.values() if pred(d, params)) for pred in indexed)
+        else:
+            examined = walked
         start = 0
         token = headers.get("x-ms-continuation")
         if token:
@@ -285,6 +343,11 @@ class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
         if start + size < len(rows):
             extra["x-ms-continuation"] = base64.b64encode(json.dumps({"skip": start + size}).encode()).decode()
         items = [plan.project(d) for d in page]
+        if start == 0:
+            self.query_costs.append(QueryCost(body["query"], examined, len(rows), bool(indexed)))
+            extra["x-ms-request-charge"] = f"{2 + examined:.2f}"
+        else:
+            extra["x-ms-request-charge"] = "1.00"
         return self._ok(request, {"_rid": "coll", "Documents": items, "_count": len(items)}, extra)
 
     # -- responses ----------------------------------------------------------------------------------
@@ -377,8 +440,41 @@ def _string_lt(a: Any, b: Any) -> bool:
     return isinstance(a, str) and isinstance(b, str) and a < b
 
 
+def _indexed(pred: Predicate) -> Predicate:
+    """Mark a predicate the container's range index can serve (it examines only matching documents)."""
+    pred.indexed = True  # type: ignore[attr-defined]
+    return pred
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+class _Members(list[Any]):
+    """A list parameter whose ``in`` test is a set lookup (the fake scans every document per query)."""
+
+    def __init__(self, values: list[Any]) -> None:
+        super().__init__(values)
+        try:
+            self._set: frozenset[Any] | None = frozenset(values)
+        except TypeError:
+            self._set = None
+
+    def __contains__(self, item: object) -> bool:
+        if self._set is not None:
+            try:
+                return item in self._set
+            except TypeError:
+                return False
+        return list.__contains__(self, item)
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _words(value: str) -> frozenset[str]:
+    return frozenset(w.lower() for w in _WORD.findall(value))
+
+
 _PREDICATES: list[tuple[str, Callable[[re.Match[str]], Predicate]]] = [
-    (rf"^({_FIELD}) = ({_PARAM})$", lambda m: lambda d, p: _path(d, m[1]) == p[m[2]]),
+    (rf"^({_FIELD}) = ({_PARAM})$", lambda m: _indexed(lambda d, p: _path(d, m[1]) == p[m[2]])),
     (rf"^({_FIELD}) != ({_PARAM})$", lambda m: lambda d, p: _path(d, m[1]) != p[m[2]]),
     (
         rf"^({_FIELD}) >= ({_PARAM})$",
@@ -390,8 +486,20 @@ _PREDICATES: list[tuple[str, Callable[[re.Match[str]], Predicate]]] = [
         lambda m: lambda d, p: isinstance(_path(d, m[1]), str) and not _string_lt(p[m[2]], _path(d, m[1])),
     ),
     (rf"^IS_STRING\(({_FIELD})\)$", lambda m: lambda d, p: isinstance(_path(d, m[1]), str)),
-    (rf"^ARRAY_CONTAINS\(({_FIELD}), ({_PARAM})\)$", lambda m: lambda d, p: p[m[2]] in (_path(d, m[1]) or [])),
-    (rf"^ARRAY_CONTAINS\(({_PARAM}), ({_FIELD})\)$", lambda m: lambda d, p: _path(d, m[2]) in p[m[1]]),
+    (rf"^IS_DEFINED\(({_FIELD})\)$", lambda m: lambda d, p: _path(d, m[1]) is not None),
+    (
+        rf"^ARRAY_CONTAINS\(({_FIELD}), ({_PARAM})\)$",
+        lambda m: _indexed(lambda d, p: p[m[2]] in (_path(d, m[1]) or [])),
+    ),
+    (rf"^ARRAY_CONTAINS\(({_PARAM}), ({_FIELD})\)$", lambda m: _indexed(lambda d, p: _path(d, m[2]) in p[m[1]])),
+    (
+        rf"^EXISTS\(SELECT VALUE (\w+) FROM \1 IN ({_FIELD}) WHERE ARRAY_CONTAINS\(({_PARAM}), \1\)\)$",
+        lambda m: _indexed(lambda d, p: any(x in p[m[3]] for x in _path(d, m[2]) or [])),
+    ),
+    (
+        rf"^CONTAINS\(({_FIELD}), ({_PARAM}), true\)$",
+        lambda m: lambda d, p: isinstance(_path(d, m[1]), str) and p[m[2]].lower() in _path(d, m[1]).lower(),
+    ),
     (
         rf"^CONTAINS\(LOWER\(({_FIELD})\), ({_PARAM})\)$",
         lambda m: lambda d, p: isinstance(_path(d, m[1]), str) and p[m[2]] in _path(d, m[1]).lower(),
@@ -437,16 +545,37 @@ def _split_top(text: str, sep: str) -> Iterator[str]:
     yield text[start:].strip()
 
 
-def _predicate(text: str) -> Predicate:
+def _full_text(path: str, param: str, full_text_paths: list[str] | None) -> Predicate:
+    if full_text_paths is None:
+        raise _HttpError(
+            400,
+            "BadRequest",
+            "FullTextContains requires the full text search capability (EnableNoSQLFullTextSearch) on the account",
+        )
+
+    def matches(d: JsonDict, p: JsonDict) -> bool:
+        wanted, text = p[param], _path(d, path)
+        if not isinstance(wanted, str) or not isinstance(text, str):
+            return False
+        return bool(_words(wanted)) and _words(wanted) <= _words(text)
+
+    pointer = "/" + "/".join(path.split(".")[1:])
+    return _indexed(matches) if pointer in full_text_paths else matches
+
+
+def _predicate(text: str, full_text_paths: list[str] | None = None) -> Predicate:
     text = text.strip()
     if text.startswith("(") and text.endswith(")"):
-        ors = [_predicate(t) for t in _split_top(text[1:-1], " OR ")]
+        ors = [_predicate(t, full_text_paths) for t in _split_top(text[1:-1], " OR ")]
         if len(ors) > 1:
             return lambda d, p: any(pred(d, p) for pred in ors)
         return ors[0]
     if text.startswith("NOT "):
-        inner = _predicate(text[4:])
+        inner = _predicate(text[4:], full_text_paths)
         return lambda d, p: not inner(d, p)
+    full_text = re.match(rf"^FullTextContains\(({_FIELD}), ({_PARAM})\)$", text, re.IGNORECASE)
+    if full_text:
+        return _full_text(full_text[1], full_text[2], full_text_paths)
     for pattern, build in _PREDICATES:
         match = re.match(pattern, text)
         if match:
@@ -454,7 +583,7 @@ def _predicate(text: str) -> Predicate:
     raise _HttpError(400, "BadRequest", f"Syntax error (fake gateway does not know the predicate '{text}')")
 
 
-def _parse_query(query: str) -> _Plan:
+def _parse_query(query: str, full_text_paths: list[str] | None = None) -> _Plan:
     match = re.match(
         r"^SELECT (?:TOP (?P<top>\d+) )?(?P<sel>.+?) FROM c(?: WHERE (?P<where>.+?))?"
         r"(?: ORDER BY (?P<ob>c\.\w+)(?: (?P<dir>ASC|DESC))?)?$",
@@ -466,6 +595,6 @@ def _parse_query(query: str) -> _Plan:
     fields = None if sel == "*" else [f.strip() for f in sel.split(",")]
     if fields is not None and not all(re.fullmatch(_FIELD, f) for f in fields):
         raise _HttpError(400, "BadRequest", f"Syntax error in projection '{sel}'")
-    where = [_predicate(t) for t in _split_top(match["where"], " AND ")] if match["where"] else []
+    where = [_predicate(t, full_text_paths) for t in _split_top(match["where"], " AND ")] if match["where"] else []
     order = (match["ob"], match["dir"] == "DESC") if match["ob"] else None
     return _Plan(fields, where, order, int(match["top"]) if match["top"] else None)

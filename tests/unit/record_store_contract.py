@@ -6,7 +6,8 @@ store; the same tests then run against SQLite and against Cosmos DB (the real SD
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import random
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -161,10 +162,46 @@ class RecordStoreContract:
         assert ids(store.search(SearchQuery(text="parking", tag="cat")).items) == ["r3"]
         assert ids(store.search(SearchQuery(text="giraffe")).items) == []
 
+    def test_search_text_matches_whole_words_all_required(self, store: RecordStore) -> None:
+        # The documented semantics (docs/records.md): every word of the query occurs as a word of the OCR
+        # text, case-insensitive, in any order; no substrings, no prefixes; punctuation separates words.
+        store.upsert_if_not_older(make_record("w1", n=1, text="Policy No. 4711: Claim form"))
+        store.upsert_if_not_older(make_record("w2", n=2, text="claims department, policyholder"))
+        store.upsert_if_not_older(make_record("w3", n=3, text="FORM claim"))
+        assert ids(store.search(SearchQuery(text="claim form")).items) == ["w3", "w1"]
+        assert ids(store.search(SearchQuery(text="form, CLAIM!")).items) == ["w3", "w1"]
+        assert ids(store.search(SearchQuery(text="policy 4711")).items) == ["w1"]
+        assert ids(store.search(SearchQuery(text="claims")).items) == ["w2"]
+        assert ids(store.search(SearchQuery(text="polic")).items) == []
+        assert ids(store.search(SearchQuery(text="laim")).items) == []
+        assert ids(store.search(SearchQuery(text="' OR 1=1 --")).items) == []
+        assert ids(store.search(SearchQuery(text="!!!")).items) == []
+
     def test_search_created_range(self, store: RecordStore) -> None:
         self._seed(store)
         query = SearchQuery(created_from=BASE + timedelta(minutes=2), created_to=BASE + timedelta(minutes=3))
         assert ids(store.search(query).items) == ["r3", "r2"]
+
+    def test_search_created_range_compares_instants_whatever_the_offset(self, store: RecordStore) -> None:
+        # Defect 10.11: a bound given as +02:00 or -05:00 selects the same set as the same instant in Z.
+        self._seed(store)
+        odd = make_record("r5", n=5)
+        odd["createdAt"] = "2026-01-01T01:05:30.000+01:00"  # 00:05:30Z, between r5 (00:05) and r6 (00:06)
+        store.upsert_if_not_older(odd)
+        store.upsert_if_not_older(make_record("r6", n=6))
+        utc_from, utc_to = BASE + timedelta(minutes=2), BASE + timedelta(minutes=5, seconds=30)
+        expected = ["r5", "r4", "r3", "r2"]
+        assert ids(store.search(SearchQuery(created_from=utc_from, created_to=utc_to)).items) == expected
+        for hours in (2, -5, 14):
+            zone = timezone(timedelta(hours=hours))
+            query = SearchQuery(created_from=utc_from.astimezone(zone), created_to=utc_to.astimezone(zone))
+            assert ids(store.search(query).items) == expected, f"offset {hours:+d}h"
+        # Sub-millisecond bounds: from is inclusive of the next whole millisecond, to of the previous one.
+        at = BASE + timedelta(minutes=3)
+        assert ids(store.search(SearchQuery(created_from=at + timedelta(microseconds=500))).items)[-1] == "r4"
+        assert ids(store.search(SearchQuery(created_to=at - timedelta(microseconds=500))).items)[0] == "r2"
+        got = store.get("r5")
+        assert got is not None and got["createdAt"] == "2026-01-01T00:05:30.000Z"  # stored normalised to UTC
 
     def test_search_near_duplicate_of(self, store: RecordStore) -> None:
         store.upsert_if_not_older(make_record("d1", n=1, near=["d2"]))
@@ -222,9 +259,38 @@ class RecordStoreContract:
         store.upsert_if_not_older(make_record("hx", n=4, phash=None))
         found = store.near_duplicates(f"{base:016x}", max_distance=3, exclude_id="h0")
         assert ids(found) == ["h1", "h3"]
+        # Defect 10.12: each hit carries its Hamming distance, as docs/contracts.md shows.
+        assert [d["distance"] for d in found] == [1, 3]
         assert ids(store.near_duplicates(f"{base:016x}", max_distance=3, exclude_id="h0", limit=1)) == ["h1"]
         assert ids(store.near_duplicates(f"{base:016x}", max_distance=0, exclude_id="zz")) == ["h0"]
         assert ids(store.near_duplicates(f"{base:016x}", max_distance=9, exclude_id="h0")) == ["h1", "h3", "h9"]
+
+    def test_near_duplicates_equal_brute_force_at_every_distance(self, store: RecordStore) -> None:
+        # Defect 9.7: the banded (LSH) lookup must find exactly what a full scan finds. Hashes at every
+        # distance 0..64 from a few targets, plus random ones; max distances across the whole range.
+        rng = random.Random(97)
+        targets = [rng.getrandbits(64) for _ in range(3)] + [0, (1 << 64) - 1]
+        hashes: dict[str, int] = {}
+        for t, target in enumerate(targets):
+            for d in range(65):
+                for k in range(2 if d <= 12 else 1):
+                    flip = rng.sample(range(64), d)
+                    hashes[f"t{t}d{d:02d}k{k}"] = target ^ sum(1 << b for b in flip)
+        for i in range(60):
+            hashes[f"r{i:03d}"] = rng.getrandbits(64)
+        for n, (image_id, value) in enumerate(sorted(hashes.items())):
+            store.upsert_if_not_older(make_record(image_id, n=n, phash=f"{value:016x}"))
+        for target in targets[:3] + [targets[rng.randrange(5)]]:
+            for max_distance in (0, 1, 3, 4, 6, 7, 8, 11, 12, 20, 40, 64):
+                expected = sorted(
+                    (bin(v ^ target).count("1"), k)
+                    for k, v in hashes.items()
+                    if bin(v ^ target).count("1") <= max_distance
+                )
+                found = store.near_duplicates(f"{target:016x}", max_distance=max_distance, exclude_id="-", limit=1000)
+                assert [(d["distance"], d["id"]) for d in found] == expected[:1000], f"d<={max_distance}"
+        few = store.near_duplicates(f"{targets[0]:016x}", max_distance=6, exclude_id="t0d00k0", limit=3)
+        assert [d["id"] for d in few] == ["t0d00k1", "t0d01k0", "t0d01k1"]
 
     def test_iter_all_with_fields(self, store: RecordStore) -> None:
         self._seed(store)

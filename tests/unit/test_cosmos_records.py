@@ -27,7 +27,8 @@ ENDPOINT = "https://fakeacct.documents.azure.com:443/"
 
 @pytest.fixture
 def transport() -> FakeCosmosTransport:
-    return FakeCosmosTransport()
+    # The container Terraform creates: full-text policy and index on /text.
+    return FakeCosmosTransport(full_text_paths=["/text"])
 
 
 @pytest.fixture
@@ -203,3 +204,91 @@ def test_unauthorized_at_start_up_is_a_configuration_error(transport: FakeCosmos
     with pytest.raises(ConfigurationError) as info:
         store.get("a1")
     assert "Cosmos DB Built-in Data Contributor" in info.value.message
+
+
+# -- banded near-duplicate lookup, full-text search, backfill (issue 9.7) ---------------------------------
+
+
+def _bulk(transport: FakeCosmosTransport, store: CosmosRecordStore, records: list[dict[str, object]]) -> None:
+    """Load documents straight into the fake container in the form the store writes (fast set-up)."""
+    from imagepipe.adapters.cosmos_records import _stored_form
+
+    docs = transport.databases["imagepipe"]["images"]
+    for i, record in enumerate(records):
+        docs[str(record["id"])] = _stored_form(record) | {"_rid": f"bulk{i}", "_etag": f'"b{i}"', "_ts": 0}
+
+
+def test_near_duplicates_probe_the_band_index(store: CosmosRecordStore, transport: FakeCosmosTransport) -> None:
+    rng = random.Random(11)
+    target = rng.getrandbits(64)
+    records = [make_record(f"n{i:05d}", n=i, phash=f"{rng.getrandbits(64):016x}") for i in range(3000)]
+    records.append(make_record("near", n=3001, phash=f"{target ^ 0b10010:016x}"))
+    _bulk(transport, store, records)
+    transport.query_costs.clear()
+    found = store.near_duplicates(f"{target:016x}", max_distance=6, exclude_id="self")
+    assert [(d["id"], d["distance"]) for d in found] == [("near", 2)]
+    assert "phashBands" not in found[0]
+    probe = transport.query_costs[0]
+    assert probe.indexed and "phashBands" in probe.query
+    assert probe.examined < 30  # 68 band keys over 3,001 documents: a handful of candidates, not a scan
+
+
+def test_documents_carry_band_keys_and_utc_timestamps(store: CosmosRecordStore, transport: FakeCosmosTransport) -> None:
+    record = make_record("a1", phash="0123456789abcdef")
+    record["createdAt"] = "2026-01-01T02:00:00.123456+02:00"
+    store.upsert_if_not_older(record)
+    stored = transport.databases["imagepipe"]["images"]["a1"]
+    assert stored["phashBands"] == ["b0:0123", "b1:4567", "b2:89ab", "b3:cdef"]
+    assert stored["createdAt"] == "2026-01-01T00:00:00.123Z"
+    got = store.get("a1")
+    assert got is not None and "phashBands" not in got
+
+
+def test_backfill_adds_bands_to_older_documents(store: CosmosRecordStore, transport: FakeCosmosTransport) -> None:
+    old = make_record("old", phash=f"{0xABCD:016x}")
+    old["createdAt"] = "2026-01-01T05:00:00-05:00"
+    transport.databases["imagepipe"]["images"]["old"] = old | {"_rid": "o1", "_etag": '"o1"', "_ts": 0}
+    store.upsert_if_not_older(make_record("new", n=1, phash=f"{0xABCF:016x}"))
+    assert store.near_duplicates(f"{0xABCF:016x}", max_distance=3, exclude_id="new") == []  # not banded yet
+    assert store.backfill() == 1
+    assert store.backfill() == 0  # idempotent
+    found = store.near_duplicates(f"{0xABCF:016x}", max_distance=3, exclude_id="new")
+    assert [(d["id"], d["distance"]) for d in found] == [("old", 1)]
+    assert transport.databases["imagepipe"]["images"]["old"]["createdAt"] == "2026-01-01T10:00:00.000Z"
+
+
+def test_text_search_uses_the_full_text_index(store: CosmosRecordStore, transport: FakeCosmosTransport) -> None:
+    records = [make_record(f"t{i:04d}", n=i, text=f"filler words {i}") for i in range(2000)]
+    records[700]["text"] = "Policy number 4711, claim form"
+    _bulk(transport, store, records)
+    transport.query_costs.clear()
+    assert ids(store.search(SearchQuery(text="CLAIM policy")).items) == ["t0700"]
+    cost = transport.query_costs[-1]
+    assert "FullTextContains(c.text, @text0)" in cost.query and cost.indexed and cost.examined == 1
+    assert store.text_search_mode() == "fulltext"
+
+
+def test_without_a_full_text_policy_search_falls_back_to_contains() -> None:
+    # An account without the full-text capability (or a container without the policy): substring CONTAINS,
+    # a superset of the word match (docs/records.md), examined by scanning.
+    transport = FakeCosmosTransport()
+    store = CosmosRecordStore(ENDPOINT, "imagepipe", "images", StaticCredential(), transport=transport)
+    store.upsert_if_not_older(make_record("w1", n=1, text="Policy No. 4711: Claim form"))
+    store.upsert_if_not_older(make_record("w2", n=2, text="claims department, policyholder"))
+    assert store.text_search_mode() == "contains"
+    assert ids(store.search(SearchQuery(text="claim FORM")).items) == ["w1"]
+    assert ids(store.search(SearchQuery(text="polic")).items) == ["w2", "w1"]
+    assert not transport.query_costs[-1].indexed
+
+
+def test_full_text_forced_on_an_account_without_it_is_refused_like_the_service() -> None:
+    transport = FakeCosmosTransport()
+    store = CosmosRecordStore(
+        ENDPOINT, "imagepipe", "images", StaticCredential(), transport=transport, text_search="fulltext"
+    )
+    store.upsert_if_not_older(make_record("w1", text="claim"))
+    with pytest.raises(ImagepipeError) as info:
+        store.search(SearchQuery(text="claim"))
+    assert info.value.code == "cosmos_400" and "full text" in info.value.message.lower()
+    with pytest.raises(ConfigurationError):
+        CosmosRecordStore(ENDPOINT, "imagepipe", "images", StaticCredential(), text_search="regex")  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import random
 import threading
 from collections.abc import Iterator
@@ -36,7 +36,8 @@ def test_file_is_in_wal_mode_and_survives_reopen(tmp_path: Path) -> None:
     first.close()
     second = SqliteRecordStore(path)
     try:
-        assert second._conn().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        with second._connection() as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert ids(second.search(SearchQuery(tag="cat", text="hello")).items) == ["a1"]
     finally:
         second.close()
@@ -66,8 +67,76 @@ def test_racing_writers_newest_version_wins(store: SqliteRecordStore) -> None:
     accepted = [v for v, ok in results.items() if ok]
     # A write is refused only because a newer version was already stored.
     assert all(any(w > v for w in accepted) for v, ok in results.items() if not ok)
-    row = store._conn().execute("SELECT blob_etag FROM records WHERE id = 'race'").fetchone()
+    with store._connection() as conn:
+        row = conn.execute("SELECT blob_etag FROM records WHERE id = 'race'").fetchone()
     assert row[0] == '"0x0039"'
+
+
+def _open_db_handles(path: str) -> int:
+    """File descriptors of this process that point at the database, its WAL or its shared-memory file."""
+    real = os.path.realpath(path)
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target in (real, real + "-wal", real + "-shm", real + "-journal"):
+            count += 1
+    return count
+
+
+def test_short_lived_threads_do_not_leak_connections(tmp_path: Path) -> None:
+    # Defect 10.5: the devhost runs each activity on a new thread; one kept connection per thread grew to
+    # hundreds of open files. 300 short-lived threads, each doing a read and a write, must leave a bounded
+    # number of handles open, and close() must release them all.
+    path = str(tmp_path / "leak.sqlite3")
+    store = SqliteRecordStore(path)
+    try:
+        for wave in range(3):
+            threads = [
+                threading.Thread(
+                    target=lambda name=f"w{wave}-{i}": (store.get(name), store.upsert_if_not_older(make_record(name)))
+                )
+                for i in range(100)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert _open_db_handles(path) <= 3 * store.max_connections, f"after wave {wave}"
+        assert len(list(store.iter_all(fields=["id"]))) == 300
+    finally:
+        store.close()
+    assert _open_db_handles(path) == 0
+
+
+def test_pool_is_bounded_under_concurrency_and_closed_store_refuses(tmp_path: Path) -> None:
+    store = SqliteRecordStore(str(tmp_path / "p.sqlite3"), max_connections=2)
+    barrier = threading.Barrier(12)
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            for k in range(20):
+                store.upsert_if_not_older(make_record(f"c{i}-{k}", n=k, tags=["t"]))
+                store.search(SearchQuery(tag="t", limit=5))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.open_connections <= 2
+    assert len(store.search(SearchQuery(tag="t", limit=1000)).items) == 240
+    store.close()
+    assert store.open_connections == 0
+    with pytest.raises(RuntimeError):
+        store.get("c0-0")
 
 
 def test_threads_share_one_store(store: SqliteRecordStore) -> None:
@@ -86,12 +155,9 @@ def test_threads_share_one_store(store: SqliteRecordStore) -> None:
 
 
 def test_ten_thousand_records_page_through(store: SqliteRecordStore) -> None:
-    conn = store._conn()
-    conn.execute("BEGIN IMMEDIATE")
-    for i in range(10_000):
-        record = make_record(f"k{i:05d}", n=i // 3, tags=["even"] if i % 2 == 0 else ["odd"])
-        store._write(conn, record["id"], record, json.dumps(record))
-    conn.execute("COMMIT")
+    store.bulk_write(
+        make_record(f"k{i:05d}", n=i // 3, tags=["even"] if i % 2 == 0 else ["odd"]) for i in range(10_000)
+    )
     seen: list[str] = []
     token = None
     while True:
@@ -108,17 +174,36 @@ def test_ten_thousand_records_page_through(store: SqliteRecordStore) -> None:
 
 def test_near_duplicates_scan_many(store: SqliteRecordStore) -> None:
     rng = random.Random(3)
-    conn = store._conn()
-    conn.execute("BEGIN IMMEDIATE")
     target = rng.getrandbits(64)
     planted = {}
+    records = []
     for i in range(5000):
         ph = rng.getrandbits(64)
         if i % 1000 == 0:
             ph = target ^ (1 << (i // 1000))
             planted[f"n{i:04d}"] = 1
-        record = make_record(f"n{i:04d}", n=i, phash=f"{ph:016x}")
-        store._write(conn, record["id"], record, json.dumps(record))
-    conn.execute("COMMIT")
+        records.append(make_record(f"n{i:04d}", n=i, phash=f"{ph:016x}"))
+    store.bulk_write(records)
     found = store.near_duplicates(f"{target:016x}", max_distance=2, exclude_id="self", limit=50)
     assert set(ids(found)) == set(planted)
+
+
+def test_records_from_before_the_bands_are_backfilled_on_open(tmp_path: Path) -> None:
+    # A database written by the previous schema (no band table, no schema version) gets its pHash bands and
+    # its FTS rows rebuilt when a store opens it; lookups then find the old records.
+    path = str(tmp_path / "old.sqlite3")
+    store = SqliteRecordStore(path)
+    base = 0x0123_4567_89AB_CDEF
+    store.upsert_if_not_older(make_record("old1", phash=f"{base:016x}", text="old words"))
+    store.upsert_if_not_older(make_record("old2", n=1, phash=f"{base ^ 0b11:016x}"))
+    with store._connection() as conn:
+        conn.execute("DROP TABLE record_phash_bands")
+        conn.execute("PRAGMA user_version = 0")
+    store.close()
+    reopened = SqliteRecordStore(path)
+    try:
+        found = reopened.near_duplicates(f"{base:016x}", max_distance=2, exclude_id="old1")
+        assert [(d["id"], d["distance"]) for d in found] == [("old2", 2)]
+        assert ids(reopened.search(SearchQuery(text="words")).items) == ["old1"]
+    finally:
+        reopened.close()

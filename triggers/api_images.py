@@ -33,6 +33,7 @@ UPLOAD_CONTENT_TYPES = {
     "image/webp": "webp",
     "image/tiff": "tiff",
 }
+MAX_PROFILE_NAME = 64
 STATUSES = ("pending", "processing", "completed", "failed")
 
 
@@ -52,6 +53,15 @@ def parse_client_metadata(raw: str | None) -> dict[str, str]:
             f"metadata must be a JSON object of strings (invalid JSON at character {exc.pos})", code="invalid_metadata"
         ) from exc
     return validate_client_metadata(value)
+
+
+def profile_named(raw: str | None) -> str | None:
+    """A requested profile name, refused early (without echoing it) when it cannot be a profile name."""
+    if raw is not None and len(raw) > MAX_PROFILE_NAME:
+        raise InvalidInputError(
+            f"profile names are at most {MAX_PROFILE_NAME} characters; this one has {len(raw)}", code="unknown_profile"
+        )
+    return raw
 
 
 def optional_str(spec: dict[str, Any], field: str) -> str | None:
@@ -126,7 +136,7 @@ def accept_upload(req: func.HttpRequest) -> func.HttpResponse:
     """Validate the upload, store the blob, answer 202 with the status URL (blocking; runs off the loop)."""
     svc = services()
     data, declared, filename, profile_name, metadata_raw = _read_upload(req)
-    profile = resolve_profile(svc.profiles, profile_name)
+    profile = resolve_profile(svc.profiles, profile_named(profile_name))
     client_meta = parse_client_metadata(metadata_raw)
     metadata = encode_blob_metadata(profile.name, safe_filename(filename), client_meta)
     s = svc.settings
@@ -167,7 +177,7 @@ def issue_upload_url(req: func.HttpRequest) -> func.HttpResponse:
         raise InvalidInputError(
             f"contentType must be one of {', '.join(UPLOAD_CONTENT_TYPES)}", code="invalid_content_type"
         )
-    profile = resolve_profile(svc.profiles, optional_str(spec, "profile"))
+    profile = resolve_profile(svc.profiles, profile_named(optional_str(spec, "profile")))
     filename = safe_filename(optional_str(spec, "filename"))
     metadata = encode_blob_metadata(profile.name, filename, validate_client_metadata(spec.get("metadata")))
     image_id = new_image_id()

@@ -118,6 +118,7 @@ def test_metadata_just_under_the_limit_is_accepted_and_fits(app_env: dict[str, s
         ({"contentType": "image/png", "metadata": [1, 2]}, "invalid_metadata", "metadata"),
         ({"contentType": "image/png", "content_type": "image/png"}, "invalid_field", "content_type"),
         ([{"contentType": "image/png"}], "invalid_input", "JSON object"),
+        ({"contentType": "image/png", "profile": "p" * 5000}, "unknown_profile", "64 characters"),
         (b"{not json", "invalid_input", "JSON"),
     ],
 )

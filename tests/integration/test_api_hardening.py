@@ -311,3 +311,26 @@ def test_query_time_is_utc() -> None:
     value = query_time(request, "from")
     assert value == datetime(2026, 3, 1, 10, tzinfo=UTC) and value.utcoffset() is not None
     assert value.tzinfo is UTC
+
+
+def test_storage_refusing_our_key_is_reported_without_sdk_text(
+    app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imagepipe.adapters.azure_blob import AzureBlobStore
+    from imagepipe.errors import ConfigurationError
+
+    wrong_key = app_env["IMAGES_STORAGE"].replace("AccountKey=", "AccountKey=AAAA")
+    store = AzureBlobStore(app_env["IMAGES_CONTAINER"], connection_string=wrong_key)
+    with pytest.raises(ConfigurationError) as refused:
+        store.put("x.jpg", images.jpeg(), content_type="image/jpeg", metadata={})
+    for sdk_text in ("RequestId", "http://", "Authorization header", "Time:"):
+        assert sdk_text not in refused.value.message, refused.value.message
+    monkeypatch.setenv("IMAGES_STORAGE", wrong_key)
+    reset_services()
+    response = call_http(
+        "upload_image", "POST", "/api/images", body=images.jpeg(), headers={"content-type": "image/jpeg"}
+    )
+    body = body_json(response)
+    assert response.status_code == 500 and body["error"]["code"] == "configuration_error", body
+    assert "operator" in body["error"]["message"]
+    assert "AccountKey" not in everything(response) and "devstoreaccount1" not in everything(response)

@@ -6,6 +6,7 @@ decoding run on the HTTP worker threads (``off_loop``). Limits and status semant
 """
 
 import json
+import re
 import urllib.parse
 from typing import Any
 
@@ -34,6 +35,7 @@ UPLOAD_CONTENT_TYPES = {
     "image/tiff": "tiff",
 }
 MAX_PROFILE_NAME = 64
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
 STATUSES = ("pending", "processing", "completed", "failed")
 
 
@@ -114,10 +116,17 @@ def _find_blob(image_id: str) -> BlobInfo | None:
 
 
 def _public_error(error: Any, fallback: JsonDict) -> JsonDict:
-    """The ``error`` of a record as the client sees it: code, message and step as short strings, or ``fallback``."""
+    """The ``error`` of a record as the client sees it: code, message and step as short strings, or ``fallback``.
+
+    A message that quotes a dependency's exception loses any traceback and any URL (which can carry a query
+    string with a signature): the reason stays, the internals go.
+    """
     if not isinstance(error, dict) or not error.get("code"):
         return fallback
-    return {key: str(error[key])[:1000] for key in ("code", "message", "step") if error.get(key) is not None}
+    shown = {key: str(error[key])[:200] for key in ("code", "step") if error.get(key) is not None}
+    message = str(error.get("message") or "").split("Traceback (most recent call last)")[0]
+    shown["message"] = _URL.sub("<url>", message).strip()[:1000]
+    return shown
 
 
 # ---------------------------------------------------------------------------------------------------

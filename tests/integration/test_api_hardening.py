@@ -334,3 +334,30 @@ def test_storage_refusing_our_key_is_reported_without_sdk_text(
     assert response.status_code == 500 and body["error"]["code"] == "configuration_error", body
     assert "operator" in body["error"]["message"]
     assert "AccountKey" not in everything(response) and "devstoreaccount1" not in everything(response)
+
+
+def test_a_failed_record_shows_its_reason_without_urls_or_traceback(app_env: dict[str, str]) -> None:
+    info = services().blobs.put("01m8vn0000000000000000000a.jpg", images.jpeg(), content_type="image/jpeg", metadata={})
+    image_id = info.name.split(".")[0]
+    record = new_record(image_id, info, None, "general", None, {}, "run-1", None)
+    record["status"] = "failed"
+    record["error"] = {
+        "code": "retries_exhausted",
+        "message": "analyze_image kept failing after its retries: ServiceRequestError: "
+        "https://vision.example/analyze?sv=1&sig=SECRET \nTraceback (most recent call last):\n"
+        '  File "/srv/app/imagepipe/pipeline.py", line 1',
+        "step": "analyze_image",
+    }
+    assert services().records.upsert_if_not_older(record)
+    binding = json.dumps({"taskHubName": "hub", "creationUrls": {}, "managementUrls": {}, "baseUrl": "http://x"})
+    request = func.HttpRequest(
+        "GET", f"http://127.0.0.1/api/images/{image_id}/status", route_params={"id": image_id}, body=b""
+    )
+    import asyncio
+
+    response = asyncio.run(functions()["get_image_status"].get_user_function()(request, client=binding))
+    body = body_json(response)
+    assert body["status"] == "failed" and body["error"]["code"] == "retries_exhausted", body
+    assert body["error"]["message"].startswith("analyze_image kept failing after its retries")
+    for internal in ("SECRET", "sig=", "Traceback", "/srv/app", "vision.example"):
+        assert internal not in everything(response), internal

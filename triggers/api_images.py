@@ -176,7 +176,7 @@ def issue_upload_url(req: func.HttpRequest) -> func.HttpResponse:
         raise InvalidInputError("the body must be JSON: {contentType, profile?, filename?, metadata?}") from exc
     if not isinstance(spec, dict):
         raise InvalidInputError("the body must be a JSON object: {contentType, profile?, filename?, metadata?}")
-    unknown = sorted(str(key)[:40] for key in spec if key not in UPLOAD_SPEC_FIELDS)
+    unknown = sorted(str(key)[:40] for key in spec if key not in UPLOAD_SPEC_FIELDS)[:5]
     if unknown:
         raise InvalidInputError(
             f"unknown field(s) {', '.join(unknown)}; the body has {', '.join(UPLOAD_SPEC_FIELDS)}", code="invalid_field"

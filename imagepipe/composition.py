@@ -52,12 +52,15 @@ def _credential(settings: Settings) -> TokenCredential:
 def _build_blobs(settings: Settings, container: str) -> BlobStore:
     from imagepipe.adapters.azure_blob import AzureBlobStore
 
-    if settings.images_storage_connection_string:
-        return AzureBlobStore(container, connection_string=settings.images_storage_connection_string)
+    connection_string = settings.images_storage_connection_string
     return AzureBlobStore(
         container,
-        account_url=settings.images_storage_blob_service_uri,
-        credential=_credential(settings),
+        connection_string=connection_string,
+        account_url=None if connection_string else settings.images_storage_blob_service_uri,
+        credential=None if connection_string else _credential(settings),
+        connect_timeout_s=settings.storage_connect_timeout_s,
+        read_timeout_s=settings.storage_read_timeout_s,
+        retry_total=settings.storage_retry_total,
     )
 
 

@@ -7,11 +7,14 @@ record of one blob version through the record port (never over a newer version).
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from imagepipe.errors import InvalidInputError
 from imagepipe.imagefacts import ImageFacts
 from imagepipe.ports import BlobInfo, JsonDict, RecordStore
 
@@ -31,30 +34,103 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# ---------------------------------------------------------------------------------------------------
+# blob metadata: what the API writes, and the only way anything read back from a blob reaches a record
+# ---------------------------------------------------------------------------------------------------
+
+#: Azure Blob Storage: all metadata names and values of one blob together may not exceed 8 KiB.
+BLOB_METADATA_LIMIT_BYTES = 8 * 1024
+MAX_CLIENT_METADATA_KEYS = 16
+MAX_CLIENT_METADATA_VALUE = 512
+MAX_FILENAME_CHARS = 255
+#: stands for a profile value that is not a profile name (e.g. set by hand on a direct upload); no profile has it
+INVALID_PROFILE = "?"
+
+_CLIENT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+
+
+def safe_filename(raw: object) -> str | None:
+    """The base name of a client-supplied file name, without directories or control characters."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    name = unicodedata.normalize("NFC", raw).replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().lstrip(".")
+    return name[:MAX_FILENAME_CHARS] or None
+
+
+def _client_entry(key: object, value: object) -> str | None:
+    """The reason one client metadata entry is refused, or None when it is acceptable."""
+    if not isinstance(key, str) or not _CLIENT_KEY.match(key):
+        return f"metadata key '{str(key)[:40]}' must start with a letter or _ and use letters, digits and _ (max 64)"
+    if not isinstance(value, str | int | float | bool) or len(str(value)) > MAX_CLIENT_METADATA_VALUE:
+        return f"metadata value of '{key}' must be a string of at most {MAX_CLIENT_METADATA_VALUE} characters"
+    return None
+
+
+def validate_client_metadata(value: object) -> dict[str, str]:
+    """Client metadata from a request: a JSON object of at most 16 short scalar values, or a 400 naming why."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError("metadata must be a JSON object of strings", code="invalid_metadata")
+    if len(value) > MAX_CLIENT_METADATA_KEYS:
+        raise InvalidInputError(f"metadata has more than {MAX_CLIENT_METADATA_KEYS} keys", code="invalid_metadata")
+    for key, item in value.items():
+        problem = _client_entry(key, item)
+        if problem:
+            raise InvalidInputError(problem, code="invalid_metadata")
+    return {str(key): str(item) for key, item in value.items()}
+
+
+def blob_metadata_size(metadata: Mapping[str, str]) -> int:
+    """Bytes counted against Azure's per-blob metadata limit: every name plus every value."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
+
+
 def encode_blob_metadata(profile: str, original_name: str | None, client: dict[str, str]) -> dict[str, str]:
+    """Blob metadata for an upload (ASCII: values percent-encoded); a 400 when it would exceed 8 KiB."""
     meta = {META_PROFILE: profile}
     if original_name:
         meta[META_ORIGINAL_NAME] = urllib.parse.quote(original_name, safe="")
     if client:
         meta[META_CLIENT] = urllib.parse.quote(json.dumps(client, separators=(",", ":")), safe="")
+    size = blob_metadata_size(meta)
+    if size > BLOB_METADATA_LIMIT_BYTES:
+        raise InvalidInputError(
+            f"the file name and metadata take {size} bytes as blob metadata (percent-encoded); blob storage allows "
+            f"{BLOB_METADATA_LIMIT_BYTES} bytes in total: shorten the values or send fewer keys",
+            code="metadata_too_large",
+        )
     return meta
 
 
-def decode_blob_metadata(metadata: dict[str, str]) -> tuple[str, str | None, dict[str, str]]:
-    """(profile, original name, client metadata) from blob metadata; tolerant of hand-made blobs."""
-    lowered = {k.lower(): v for k, v in metadata.items()}
-    profile = lowered.get(META_PROFILE) or "general"
+def decode_blob_metadata(metadata: Mapping[str, str]) -> tuple[str, str | None, dict[str, str]]:
+    """(profile, original name, client metadata) from blob metadata, validated again: a direct (SAS) upload can
+    set any ``x-ms-meta-*`` header. Unknown keys are ignored; the file name goes through ``safe_filename``;
+    client entries that the API would refuse are dropped (at most 16 kept); a profile value that is not a
+    profile name becomes ``INVALID_PROFILE`` (the run then fails naming it). No metadata means ``general``."""
+    lowered = {str(k).lower(): str(v) for k, v in metadata.items()}
+    raw_profile = lowered.get(META_PROFILE)
+    if raw_profile is None or not raw_profile.strip():
+        profile = "general"
+    else:
+        profile = raw_profile.strip() if _PROFILE_NAME.match(raw_profile.strip()) else INVALID_PROFILE
     name = lowered.get(META_ORIGINAL_NAME)
-    original = urllib.parse.unquote(name) if name else None
+    original = (
+        safe_filename(urllib.parse.unquote(name[: 3 * 4 * MAX_FILENAME_CHARS], errors="replace")) if name else None
+    )
     client: dict[str, str] = {}
     raw = lowered.get(META_CLIENT)
     if raw:
         try:
-            parsed = json.loads(urllib.parse.unquote(raw))
-            if isinstance(parsed, dict):
-                client = {str(k): str(v) for k, v in parsed.items()}
+            parsed = json.loads(urllib.parse.unquote(raw, errors="replace"))
         except ValueError:
-            client = {}
+            parsed = None
+        if isinstance(parsed, dict):
+            for key, value in parsed.items():
+                if len(client) < MAX_CLIENT_METADATA_KEYS and _client_entry(key, value) is None:
+                    client[key] = str(value)
     return profile, original, client
 
 

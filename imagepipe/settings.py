@@ -8,14 +8,18 @@ Nothing else in the code asks which mode it runs in.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagepipe.errors import ConfigurationError
 from imagepipe.imagefacts import MAX_BYTES, MAX_PIXELS, MAX_SIDE_PX, MIN_SIDE_PX
+
+_HOSTNAME = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
 
 
 class Settings(BaseSettings):
@@ -75,6 +79,19 @@ class Settings(BaseSettings):
     vision_max_attempts: int = Field(default=5, ge=1, le=20, validation_alias="VISION_MAX_ATTEMPTS")
     vision_first_retry_ms: int = Field(default=2000, ge=100, validation_alias="VISION_FIRST_RETRY_MS")
 
+    # Client API: absolute URLs (statusUrl, Location) are built from PUBLIC_BASE_URL, else from the app's own
+    # host name (WEBSITE_HOSTNAME, set by Azure), never from the request's Host header; neither set means
+    # root-relative URLs.
+    public_base_url: str | None = Field(default=None, validation_alias="PUBLIC_BASE_URL")
+    website_hostname: str | None = Field(default=None, validation_alias="WEBSITE_HOSTNAME")
+    # Threads that run the HTTP handlers' blocking work (storage, records, image decoding) off the event loop.
+    http_worker_threads: int = Field(default=16, ge=1, le=256, validation_alias="HTTP_WORKER_THREADS")
+
+    # Blob storage client: short timeouts and a small retry budget, so an outage answers a fast 503.
+    storage_connect_timeout_s: float = Field(default=3.0, gt=0, le=60, validation_alias="STORAGE_CONNECT_TIMEOUT_S")
+    storage_read_timeout_s: float = Field(default=20.0, gt=0, le=600, validation_alias="STORAGE_READ_TIMEOUT_S")
+    storage_retry_total: int = Field(default=2, ge=0, le=10, validation_alias="STORAGE_RETRY_TOTAL")
+
     # Near-duplicate detection: Hamming distance on the 64-bit perceptual hash.
     near_duplicate_max_distance: int = Field(default=6, ge=0, le=32, validation_alias="NEAR_DUPLICATE_MAX_DISTANCE")
 
@@ -98,6 +115,14 @@ class Settings(BaseSettings):
         if self.vision_provider == "azure" and not self.vision_endpoint:
             raise ValueError(
                 "VISION_PROVIDER=azure needs VISION__endpoint (https://<name>.cognitiveservices.azure.com)"
+            )
+        if self.public_base_url is not None:
+            parts = urlsplit(self.public_base_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+                raise ValueError("PUBLIC_BASE_URL must be an absolute http(s) URL such as https://images.example.com")
+        if self.website_hostname is not None and not _HOSTNAME.match(self.website_hostname):
+            raise ValueError(
+                "WEBSITE_HOSTNAME must be a host name with an optional port, such as app.azurewebsites.net"
             )
         if self.min_dimension_px > self.max_dimension_px:
             raise ValueError("MIN_DIMENSION_PX must not exceed MAX_DIMENSION_PX")

@@ -1,12 +1,12 @@
 """Client HTTP API: upload images, get a direct-upload URL, read results and run status, search, delete.
 
 Every error is ``{"error": {"code", "message"}}`` with a 4xx naming the problem; nothing is stored for a
-rejected upload.
+rejected upload. Handlers stay on the event loop only to await the Durable client: storage, records and image
+decoding run on the HTTP worker threads (``off_loop``). Limits and status semantics: docs/api.md.
 """
 
 import json
 import re
-import unicodedata
 import urllib.parse
 from typing import Any
 
@@ -18,17 +18,25 @@ from imagepipe.composition import services
 from imagepipe.errors import InvalidInputError, NotFoundError, UnsupportedMediaTypeError
 from imagepipe.ids import blob_name, instance_id, new_image_id, require_image_id
 from imagepipe.imagefacts import Limits, inspect_image
-from imagepipe.ports import BlobInfo, SearchQuery
+from imagepipe.ports import BlobInfo, JsonDict, SearchQuery
 from imagepipe.profiles import resolve_profile
-from imagepipe.records import encode_blob_metadata
-from triggers.http_common import base_url, handles_errors, json_response, query_int, query_time
+from imagepipe.records import encode_blob_metadata, safe_filename, validate_client_metadata
+from triggers.http_common import base_url, handles_errors, json_response, off_loop, query_int, query_time
 from triggers.runs import run_status
 
 bp = df.Blueprint()
 
-_META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-MAX_CLIENT_METADATA_KEYS = 16
-MAX_CLIENT_METADATA_VALUE = 512
+UPLOAD_SPEC_FIELDS = ("contentType", "profile", "filename", "metadata")
+UPLOAD_CONTENT_TYPES = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/bmp": "bmp",
+    "image/webp": "webp",
+    "image/tiff": "tiff",
+}
+MAX_PROFILE_NAME = 64
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
 STATUSES = ("pending", "processing", "completed", "failed")
 
 
@@ -37,40 +45,36 @@ STATUSES = ("pending", "processing", "completed", "failed")
 # ---------------------------------------------------------------------------------------------------
 
 
-def safe_filename(raw: str | None) -> str | None:
-    """The base name of a client-supplied file name, without directories or control characters."""
-    if not raw:
-        return None
-    name = unicodedata.normalize("NFC", raw).replace("\\", "/").split("/")[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().lstrip(".")
-    return name[:255] or None
-
-
 def parse_client_metadata(raw: str | None) -> dict[str, str]:
+    """Client metadata sent as JSON text (multipart field or X-Client-Metadata header)."""
     if not raw:
         return {}
     try:
         value = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidInputError(f"metadata must be a JSON object of strings: {exc}", code="invalid_metadata") from exc
-    if not isinstance(value, dict):
-        raise InvalidInputError("metadata must be a JSON object of strings", code="invalid_metadata")
-    if len(value) > MAX_CLIENT_METADATA_KEYS:
-        raise InvalidInputError(f"metadata has more than {MAX_CLIENT_METADATA_KEYS} keys", code="invalid_metadata")
-    out: dict[str, str] = {}
-    for key, item in value.items():
-        if not _META_KEY.match(str(key)):
-            raise InvalidInputError(
-                f"metadata key '{str(key)[:40]}' must start with a letter or _ and use letters, digits and _",
-                code="invalid_metadata",
-            )
-        if not isinstance(item, str | int | float | bool) or len(str(item)) > MAX_CLIENT_METADATA_VALUE:
-            raise InvalidInputError(
-                f"metadata value of '{key}' must be a string of at most {MAX_CLIENT_METADATA_VALUE} characters",
-                code="invalid_metadata",
-            )
-        out[str(key)] = str(item)
-    return out
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"metadata must be a JSON object of strings (invalid JSON at character {exc.pos})", code="invalid_metadata"
+        ) from exc
+    return validate_client_metadata(value)
+
+
+def profile_named(raw: str | None) -> str | None:
+    """A requested profile name, refused early (without echoing it) when it cannot be a profile name."""
+    if raw is not None and len(raw) > MAX_PROFILE_NAME:
+        raise InvalidInputError(
+            f"profile names are at most {MAX_PROFILE_NAME} characters; this one has {len(raw)}", code="unknown_profile"
+        )
+    return raw
+
+
+def optional_str(spec: dict[str, Any], field: str) -> str | None:
+    """A JSON body field that is a string when present; a 400 naming the field otherwise."""
+    value = spec.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(f"'{field}' must be a string, not {type(value).__name__}", code="invalid_field")
+    return value
 
 
 def _read_upload(req: func.HttpRequest) -> tuple[bytes, str | None, str | None, str | None, str | None]:
@@ -101,8 +105,8 @@ def _read_upload(req: func.HttpRequest) -> tuple[bytes, str | None, str | None, 
     )
 
 
-def _links(req: func.HttpRequest, image_id: str) -> dict[str, str]:
-    root = base_url(req)
+def _links(image_id: str) -> dict[str, str]:
+    root = base_url()
     return {"statusUrl": f"{root}/api/images/{image_id}/status", "resultUrl": f"{root}/api/images/{image_id}"}
 
 
@@ -112,8 +116,24 @@ def _find_blob(image_id: str) -> BlobInfo | None:
     return None
 
 
+def _public_error(error: Any, fallback: JsonDict) -> JsonDict:
+    """The ``error`` of a record as the client sees it: code, message and step as short strings, or ``fallback``.
+
+    A message that quotes a dependency's exception loses any traceback and any URL (which can carry a query
+    string with a signature): the reason stays, the internals go.
+    """
+    if not isinstance(error, dict) or not error.get("code"):
+        return fallback
+    shown = {key: str(error[key])[:200] for key in ("code", "step") if error.get(key) is not None}
+    if error.get("guidance"):
+        shown["guidance"] = _URL.sub("<url>", str(error["guidance"])).strip()[:1000]
+    message = str(error.get("message") or "").split("Traceback (most recent call last)")[0]
+    shown["message"] = _URL.sub("<url>", message).strip()[:1000]
+    return shown
+
+
 # ---------------------------------------------------------------------------------------------------
-# endpoints
+# endpoints (each async handler awaits only the Durable client; the rest runs in off_loop)
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -121,22 +141,28 @@ def _find_blob(image_id: str) -> BlobInfo | None:
 @bp.route(route="images", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @handles_errors
 async def upload_image(req: func.HttpRequest) -> func.HttpResponse:
+    return await off_loop(accept_upload, req)
+
+
+def accept_upload(req: func.HttpRequest) -> func.HttpResponse:
+    """Validate the upload, store the blob, answer 202 with the status URL (blocking; runs off the loop)."""
     svc = services()
     data, declared, filename, profile_name, metadata_raw = _read_upload(req)
-    profile = resolve_profile(svc.profiles, profile_name)
+    profile = resolve_profile(svc.profiles, profile_named(profile_name))
     client_meta = parse_client_metadata(metadata_raw)
+    metadata = encode_blob_metadata(profile.name, safe_filename(filename), client_meta)
     s = svc.settings
     facts = inspect_image(
         data, Limits(s.max_upload_bytes, s.min_dimension_px, s.max_dimension_px, s.max_pixels), declared
     )
     image_id = new_image_id()
     name = blob_name(image_id, facts.extension)
-    metadata = encode_blob_metadata(profile.name, safe_filename(filename), client_meta)
+    original_name = safe_filename(filename)
     info = acceptance.store_accepted_upload(
         svc, image_id, name, data, content_type=facts.content_type, metadata=metadata,
-        profile=profile.name, original_name=safe_filename(filename), client=client_meta,
+        profile=profile.name, original_name=original_name, client=client_meta,
     )  # fmt: skip
-    links = _links(req, image_id)
+    links = _links(image_id)
     body = {"id": image_id, "status": "pending", "profile": profile.name, "blob": info.name, **links}
     return json_response(body, 202, {"Location": links["statusUrl"], "Retry-After": "1"})
 
@@ -145,34 +171,39 @@ async def upload_image(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="uploads", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @handles_errors
 async def create_upload(req: func.HttpRequest) -> func.HttpResponse:
+    return await off_loop(issue_upload_url, req)
+
+
+def issue_upload_url(req: func.HttpRequest) -> func.HttpResponse:
+    """Validate a direct-upload request and answer 201 with a SAS URL to PUT the blob (blocking)."""
     svc = services()
     try:
         spec: Any = req.get_json() if req.get_body() else {}
     except ValueError as exc:
         raise InvalidInputError("the body must be JSON: {contentType, profile?, filename?, metadata?}") from exc
     if not isinstance(spec, dict):
-        raise InvalidInputError("the body must be a JSON object")
-    content_type = str(spec.get("contentType") or "")
-    extensions = {
-        "image/jpeg": "jpg",
-        "image/png": "png",
-        "image/gif": "gif",
-        "image/bmp": "bmp",
-        "image/webp": "webp",
-        "image/tiff": "tiff",
-    }
-    if content_type not in extensions:
-        raise InvalidInputError(f"contentType must be one of {', '.join(extensions)}", code="invalid_content_type")
-    profile = resolve_profile(svc.profiles, spec.get("profile"))
-    client_meta = parse_client_metadata(json.dumps(spec["metadata"]) if spec.get("metadata") else None)
+        raise InvalidInputError("the body must be a JSON object: {contentType, profile?, filename?, metadata?}")
+    unknown = sorted(str(key)[:40] for key in spec if key not in UPLOAD_SPEC_FIELDS)[:5]
+    if unknown:
+        raise InvalidInputError(
+            f"unknown field(s) {', '.join(unknown)}; the body has {', '.join(UPLOAD_SPEC_FIELDS)}", code="invalid_field"
+        )
+    content_type = optional_str(spec, "contentType") or ""
+    if content_type not in UPLOAD_CONTENT_TYPES:
+        raise InvalidInputError(
+            f"contentType must be one of {', '.join(UPLOAD_CONTENT_TYPES)}", code="invalid_content_type"
+        )
+    profile = resolve_profile(svc.profiles, profile_named(optional_str(spec, "profile")))
+    filename = safe_filename(optional_str(spec, "filename"))
+    client_meta = validate_client_metadata(spec.get("metadata"))
+    metadata = encode_blob_metadata(profile.name, filename, client_meta)
     image_id = new_image_id()
-    name = blob_name(image_id, extensions[content_type])
+    name = blob_name(image_id, UPLOAD_CONTENT_TYPES[content_type])
     ttl = svc.settings.upload_url_ttl_s
     url = svc.blobs.upload_url(name, expires_in_s=ttl, content_type=content_type)
-    metadata = encode_blob_metadata(profile.name, safe_filename(spec.get("filename")), client_meta)
     acceptance.record_upload_url(
         svc, image_id, name, content_type=content_type, profile=profile.name,
-        original_name=safe_filename(spec.get("filename")), client=client_meta, expires_in_s=ttl,
+        original_name=filename, client=client_meta, expires_in_s=ttl,
     )  # fmt: skip
     headers = {"x-ms-blob-type": "BlockBlob", "Content-Type": content_type}
     headers.update({f"x-ms-meta-{k}": v for k, v in metadata.items()})
@@ -183,7 +214,7 @@ async def create_upload(req: func.HttpRequest) -> func.HttpResponse:
         "requiredHeaders": headers,
         "expiresInSeconds": ttl,
         "maxBytes": svc.settings.max_upload_bytes,
-        **_links(req, image_id),
+        **_links(image_id),
     }
     return json_response(body, 201)
 
@@ -193,6 +224,11 @@ async def create_upload(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def get_image(req: func.HttpRequest) -> func.HttpResponse:
     image_id = require_image_id(req.route_params.get("id", ""))
+    return await off_loop(read_image, image_id)
+
+
+def read_image(image_id: str) -> func.HttpResponse:
+    """The record of an image, or a 404 saying whether it is still being analysed (blocking)."""
     record = services().records.get(image_id)
     if record is None:
         if _find_blob(image_id) is not None:
@@ -204,24 +240,27 @@ async def get_image(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(record)
 
 
+def _lookup(image_id: str) -> tuple[JsonDict | None, BlobInfo | None, dict[str, str]]:
+    """(record, current blob, links) of an image (blocking)."""
+    return services().records.get(image_id), _find_blob(image_id), _links(image_id)
+
+
 @bp.function_name("get_image_status")
 @bp.route(route="images/{id}/status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 @handles_errors
 async def get_image_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     image_id = require_image_id(req.route_params.get("id", ""))
-    svc = services()
-    record = svc.records.get(image_id)
-    blob = _find_blob(image_id)
+    record, blob, links = await off_loop(_lookup, image_id)
     if blob is None and record is None:
         raise NotFoundError(f"image {image_id} does not exist")
-    body: dict[str, Any] = {"id": image_id, **_links(req, image_id)}
+    body: dict[str, Any] = {"id": image_id, **links}
     current = record is not None and blob is not None and record["blob"]["etag"] == blob.etag
     if record is not None and current and record.get("status") in ("completed", "failed"):
         body.update(
             status=record["status"],
             stage=record["status"],
-            error=record.get("error"),
+            error=_public_error(record.get("error"), {}) or None,
             instanceId=(record.get("run") or {}).get("instanceId"),
             updatedAt=record.get("updatedAt"),
         )
@@ -238,16 +277,24 @@ async def get_image_status(req: func.HttpRequest, client: df.DurableOrchestratio
     custom = status.custom_status if isinstance(status.custom_status, dict) else {}
     runtime = status.runtime_status.name if status.runtime_status else "Unknown"
     if runtime in ("Pending", "Running", "ContinuedAsNew", "Suspended"):
-        body.update(status="processing", stage=custom.get("stage", "starting"), runtimeStatus=runtime)
+        body.update(status="processing", stage=str(custom.get("stage", "starting")), runtimeStatus=runtime)
         return json_response(body, 200, {"Retry-After": "1"})
     if runtime == "Completed":
         body.update(status=(record or {}).get("status", "completed"), stage="completed", runtimeStatus=runtime)
         return json_response(body)
+    step = str(custom.get("step") or custom.get("stage") or "unknown")
+    # The run's own output is an exception text with a traceback: never shown; the reason is ours.
+    reason = {
+        "code": f"run_{runtime.lower()}",
+        "message": f"the analysis run ended {runtime.lower()} in step '{step}' and wrote no result; upload the "
+        f"image again, or ask the operator to replay run {instance}",
+        "step": step,
+    }
     body.update(
         status="failed",
-        stage=custom.get("step") or custom.get("stage") or "unknown",
+        stage=step,
         runtimeStatus=runtime,
-        error=(record or {}).get("error") or {"code": runtime.lower(), "message": str(status.output), "step": "run"},
+        error=_public_error((record or {}).get("error"), reason),
     )
     return json_response(body)
 
@@ -272,6 +319,11 @@ async def search_images(req: func.HttpRequest) -> func.HttpResponse:
         limit=query_int(req, "limit", 50, 1, 1000),
         continuation=req.params.get("continuation") or None,
     )
+    return await off_loop(search, query)
+
+
+def search(query: SearchQuery) -> func.HttpResponse:
+    """One page of search results, or the near duplicates of one image (blocking)."""
     svc = services()
     if query.near_duplicate_of:
         record = svc.records.get(query.near_duplicate_of)
@@ -295,16 +347,15 @@ async def search_images(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def delete_image(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     image_id = require_image_id(req.route_params.get("id", ""))
-    svc = services()
-    blob = _find_blob(image_id)
-    record = svc.records.get(image_id)
+    record, blob, _ = await off_loop(_lookup, image_id)
     if blob is None and record is None:
         raise NotFoundError(f"image {image_id} does not exist")
     if blob is not None:
         status = await run_status(client, instance_id(image_id, blob.etag))
         if status is not None and status.runtime_status and status.runtime_status.name in ("Pending", "Running"):
             await client.terminate(instance_id(image_id, blob.etag), "image deleted by the client")
-    svc.records.delete(image_id)  # first: a run that then finds the blob gone knows it was deleted, not lost
+    # the record first: a run that then finds the blob gone knows it was deleted, not lost
+    await off_loop(services().records.delete, image_id)
     if blob is not None:
-        svc.blobs.delete(blob.name)
+        await off_loop(services().blobs.delete, blob.name)
     return func.HttpResponse(status_code=204)

@@ -3,11 +3,13 @@
 Upload URLs are SAS tokens scoped to one blob with create/write permission only: signed with the account
 key when a connection string is configured (Azurite), or with a user delegation key when authenticating with
 an identity (Azure; needs the Storage Blob Delegator role). SDK errors are translated into
-``imagepipe.errors``.
+``imagepipe.errors``. The client has short connect/read timeouts and a small retry budget (the SDK's defaults
+wait about a minute on a dead endpoint); longer outages are retried by the caller (Durable retry policies).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -27,6 +29,7 @@ from azure.storage.blob import (
     BlobSasPermissions,
     BlobServiceClient,
     ContentSettings,
+    LinearRetry,
     generate_blob_sas,
 )
 
@@ -35,32 +38,57 @@ from imagepipe.ports import BlobInfo
 
 T = TypeVar("T")
 
+log = logging.getLogger("imagepipe.storage")
+
+#: Defaults of the storage client: a refused or dead endpoint fails within a few seconds, not minutes.
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 20.0
+RETRY_TOTAL = 2
+
+
+def _code(exc: AzureError) -> str | None:
+    """The storage error code (e.g. ``AuthorizationFailure``) the SDK attaches to a failed response."""
+    code = getattr(exc, "error_code", None)
+    return str(code) if code else None
+
 
 def _translate(what: str, call: Callable[[], T]) -> T:
+    """Run one storage call; SDK errors become named errors whose messages are ours (the SDK's text, which
+    can carry URLs, string-to-sign or host details, goes to the log only)."""
     try:
         return call()
     except ResourceNotFoundError as exc:
         raise NotFoundError(f"{what}: not found") from exc
     except ClientAuthenticationError as exc:
+        log.warning("%s: storage refused our identity: %s", what, exc)
         raise ConfigurationError(
-            f"{what}: storage refused our identity ({exc.message}); grant the app 'Storage Blob Data Contributor' "
-            "on the images account"
+            f"{what}: storage refused our identity ({_code(exc) or 'authentication failed'}); grant the app "
+            "'Storage Blob Data Contributor' on the images account"
         ) from exc
     except (ServiceRequestError, ServiceResponseError) as exc:
-        raise TransientServiceError(f"{what}: storage unreachable ({exc}); retry later") from exc
+        log.warning("%s: storage unreachable: %s", what, exc)
+        raise TransientServiceError(
+            f"{what}: storage unreachable; retry later", code="storage_unavailable", retry_after_s=5
+        ) from exc
     except HttpResponseError as exc:
+        log.warning("%s: storage answered %s: %s", what, exc.status_code, exc)
         status = exc.status_code or 0
         if status == 403:
             raise ConfigurationError(
-                f"{what}: access denied by storage ({exc.message}); check the app's role assignments"
+                f"{what}: access denied by storage ({_code(exc) or 403}); check the app's role assignments"
             ) from exc
         if status in (408, 429) or status >= 500:
-            raise TransientServiceError(f"{what}: storage answered {status}; retry later") from exc
+            raise TransientServiceError(
+                f"{what}: storage answered {status}; retry later", code="storage_unavailable", retry_after_s=5
+            ) from exc
         raise ImagepipeError(
-            f"{what}: storage answered {status}: {exc.message}", code="storage_error"
+            f"{what}: storage answered {status} ({_code(exc) or 'no error code'})", code="storage_error"
         ) from exc
     except AzureError as exc:
-        raise TransientServiceError(f"{what}: storage error {exc}; retry later") from exc
+        log.warning("%s: storage error: %s", what, exc)
+        raise TransientServiceError(
+            f"{what}: storage unreachable; retry later", code="storage_unavailable", retry_after_s=5
+        ) from exc
 
 
 def _info(container: str, props: BlobProperties, url: str = "") -> BlobInfo:
@@ -87,8 +115,16 @@ class AzureBlobStore:
         connection_string: str | None = None,
         account_url: str | None = None,
         credential: TokenCredential | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        retry_total: int = RETRY_TOTAL,
         **client_options: Any,
     ) -> None:
+        client_options.setdefault("connection_timeout", connect_timeout_s)
+        client_options.setdefault("read_timeout", read_timeout_s)
+        client_options.setdefault(
+            "retry_policy", LinearRetry(backoff=1, random_jitter_range=1, retry_total=retry_total)
+        )
         if connection_string:
             self._service = BlobServiceClient.from_connection_string(connection_string, **client_options)
         elif account_url and credential is not None:
@@ -143,11 +179,12 @@ class AzureBlobStore:
         return True
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
+        what = f"list blobs in {self.container}"
         pages = _translate(
-            f"list blobs in {self.container}",
-            lambda: self._container.list_blobs(name_starts_with=prefix or None, include=["metadata"]),
+            what, lambda: self._container.list_blobs(name_starts_with=prefix or None, include=["metadata"])
         )
-        for props in pages:
+        items = iter(pages)
+        while (props := _translate(what, lambda: next(items, None))) is not None:
             yield _info(self.container, props)
 
     def upload_url(self, name: str, *, expires_in_s: int, content_type: str) -> str:

@@ -31,7 +31,7 @@ def test_raw_upload_is_accepted_and_stored(app_env: dict[str, str]) -> None:
     assert status == 202, body
     image_id = body["id"]
     assert body["status"] == "pending"
-    assert body["statusUrl"] == f"http://127.0.0.1:7071/api/images/{image_id}/status"
+    assert body["statusUrl"] == f"/api/images/{image_id}/status"  # no PUBLIC_BASE_URL / WEBSITE_HOSTNAME set
     assert stored_blobs() == [f"{image_id}.jpg"]
     info = services().blobs.get_properties(f"{image_id}.jpg")
     assert info.content_type == "image/jpeg"

@@ -17,6 +17,7 @@ no blob, which the sweep ends ``failed: lost`` — never a blob nobody accepted,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -284,7 +285,8 @@ async def settle_unfinished(
     for status in UNFINISHED:
         token: str | None = None
         while checked < limit:
-            page = svc.records.search(SearchQuery(status=status, limit=100, continuation=token))
+            query = SearchQuery(status=status, limit=100, continuation=token)
+            page = await asyncio.to_thread(svc.records.search, query)
             for record in page.items:
                 checked += 1
                 code = await _settle_one(svc, record, run_state, moment, grace)
@@ -302,12 +304,12 @@ async def _settle_one(svc: Services, record: JsonDict, run_state: RunState, now:
         log.warning("reconcile: record %s names blob %r, not its own; left alone", record.get("id"), name[:80])
         return None
     try:
-        blob: BlobInfo | None = svc.blobs.get_properties(name)
+        blob: BlobInfo | None = await asyncio.to_thread(svc.blobs.get_properties, name)
     except NotFoundError:
         blob = None
     run = await run_state(instance_id(str(record["id"]), blob.etag)) if blob is not None else None
     error = settle(record, blob, run, now, grace)
-    if error is None or not end_record(svc, record, error):
+    if error is None or not await asyncio.to_thread(end_record, svc, record, error):
         return None
     log.warning("reconcile: image %s ended failed (%s): %s", record["id"], error["code"], error["message"])
     return str(error["code"])

@@ -33,7 +33,7 @@ from imagepipe.operators.runs import (
 )
 from imagepipe.operators.stats import compute_stats
 from imagepipe.operators.timeutil import iso
-from triggers.http_common import base_url, handles_errors, json_response, query_int
+from triggers.http_common import base_url, handles_errors, json_response, off_loop, query_int
 from triggers.runs import ORCHESTRATOR, start_if_new
 
 bp = df.Blueprint()
@@ -109,6 +109,11 @@ async def fetch_summaries(client: df.DurableOrchestrationClient, run_filter: Run
         created_to=run_filter.created_to,
         runtime_status=list(run_filter.statuses),
     )
+    return await off_loop(_summaries, statuses, run_filter)
+
+
+def _summaries(statuses: list[dict[str, Any]], run_filter: RunFilter) -> list[dict[str, Any]]:
+    """The filtered summaries of pipeline runs, each joined with its record (blocking: one read per run)."""
     records = services().records
     out: list[dict[str, Any]] = []
     for status in statuses:
@@ -185,7 +190,7 @@ async def get_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
     instance = require_instance_id(req.route_params.get("id", ""))
     status = await fetch_status(client, instance, history=True)
     image_id = image_id_of(status)
-    record = services().records.get(image_id) if image_id else None
+    record = await off_loop(services().records.get, image_id) if image_id else None
     events = status.get("historyEvents") or []
     body = summarize(status, record)
     timeline = build_timeline(events, status.get("runtimeStatus"), status.get("customStatus"))
@@ -318,8 +323,8 @@ def _deadletter_rows(limit_blobs: int = MAX_DEADLETTER_BLOBS) -> tuple[list[dict
 @bp.route(route="deadletters", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 @handles_errors
 async def list_deadletters(req: func.HttpRequest) -> func.HttpResponse:
-    rows, bad = _deadletter_rows()
     top = query_int(req, "top", 500, 1, 5000)
+    rows, bad = await off_loop(_deadletter_rows)
     return json_response(
         {"container": services().deadletters.container, "items": rows[:top], "total": len(rows), "unreadable": bad}
     )
@@ -336,7 +341,7 @@ async def redrive_deadletters(req: func.HttpRequest, client: df.DurableOrchestra
         raise InvalidInputError("ids must be a list of dead-letter ids, blob names, event ids or image ids")
     dry_run = bool(spec.get("dryRun", False))
     svc = services()
-    rows, _ = _deadletter_rows()
+    rows, _ = await off_loop(_deadletter_rows)
     by_blob: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_blob.setdefault(row["blob"], []).append(row)
@@ -351,7 +356,7 @@ async def redrive_deadletters(req: func.HttpRequest, client: df.DurableOrchestra
             blob_ok = blob_ok and outcome["outcome"] != "error"
             results.append({"id": row["id"], "imageId": row.get("imageId"), **outcome})
         if blob_ok and not dry_run:
-            svc.deadletters.delete(blob)
+            await off_loop(svc.deadletters.delete, blob)
             deleted.append(blob)
     counts: dict[str, int] = {}
     for r in results:
@@ -367,7 +372,7 @@ async def _redrive_event(client: df.DurableOrchestrationClient, row: dict[str, A
     if row.get("container") != settings.images_container or not row.get("imageId") or not row.get("eTag"):
         return {"outcome": "ignored", "reason": "not a blob of the images container with an image id and eTag"}
     try:
-        current = svc.blobs.get_properties(str(row["blobName"]))
+        current = await off_loop(svc.blobs.get_properties, str(row["blobName"]))
     except NotFoundError:
         return {"outcome": "ignored", "reason": "the image blob no longer exists"}
     if dry_run:

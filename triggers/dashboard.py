@@ -9,7 +9,6 @@ for the run view only when they validate as an image, with the content type dete
 never the type stored on the blob (a SAS upload can store anything under any type).
 """
 
-import asyncio
 from functools import lru_cache
 from importlib import resources
 
@@ -22,7 +21,7 @@ from imagepipe.errors import ImagepipeError, NotFoundError, PayloadTooLargeError
 from imagepipe.ids import require_image_id
 from imagepipe.imagefacts import Limits, inspect_image
 from imagepipe.settings import get_settings
-from triggers.http_common import handles_errors
+from triggers.http_common import handles_errors, off_loop
 
 bp = df.Blueprint()
 
@@ -83,7 +82,7 @@ async def dashboard(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def dashboard_image(req: func.HttpRequest) -> func.HttpResponse:
     image_id = require_image_id(req.route_params.get("id", ""))
-    data, content_type, extension = await asyncio.to_thread(validated_image, image_id)
+    data, content_type, extension = await off_loop(validated_image, image_id)
     headers = {
         **_COMMON_HEADERS,
         "Cache-Control": "private, no-store",

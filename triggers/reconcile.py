@@ -20,6 +20,7 @@ from imagepipe.composition import Services, services
 from imagepipe.errors import NotFoundError
 from imagepipe.ids import image_id_from_blob_name
 from imagepipe.ports import BlobInfo
+from triggers.http_common import off_loop
 from triggers.runs import run_status, start_if_new
 
 bp = df.Blueprint()
@@ -38,10 +39,9 @@ def _blobs(svc: Services) -> Iterator[BlobInfo]:
         log.error("reconcile: the container %s does not exist; only records are checked", svc.blobs.container)
 
 
-async def reconcile(client: df.DurableOrchestrationClient, max_starts: int = MAX_STARTS_PER_SWEEP) -> list[str]:
-    """Start missing runs and end unfinished records no run will end; returns the instance ids it started."""
-    svc = services()
-    started: list[str] = []
+def _unstarted(svc: Services, limit: int) -> list[tuple[str, BlobInfo]]:
+    """Image blobs whose current version has no finished record, at most ``limit`` (blocking: lists storage)."""
+    out: list[tuple[str, BlobInfo]] = []
     for blob in _blobs(svc):
         image_id = image_id_from_blob_name(blob.name)
         if image_id is None:
@@ -49,6 +49,18 @@ async def reconcile(client: df.DurableOrchestrationClient, max_starts: int = MAX
         record = svc.records.get(image_id)
         if record and record.get("status") in ("completed", "failed") and record["blob"]["etag"] == blob.etag:
             continue
+        out.append((image_id, blob))
+        if len(out) >= limit:
+            break
+    return out
+
+
+async def reconcile(client: df.DurableOrchestrationClient, max_starts: int = MAX_STARTS_PER_SWEEP) -> list[str]:
+    """Start missing runs and end unfinished records no run will end; returns the instance ids it started."""
+    svc = services()
+    started: list[str] = []
+    # runs already exist for most candidates (in flight): look at a few times as many as may start
+    for image_id, blob in await off_loop(_unstarted, svc, 4 * max_starts):
         instance, is_new = await start_if_new(client, svc.settings, image_id, blob.name, blob.etag, "reconcile")
         if is_new:
             started.append(instance)

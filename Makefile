@@ -8,7 +8,7 @@ MODELS_STAMP := .models/.ready
 PORT ?= 7071
 STATE ?= .state
 
-.PHONY: run test install models lint typecheck infra-check bench clean chromium
+.PHONY: run test check install models lint typecheck infra-check bench clean chromium
 
 install: $(STAMP)
 
@@ -42,8 +42,16 @@ chromium:
 
 test: $(STAMP) $(MODELS_STAMP) infra-check chromium
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q tests
+
+# check: the fast inner loop (lint, format, types, unit tests), no services started.
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q -m unit tests/unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

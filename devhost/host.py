@@ -78,6 +78,8 @@ class Host:
         self.public_origin = f"http://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{port}"
         self.rpc_origin = f"http://127.0.0.1:{port}"
         load_local_settings(self.app_dir)
+        # the app's own host name, as the Functions host (and Core Tools) set it: apps build absolute links from it
+        os.environ.setdefault("WEBSITE_HOSTNAME", self.public_origin.removeprefix("http://"))
         self.config = read_host_config(self.app_dir)
         from devhost.eventgrid import converter_mode
 

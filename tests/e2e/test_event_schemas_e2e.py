@@ -25,6 +25,8 @@ def test_cloud_events_delivery_runs_the_pipeline(converter: str, tmp_path: Path)
     stack = start_stack(tmp_path, env)
     try:
         body = stack.client.upload(SAMPLES / "cat.jpg", profile="general")
+        # links come from the host's own name (WEBSITE_HOSTNAME, set by the devhost as by the Functions host)
+        assert body["statusUrl"] == f"{stack.host.base}/api/images/{body['id']}/status"
         final = stack.client.wait([body["id"]], timeout_s=240)[body["id"]]
         assert final["status"] == "completed", final
         assert "cat" in stack.client.get(body["id"])["tags"]

@@ -2,7 +2,7 @@
 
 Orchestrators are executed by calling the registered orchestrator handle with the context JSON
 (history + input); the SDK replays and returns its action list, the host allocates event ids, writes
-decision events, schedules work and completes the instance (``/work/shared/durable-protocol.md`` §4).
+decision events, schedules work and completes the instance (``docs/durable-protocol.md`` §3).
 
 Durability model (all in one SQLite file, see ``devhost.store``):
 
@@ -420,7 +420,7 @@ class Engine:
         msg_ids = [msg_id]
         if self._batchable(ev, tasks):
             # Plain completions carry no hidden id allocations, so several can share an episode
-            # (protocol §4.3); retry-related events and everything else get an episode of their own.
+            # (docs/durable-protocol.md §3); retry-related events and everything else get an episode of their own.
             keys = {str(key)}
             for m in self.store.query(
                 "SELECT * FROM inbox WHERE instance_id=? AND visible_at<=? AND msg_id>? ORDER BY msg_id LIMIT ?",
@@ -472,7 +472,7 @@ class Engine:
         etype = ev["EventType"]
         key = ev.get("TaskScheduledId", ev.get("TimerId"))
         task = tasks.get(str(key)) if key is not None else None
-        # Hidden id allocations made by the SDK while it processes this event (protocol §4.1).
+        # Hidden id allocations the SDK makes while it processes this event (docs/durable-protocol.md §3).
         if etype in (TF, SOF) and task is not None and task.get("retry") is not None:
             rec = retries[task["retry"]]
             tid = state["seq"]

@@ -41,7 +41,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def client_binding(origin: str, rpc_base: str, hub: str, code: str | None) -> str:
-    """The durable client binding JSON string, shaped like the extension's (protocol §8.1).
+    """The durable client binding JSON string, shaped like the extension's (docs/durable-protocol.md §6).
 
     ``rpc_base`` is the keyless management base the SDK's client calls (``rpcBaseUrl`` without its ``/``).
     """

@@ -144,7 +144,7 @@ def store_accepted_upload(
     original_name: str | None,
     client: Mapping[str, str],
 ) -> BlobInfo:
-    """Record the acceptance, then store the blob; on any failure nothing stays and a 503 error is raised."""
+    """Record the acceptance, then store the blob; on any failure nothing stays and a named error is raised."""
     record = pending_record(
         image_id,
         svc.blobs.container,
@@ -164,11 +164,11 @@ def store_accepted_upload(
             svc.records.delete(image_id)
         except Exception as cleanup:  # the sweep ends the pending record (no blob): never a silent orphan
             log.error("could not remove the acceptance of %s after a failed blob write: %s", image_id, cleanup)
-        if isinstance(exc, TransientServiceError):
+        if isinstance(exc, ImagepipeError):  # a named failure (outage, refused identity …) keeps its meaning
             raise
-        message = exc.message if isinstance(exc, ImagepipeError) else type(exc).__name__
         raise TransientServiceError(
-            f"the image could not be stored ({message}); nothing was kept; retry later", code="storage_unavailable"
+            f"the image could not be stored ({type(exc).__name__}); nothing was kept; retry later",
+            code="storage_unavailable",
         ) from exc
 
 

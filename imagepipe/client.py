@@ -71,9 +71,10 @@ class ImagepipeClient:
         return status, data, resp_headers
 
     def follow(self, url: str) -> Any:
-        """GET an absolute URL the API handed out (a status ``Location``); only on this client's origin,
-        so the key is never sent anywhere else."""
-        ours, theirs = urllib.parse.urlsplit(self.base_url), urllib.parse.urlsplit(url)
+        """GET a URL the API handed out (a status ``Location``, absolute or root-relative); only on this
+        client's origin, so the key is never sent anywhere else."""
+        ours = urllib.parse.urlsplit(self.base_url)
+        theirs = urllib.parse.urlsplit(urllib.parse.urljoin(self.base_url + "/", url))
         if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
             raise ApiError(0, "foreign_url", f"the API pointed to another origin ({theirs.scheme}://{theirs.netloc})")
         params = dict(urllib.parse.parse_qsl(theirs.query))

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from imagepipe.composition import reset_services, services
-from imagepipe.ids import new_image_id
+from imagepipe.ids import instance_id, new_image_id
 from imagepipe.pipeline import fetch_image_metadata
 from imagepipe.records import (
     BLOB_METADATA_LIMIT_BYTES,
@@ -149,16 +149,21 @@ def test_direct_upload_metadata_is_revalidated_before_it_reaches_a_record(app_en
     assert (profile, original) == ("fashion", "passwd")
     assert len(client) == 16 and all(k.startswith("key") and v == "v" * 40 for k, v in client.items())
 
-    step = {"imageId": spec["id"], "blobName": info.name, "etag": info.etag, "instanceId": "i1"}
+    step = {
+        "imageId": spec["id"],
+        "blobName": info.name,
+        "etag": info.etag,
+        "instanceId": instance_id(spec["id"], info.etag),
+    }
     assert fetch_image_metadata(services(), step)["ok"] is True  # type: ignore[arg-type]
     record = services().records.get(spec["id"])
     assert record is not None
-    assert record["client"]["originalName"] == "passwd"
-    assert record["client"]["metadata"] == client
-    assert not any("extra" in key for key in json.dumps(record["client"]))
+    # what was validated when the URL was issued wins over what the PUT sent (imagepipe.acceptance)
+    assert record["client"] == {"originalName": "ok.png", "metadata": {}}
+    assert "passwd" not in json.dumps(record) and "extra0" not in json.dumps(record)
 
 
-def test_direct_upload_with_a_forged_profile_fails_naming_no_junk(app_env: dict[str, str]) -> None:
+def test_direct_upload_with_a_forged_profile_keeps_the_validated_one(app_env: dict[str, str]) -> None:
     status, spec = create_upload({"contentType": "image/png"})
     assert status == 201, spec
     headers = {**spec["requiredHeaders"], "x-ms-meta-profile": "<script>" + "p" * 590}
@@ -166,11 +171,17 @@ def test_direct_upload_with_a_forged_profile_fails_naming_no_junk(app_env: dict[
     assert put.status_code == 201, put.text
     info = services().blobs.get_properties(f"{spec['id']}.png")
     assert decode_blob_metadata(dict(info.metadata))[0] == INVALID_PROFILE
-    step = {"imageId": spec["id"], "blobName": info.name, "etag": info.etag, "instanceId": "i1"}
+    step = {
+        "imageId": spec["id"],
+        "blobName": info.name,
+        "etag": info.etag,
+        "instanceId": instance_id(spec["id"], info.etag),
+    }
     outcome = fetch_image_metadata(services(), step)  # type: ignore[arg-type]
-    assert outcome["ok"] is False and outcome["error"]["code"] == "unknown_profile"
+    # the profile validated when the URL was issued (the default) wins over the forged one
+    assert outcome["ok"] is True and outcome["profile"] == "general"
     record = services().records.get(spec["id"])
-    assert record is not None and record["profile"] == INVALID_PROFILE
+    assert record is not None and record["profile"] == "general"
     assert "script" not in json.dumps(record) and "ppppp" not in json.dumps(outcome)
 
 
@@ -200,9 +211,12 @@ def test_forged_host_header_never_appears_in_a_response(app_env: dict[str, str])
         headers={"content-type": "application/json"},
     )
     assert direct.status_code == 201
-    missing = call_with_host("get_image", "GET", f"/api/images/{image_id}", route_params={"id": image_id})
+    accepted = call_with_host("get_image", "GET", f"/api/images/{image_id}", route_params={"id": image_id})
+    assert accepted.status_code == 200  # the acceptance record, pending
+    unknown = new_image_id()
+    missing = call_with_host("get_image", "GET", f"/api/images/{unknown}", route_params={"id": unknown})
     assert missing.status_code == 404
-    for response in (upload, direct, missing):
+    for response in (upload, direct, accepted, missing):
         assert FORGED_HOST not in everything(response)
     assert body_json(upload)["statusUrl"] == f"/api/images/{image_id}/status"
     assert upload.headers["Location"] == f"/api/images/{image_id}/status"

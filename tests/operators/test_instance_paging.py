@@ -18,6 +18,7 @@ import azure.durable_functions as df
 import azure.functions as func
 import pytest
 from aiohttp.test_utils import TestServer
+from azure.durable_functions.models.utils import http_utils as sdk_http
 
 from imagepipe.composition import reset_services
 from imagepipe.ids import instance_id, new_image_id
@@ -32,16 +33,19 @@ from triggers import api_runs
 
 pytestmark = pytest.mark.unit
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 COUNT = 350
 T = TypeVar("T")
 
 
 def fleet(count: int = COUNT) -> list[Instance]:
-    """``count`` pipeline runs created 10 s apart (newest now): every 7th Failed, every 11th Running."""
+    """``count`` pipeline runs created 10 s apart (newest now): every 7th Failed, every 11th Running.
+
+    "Now" is the time of the call, not of the import: the handlers under test read the clock themselves.
+    """
+    now = datetime.now(UTC).replace(microsecond=0)
     out = []
     for i in range(count):
-        created = NOW - timedelta(seconds=10 * i + 5)
+        created = now - timedelta(seconds=10 * i + 5)
         image_id = new_image_id(int(created.timestamp() * 1000))
         status = "Failed" if i % 7 == 3 else "Running" if i % 11 == 5 else "Completed"
         output = "Orchestrator function 'image_pipeline' failed: analyze_image failed (vision_unavailable): x"
@@ -71,6 +75,10 @@ async def serving(api: FakeManagementApi) -> AsyncIterator[str]:
 
 
 def run(api: FakeManagementApi, body: Callable[[str], Awaitable[T]]) -> T:
+    # The SDK keeps one aiohttp session per process, bound to the event loop that made it: each asyncio.run
+    # here is a new loop, so start from no session (the Functions worker has one loop for its lifetime).
+    sdk_http._client_session = None
+
     async def main() -> T:
         async with serving(api) as origin:
             return await body(origin)
@@ -95,7 +103,7 @@ def test_every_page_is_collected_through_empty_pages() -> None:
 
 def test_filters_reach_the_extension_and_sparse_pages_are_followed() -> None:
     api = FakeManagementApi(fleet())
-    since = NOW - timedelta(minutes=40)
+    since = api.instances[0].created - timedelta(minutes=40)
     found = run(
         api, lambda origin: query_instances(api.binding(origin), runtime_status=["Failed"], created_from=since, top=25)
     )
@@ -198,7 +206,7 @@ def test_stats_count_every_run_in_the_window() -> None:
         )
 
     stats = run(api, body)
-    in_window = [i for i in api.instances if i.created >= NOW - timedelta(minutes=60)]
+    in_window = [i for i in api.instances if i.created >= datetime.now(UTC) - timedelta(minutes=60)]
     assert len(in_window) > 300
     assert stats["total"] == len(in_window)
     assert stats["byStatus"]["Failed"] == sum(1 for i in in_window if i.runtime_status == "Failed")

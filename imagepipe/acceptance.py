@@ -27,7 +27,7 @@ from imagepipe.composition import Services
 from imagepipe.errors import ImagepipeError, NotFoundError, TransientServiceError
 from imagepipe.ids import image_id_from_blob_name, instance_id
 from imagepipe.ports import BlobInfo, JsonDict, SearchQuery
-from imagepipe.records import SCHEMA_VERSION, iso, utc_now
+from imagepipe.records import iso, record_skeleton, utc_now
 
 log = logging.getLogger("imagepipe.acceptance")
 
@@ -91,12 +91,11 @@ def pending_record(
 ) -> JsonDict:
     """The record of an accepted image whose blob has not been processed yet (docs/contracts.md)."""
     now = utc_now()
-    return {
-        "id": image_id,
-        "schemaVersion": SCHEMA_VERSION,
-        "profile": profile,
-        "status": "pending",
-        "blob": {
+    return record_skeleton(
+        image_id,
+        profile=profile,
+        status="pending",
+        blob={
             "container": container,
             "name": name,
             "etag": None,
@@ -104,21 +103,13 @@ def pending_record(
             "contentType": content_type,
             "lastModified": None,
         },
-        "image": None,
-        "client": {"originalName": original_name, "metadata": dict(client)},
-        "analysis": None,
-        "readResult": None,
-        "text": "",
-        "tags": [],
-        "labels": [],
-        "labelNames": [],
-        "nearDuplicates": [],
-        "run": {},
-        "error": None,
-        "acceptance": {"source": source, "acceptedAt": now, "uploadExpiresAt": upload_expires_at},
-        "createdAt": now,
-        "updatedAt": now,
-    }
+        image=None,
+        client={"originalName": original_name, "metadata": dict(client)},
+        run={},
+        acceptance={"source": source, "acceptedAt": now, "uploadExpiresAt": upload_expires_at},
+        created_at=now,
+        now=now,
+    )
 
 
 def _write_acceptance(svc: Services, record: JsonDict) -> None:

@@ -28,6 +28,7 @@ from imagepipe.errors import ImagepipeError, NotFoundError, PermanentImageError,
 from imagepipe.ids import image_id_from_blob_name, instance_id, is_image_id
 from imagepipe.imagefacts import Limits, inspect_image
 from imagepipe.ports import AnalysisRequest, BlobInfo, JsonDict
+from imagepipe.profiles import Profile
 from imagepipe.records import (
     blob_json,
     merge_into_record,
@@ -241,9 +242,10 @@ def fetch_image_metadata(svc: Services, given: Any) -> JsonDict:
 # ---------------------------------------------------------------------------------------------------
 
 
-def analyze_image(svc: Services, given: Any, profile_name: str | None = None) -> JsonDict:
-    """Analyze with the profile named by ``profile_name`` or, when None, by the input's ``profile``."""
-    name = "analyze_image"
+def _begin_vision_step(
+    svc: Services, name: str, given: Any, profile_name: str | None
+) -> tuple[StepInput, Profile, bytes] | JsonDict:
+    """The checked input, the profile and the bytes of the current blob version, or the step's outcome."""
     try:
         step = check_step(name, given)
         profile = svc.profiles[_check_profile(svc, name, given, profile_name)]
@@ -252,6 +254,15 @@ def analyze_image(svc: Services, given: Any, profile_name: str | None = None) ->
     data = _download_current(svc, step, name)
     if isinstance(data, dict):
         return data
+    return step, profile, data
+
+
+def analyze_image(svc: Services, given: Any, profile_name: str | None = None) -> JsonDict:
+    """Analyze with the profile named by ``profile_name`` or, when None, by the input's ``profile``."""
+    begun = _begin_vision_step(svc, "analyze_image", given, profile_name)
+    if isinstance(begun, dict):
+        return begun
+    step, profile, data = begun
     from imagepipe import policy
 
     request = AnalysisRequest(features=profile.features, extras=profile.extras, profile=profile.name)
@@ -287,15 +298,10 @@ def analyze_image(svc: Services, given: Any, profile_name: str | None = None) ->
 
 def read_text(svc: Services, given: Any, profile_name: str | None = None) -> JsonDict:
     """OCR with the profile named by ``profile_name`` or, when None, by the input's ``profile``."""
-    name = "read_text"
-    try:
-        step = check_step(name, given)
-        profile = svc.profiles[_check_profile(svc, name, given, profile_name)]
-    except StepRefused as refused:
-        return refused.result
-    data = _download_current(svc, step, name)
-    if isinstance(data, dict):
-        return data
+    begun = _begin_vision_step(svc, "read_text", given, profile_name)
+    if isinstance(begun, dict):
+        return begun
+    step, profile, data = begun
     from imagepipe import policy
 
     request = AnalysisRequest(features=("read",), profile=profile.name)

@@ -183,14 +183,42 @@ def new_record(
             "phash": facts.phash,
             "exif": facts.exif,
         }
+    return record_skeleton(
+        image_id,
+        profile=profile,
+        status="processing",
+        blob=blob_json(info),
+        image=image,
+        client={"originalName": original_name, "metadata": client},
+        run={"instanceId": instance_id},
+        acceptance=(existing or {}).get("acceptance"),
+        created_at=(existing or {}).get("createdAt") or now,
+        now=now,
+    )
+
+
+def record_skeleton(
+    image_id: str,
+    *,
+    profile: str,
+    status: str,
+    blob: JsonDict,
+    image: JsonDict | None,
+    client: JsonDict,
+    run: JsonDict,
+    acceptance: JsonDict | None,
+    created_at: str,
+    now: str,
+) -> JsonDict:
+    """Every field of a record (docs/contracts.md), with no analysis yet: the one place the shape is spelled out."""
     return {
         "id": image_id,
         "schemaVersion": SCHEMA_VERSION,
         "profile": profile,
-        "status": "processing",
-        "blob": blob_json(info),
+        "status": status,
+        "blob": blob,
         "image": image,
-        "client": {"originalName": original_name, "metadata": client},
+        "client": client,
         "analysis": None,
         "readResult": None,
         "text": "",
@@ -198,10 +226,10 @@ def new_record(
         "labels": [],
         "labelNames": [],
         "nearDuplicates": [],
-        "run": {"instanceId": instance_id},
+        "run": run,
         "error": None,
-        "acceptance": (existing or {}).get("acceptance"),
-        "createdAt": (existing or {}).get("createdAt") or now,
+        "acceptance": acceptance,
+        "createdAt": created_at,
         "updatedAt": now,
     }
 

@@ -28,6 +28,9 @@ from bench.common import RESULTS, ROOT, machine_facts, write_result
 # leak this guards against grew ~700 MiB and ~330 descriptors per 200 images.
 RSS_GROWTH_LIMIT_MIB = 150.0
 HANDLE_SLACK = 8
+# bounded pools fill lazily: the record store may open its last pooled connections (db, WAL and shm: three
+# descriptors each) only when a busier moment needs them
+SQLITE_SLACK = 6
 THREAD_SLACK = 4
 
 
@@ -70,7 +73,7 @@ def judge(samples: list[dict[str, Any]], warmup_rounds: int) -> dict[str, Any]:
     flat = (
         growth["rssMiB"] < RSS_GROWTH_LIMIT_MIB
         and growth["openFds"] <= HANDLE_SLACK
-        and growth["sqliteFds"] <= 0
+        and growth["sqliteFds"] <= SQLITE_SLACK
         and growth["threads"] <= THREAD_SLACK
     )
     return {"judgedRounds": len(judged), "growth": growth, "flat": flat}
@@ -124,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="imagepipe-soak-") as tmp:
         result |= soak(images, args.rounds, args.timeout, Path(tmp) / "stack")
     result["verdict"] = judge(result["rounds"], args.warmup_rounds)
-    result["limits"] = {"rssGrowthMiB": RSS_GROWTH_LIMIT_MIB, "handleSlack": HANDLE_SLACK, "threadSlack": THREAD_SLACK}
+    result["limits"] = {
+        "rssGrowthMiB": RSS_GROWTH_LIMIT_MIB,
+        "handleSlack": HANDLE_SLACK,
+        "sqliteSlack": SQLITE_SLACK,
+        "threadSlack": THREAD_SLACK,
+    }
     write_result(args.out, result)
     print(json.dumps(result["verdict"], indent=2))
     print(f"wrote {args.out}")

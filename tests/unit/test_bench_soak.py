@@ -42,7 +42,7 @@ def test_flat_after_warm_up() -> None:
 
 @pytest.mark.parametrize(
     "last",
-    [_row(1900, 61, 30), _row(1520, 200, 30), _row(1520, 61, 90), _row(1520, 61, 30, sqlite=40)],
+    [_row(1900, 61, 30), _row(1520, 200, 30), _row(1520, 61, 90), _row(1520, 61, 30, sqlite=12)],
     ids=["rss", "fds", "threads", "sqlite"],
 )
 def test_growth_after_warm_up_is_not_flat(last: dict[str, float | int]) -> None:

@@ -278,3 +278,9 @@ def test_rewrites_and_deletes_keep_the_key_table_exact(store: SqliteRecordStore)
     assert key_rows() == KEYS_PER_RECORD
     assert store.delete("k2") and not store.delete("k2")
     assert key_rows() == 0
+    # One bulk batch writing the same id twice (the keys of a batch are inserted at its end).
+    first, second = make_record("k3", phash=f"{0x1111_0000_2222_0000:016x}"), make_record("k3", phash=f"{7:016x}")
+    assert store.bulk_write([first, second, make_record("k4", n=1, phash=f"{7:016x}")]) == 3
+    assert key_rows() == 2 * KEYS_PER_RECORD
+    assert store.near_duplicates(f"{0x1111_0000_2222_0000:016x}", max_distance=6, exclude_id="-") == []
+    assert ids(store.near_duplicates(f"{7:016x}", max_distance=0, exclude_id="-")) == ["k3", "k4"]

@@ -226,6 +226,10 @@ def _masks(radius: int) -> tuple[int, ...]:
     return tuple(sum(1 << b for b in bits) for r in range(radius + 1) for bits in combinations(range(HALF_BITS), r))
 
 
+#: The XOR masks of the write side (0 and the 32 single bits): a record stores ``half ^ m`` for each.
+WRITE_MASKS = list(_masks(WRITE_RADIUS))
+
+
 def probe_radius(max_distance: int) -> int:
     """Bits flipped per half on the query side: ``max(0, floor(d / 2) - WRITE_RADIUS)``."""
     return max(0, max(0, max_distance) // PHASH_HALVES - WRITE_RADIUS)

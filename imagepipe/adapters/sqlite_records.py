@@ -20,12 +20,14 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 from imagepipe.adapters.records_common import (
+    HALF_BITS,
+    WRITE_MASKS,
     JsonDict,
+    band_int,
     clamp_limit,
     decode_token,
     encode_token,
@@ -79,6 +81,16 @@ CREATE TABLE IF NOT EXISTS record_phash_keys (
 """
 # Words are runs of letters and digits, case-folded, diacritics kept: the same words as ``search_words``.
 _FTS = "CREATE VIRTUAL TABLE records_fts USING fts5 (text, tokenize = 'unicode61 remove_diacritics 0')"
+
+# The 66 pHash keys of many records in one statement, in key order: ?1 = [[rowid, h0 key], [rowid, h1 key], ...]
+# (``band_int`` of each exact half), ?2 = the write-side XOR masks; a XOR m = (a | m) - (a & m).
+_INSERT_KEYS = """
+INSERT OR IGNORE INTO record_phash_keys (key, rid)
+SELECT (h.k | m.value) - (h.k & m.value), h.rid
+FROM (SELECT json_extract(value, '$[0]') AS rid, json_extract(value, '$[1]') AS k FROM json_each(?1)) AS h,
+     json_each(?2) AS m
+ORDER BY 1
+"""
 
 # The FTS rows share the rowid of their record (an upsert keeps the rowid).
 _DELETE_FTS = "DELETE FROM records_fts WHERE rowid = (SELECT rowid FROM records WHERE id = ?)"
@@ -207,10 +219,7 @@ class SqliteRecordStore:
                         self._write_text(conn, rowid, _load(doc))
                 rows = conn.execute("SELECT rowid, phash FROM records WHERE phash IS NOT NULL").fetchall()
                 for start in range(0, len(rows), 1000):
-                    batch = rows[start : start + 1000]
-                    self._insert_keys(
-                        conn, [pair for rid, ph in batch for pair in zip(phash_key_ints(ph), repeat(rid))]
-                    )
+                    self._insert_keys(conn, rows[start : start + 1000])
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -248,8 +257,8 @@ class SqliteRecordStore:
         return count + (self._write_many(pending) if pending else 0)
 
     def _write_many(self, records: list[JsonDict]) -> int:
-        # The pHash keys of the batch go in at the end, sorted: 66 random keys per record inserted one record
-        # at a time touch pages all over the key index; sorted, the batch walks it once.
+        # The pHash keys of the batch go in at the end, sorted, in one statement: 66 random keys per record
+        # inserted one record at a time touch pages all over the key index; sorted, the batch walks it once.
         keys: list[tuple[int, int]] = []
         seen: set[str] = set()
         with self._tx() as conn:
@@ -388,7 +397,8 @@ class SqliteRecordStore:
     @classmethod
     def _write(cls, conn: sqlite3.Connection, record: JsonDict, keys: list[tuple[int, int]] | None = None) -> None:
         """Insert or replace one normalised record with its terms, pHash keys and text (in ``conn``'s
-        transaction). With ``keys``, new pHash key rows are appended there for the caller to insert."""
+        transaction). With ``keys``, ``(rowid, phash)`` of a record whose keys are due is appended there for
+        the caller to insert (``_insert_keys``)."""
         image_id = record["id"]
         blob = record.get("blob") if isinstance(record.get("blob"), dict) else {}
         ph = phash_to_int(record_phash(record))
@@ -429,19 +439,23 @@ class SqliteRecordStore:
             "INSERT INTO record_terms (id, kind, value) VALUES (?, ?, ?)", [(image_id, k, v) for k, v in terms]
         )
         if stored_ph is not None and (old is None or old[1] != stored_ph):
-            new_keys = list(zip(phash_key_ints(stored_ph), repeat(rowid)))
             if keys is None:
-                cls._insert_keys(conn, new_keys)
+                cls._insert_keys(conn, [(rowid, stored_ph)])
             else:
-                keys += new_keys
+                keys.append((rowid, stored_ph))
         conn.execute("DELETE FROM records_fts WHERE rowid = ?", (rowid,))
         cls._write_text(conn, rowid, record)
 
     @staticmethod
-    def _insert_keys(conn: sqlite3.Connection, keys: list[tuple[int, int]]) -> None:
-        """Store ``(key, rowid)`` pHash key rows, in key order."""
-        keys.sort()
-        conn.executemany("INSERT OR IGNORE INTO record_phash_keys (key, rid) VALUES (?, ?)", keys)
+    def _insert_keys(conn: sqlite3.Connection, records: list[tuple[int, int]]) -> None:
+        """Store the pHash keys of ``(rowid, phash)`` records (``phash`` signed or unsigned), in key order."""
+        if not records:
+            return
+        halves: list[list[int]] = []
+        for rowid, phash in records:
+            value = phash & ((1 << 64) - 1)
+            halves += ([rowid, band_int(0, value >> HALF_BITS)], [rowid, band_int(1, value & ((1 << HALF_BITS) - 1))])
+        conn.execute(_INSERT_KEYS, (json.dumps(halves), json.dumps(WRITE_MASKS)))
 
     @staticmethod
     def _delete_keys(conn: sqlite3.Connection, rowid: int, phash: int | None) -> None:

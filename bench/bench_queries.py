@@ -4,15 +4,17 @@ The records have the real shape (profile, status, blob facts, image facts with a
 labels, OCR text for 20 %, timestamps over 30 days). Part 1 (``queries``): the SQLite store at the large
 size, written through its own write path (``bulk_write``, 1,000 records per transaction; build time
 reported); each query is repeated and its latency reported as p50/p95: point get, search by profile / tag /
-label / text (FTS5) / status + time range, a paged walk of 10 pages, the banded near-duplicate lookup, plus
+label / text (FTS5) / status + time range, a paged walk of 10 pages, the keyed near-duplicate lookup, plus
 single-record upserts.
 
 Part 2 (``scaling``): at both sizes, with the same planted needles (10 target pHashes with 4 near-duplicates
 each at distances 1..6, a word pair in 20 records), the near-duplicate lookup and text search in both
 stores: SQLite latency and candidate rows; Cosmos DB through the real SDK over the fake gateway
 (tests/fakes/cosmos_transport.py, documents loaded straight into its container), cost as the documents
-each query examines (the fake's index model). Each figure carries the ratio large/small: the banded lookup
-and the indexed text search stay near 1 while the full scans they replace grow with the record count.
+each query examines (the fake's index model). Each figure carries the ratio large/small: the keyed lookup
+(multi-index hashing, docs/records.md) and the indexed text search stay near 1 while the full scans they
+replace grow with the record count. The expected chance candidates per lookup are computed next to the
+measured ones.
 Writes ``bench/results/queries.json``.
 """
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
+import math
 import random
 import sqlite3
 import statistics
@@ -214,28 +216,60 @@ def corpus(n: int, seed: int) -> tuple[list[dict[str, Any]], list[list[str]]]:
     return records, texts
 
 
+def chance_candidates(n: int, max_distance: int) -> float:
+    """Expected records per lookup that share a probe key with the target by chance, among ``n`` random
+    pHashes: a record matches when one of its halves lies within ``WRITE_RADIUS + probe_radius(d)`` bits of
+    the target's half (docs/records.md)."""
+    from imagepipe.adapters.records_common import HALF_BITS, PHASH_HALVES, WRITE_RADIUS, probe_radius
+
+    reach = WRITE_RADIUS + probe_radius(max_distance)
+    per_half = sum(math.comb(HALF_BITS, k) for k in range(reach + 1)) / 2**HALF_BITS
+    return float(n * (1 - (1 - per_half) ** PHASH_HALVES))
+
+
 def sqlite_scaling(store: Any, texts: list[list[str]], targets: list[int], repeat: int) -> Any:
-    from imagepipe.adapters.records_common import probe_bands
+    from imagepipe.adapters.records_common import probe_key_ints
     from imagepipe.ports import SearchQuery
 
     rng = random.Random(5)
     hits: list[int] = []
     candidates: list[int] = []
     with store._connection() as conn:
+        n = conn.execute("SELECT count(*) FROM records").fetchone()[0]
         for target in targets:
-            keys = json.dumps(probe_bands(target, 6))
-            candidates.append(
-                conn.execute(
-                    "SELECT count(DISTINCT id) FROM record_phash_bands WHERE band IN (SELECT value FROM json_each(?))",
-                    (keys,),
-                ).fetchone()[0]
-            )
+            candidates.append(len(store._candidates(conn, target, 6)))
+
+        def bound_parameters(target: int) -> int:
+            # The alternative to one json_each() parameter: IN lists of bound parameters, 500 per statement.
+            keys, found = probe_key_ints(target, 6) or [], set()
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                found |= {
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT rid FROM record_phash_keys WHERE key IN (" + ",".join("?" * len(chunk)) + ")", chunk
+                    )
+                }
+            return len(found)
+
+        def json_each(target: int) -> int:
+            return len(store._candidates(conn, target, 6))
+
+        def variant(fn: Callable[[int], int]) -> dict[str, Any]:
+            probe = iter(targets * (repeat * 2))
+            return {"latencyMs": summarize(timed(lambda: fn(next(probe)), repeat)[0], 3)}
+
+        variants = {"jsonEach": variant(json_each), "boundParameters500": variant(bound_parameters)}
     cycle = iter(targets * (repeat * 2))
 
     def near() -> None:
         hits.append(len(store.near_duplicates(f"{next(cycle):016x}", max_distance=6, exclude_id="none")))
 
     near_ms, _ = timed(near, repeat)
+    wide = iter(targets * repeat)
+    wide_ms, _ = timed(
+        lambda: store.near_duplicates(f"{next(wide):016x}", max_distance=8, exclude_id="none"), max(3, repeat // 5)
+    )
     scan_ms, _ = timed(
         lambda: store.near_duplicates(f"{targets[0]:016x}", max_distance=12, exclude_id="none"),
         max(3, repeat // 10),
@@ -246,8 +280,12 @@ def sqlite_scaling(store: Any, texts: list[list[str]], targets: list[int], repea
         "nearDuplicates": {
             "latencyMs": summarize(near_ms, 3),
             "hitsPerLookup": statistics.fmean(hits),
-            "candidateRowsPerLookup": statistics.fmean(candidates),
+            "candidatesPerLookup": statistics.fmean(candidates),
+            "chanceCandidatesPerLookup": round(statistics.fmean(candidates) - statistics.fmean(hits), 2),
+            "expectedChanceCandidates": round(chance_candidates(n, 6), 3),
         },
+        "candidateReadVariants": variants,
+        "nearDuplicatesDistance8": {"latencyMs": summarize(wide_ms, 3)},
         "nearDuplicateFullScan": {"latencyMs": summarize(scan_ms, 3)},
         "textNeedle": {"latencyMs": summarize(needle_ms, 3), "hits": len(found.items)},
         "textRandomPair": {"latencyMs": summarize(random_ms, 3)},
@@ -280,10 +318,15 @@ def cosmos_scaling(records: list[dict[str, Any]], texts: list[list[str]], target
         return {"documentsExamined": summarize(examined, 1)}
 
     cycle = iter(targets * (repeat * 2))
+    queries: list[float] = []
+
+    def near() -> None:
+        transport.query_costs.clear()
+        fulltext.near_duplicates(f"{next(cycle):016x}", max_distance=6, exclude_id="none")
+        queries.append(len(transport.query_costs))
+
     out = {
-        "nearDuplicates": cost(
-            lambda: fulltext.near_duplicates(f"{next(cycle):016x}", max_distance=6, exclude_id="none"), 5
-        ),
+        "nearDuplicates": cost(near, 5) | {"queriesPerLookup": summarize(queries, 1)},
         "nearDuplicateFullScan": cost(
             lambda: fulltext.near_duplicates(f"{targets[0]:016x}", max_distance=12, exclude_id="none"), 1
         ),
@@ -367,8 +410,9 @@ def run_all(n: int, small: int, repeat: int, seed: int) -> dict[str, Any]:
             "(random profile/tag/label/words of an existing record's OCR text/2-day window)",
             "searchTag draws tags from records, so common tags dominate (Zipf-like vocabulary of 400); "
             "searchTagAndProfile combines such a tag with a random profile",
-            "nearDuplicates = the banded lookup at distance 6 (68 band keys probed, candidates verified); "
-            "nearDuplicateFullScan = distance 12, where the stores scan every pHash (what every lookup did before)",
+            "nearDuplicates = the keyed lookup at distance 6 (66 keys stored per record, 1,058 probed, candidates "
+            "verified); nearDuplicatesDistance8 probes 10,978 keys; nearDuplicateFullScan = distance 12, where the "
+            "stores scan every pHash (they scan from distance 10 on)",
             "pagedWalk10x50 = 10 pages of 50 through continuation tokens, one profile",
             "build = bulk_write, 1,000 records per transaction; upsertOne = the public upsert_if_not_older, "
             "one transaction each (WAL, synchronous=NORMAL)",
@@ -376,8 +420,11 @@ def run_all(n: int, small: int, repeat: int, seed: int) -> dict[str, Any]:
             "a word pair in 20 texts); ratioLargeToSmall = large/small (p50 for latencies)",
             "scaling.cosmosFake: documentsExamined per call from the fake gateway's index model (indexed "
             "predicate: its matching documents; otherwise the documents walked), a proxy for RU, not RU",
-            "candidateRowsPerLookup counts random band collisions too: expected hits + N x 68/65536, so it grows "
-            "slowly with N (about 0.1 % of N); latency stays near flat at these sizes (docs/records.md)",
+            "candidatesPerLookup = records sharing a probe key with the target (hits + chance); "
+            "expectedChanceCandidates = N x 2 x 5,489 / 2^32 at distance 6 (docs/records.md); "
+            "candidateReadVariants: the store's one json_each() parameter against IN lists of 500 bound parameters",
+            "scaling.cosmosFake.nearDuplicates: 3 probe queries of at most 500 keys (1,058 in all) + 1 read of the "
+            "hits; documentsExamined counts a document once per probe query that matches it",
         ],
     }
 

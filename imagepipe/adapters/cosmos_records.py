@@ -4,15 +4,17 @@ One document per image, partition key ``/id``: point reads and writes address on
 ``upsert_if_not_older`` is optimistic concurrency: read, compare blob versions, then ``replace_item`` with
 the read ETag (``If-Match``) or ``create_item`` for a new id, retrying on 412/409 when another writer won
 the race. Every write normalises the timestamps to UTC milliseconds with ``Z`` (string order = time order)
-and adds ``phashBands``, the four 16-bit band keys of the pHash (stripped again on read).
+and adds ``phashBands``, the 66 pHash keys (per 32-bit half: the half and every value one bit away; stripped
+again on read).
 
 ``search`` is one parameterized SQL query (``TOP n ... ORDER BY c.createdAt DESC``) paged by keyset: our
 opaque token holds the last ``createdAt`` and the ids already returned at that instant. Text search uses
 the container's full-text index (``FullTextContains`` per word) when the container has a full-text policy
 on ``/text`` (``text_search="auto"``, read once from the container), else case-insensitive ``CONTAINS``.
-``near_duplicates`` probes the band keys (``EXISTS ... ARRAY_CONTAINS(@bands, b)`` over the indexed
-``phashBands``), verifies Hamming distances here (Cosmos SQL has no popcount) and reads the hits in one
-query; docs/records.md has the numbers and the backfill of older documents (``backfill``).
+``near_duplicates`` probes the keys (``EXISTS ... ARRAY_CONTAINS(@bands, b)`` over the indexed
+``phashBands``, at most ``PROBE_CHUNK`` keys per query), verifies Hamming distances here (Cosmos SQL has no
+popcount) and reads the hits in one query; docs/records.md has the numbers and the backfill of older
+documents (``backfill``).
 
 The SDK retries throttling (429) itself; that budget is kept small (3 attempts, 10 s) because the
 orchestration retries activities too. SDK errors become ``imagepipe.errors``: 429/503/408/timeouts/
@@ -68,6 +70,9 @@ TEXT_PATH = "/text"
 _DATA_ROLE = "Cosmos DB Built-in Data Contributor"
 _WRITE_ATTEMPTS = 8
 _TRANSIENT = {408, 429, 449, 500, 502, 503, 504}
+#: The most probe keys one near-duplicate query carries (about 7 KB of parameters; the account's query text
+#: limit is 256 KB): 1,058 keys at distance 6 are three queries.
+PROBE_CHUNK = 500
 
 
 def _strip(doc: JsonDict) -> JsonDict:
@@ -324,26 +329,32 @@ class CosmosRecordStore:
         if target is None:
             raise InvalidInputError(f"'{phash[:32]}' is not a 64-bit perceptual hash (16 hex digits)")
         keys = probe_bands(target, max_distance)
-        params: list[dict[str, object]] = []
-        if keys is None:  # so many probes that reading every pHash is cheaper (distance >= 12)
-            sql = "SELECT c.id, c.image.phash FROM c WHERE IS_STRING(c.image.phash)"
+        queries: list[tuple[str, list[dict[str, object]]]] = []
+        if keys is None:  # so many probes that reading every pHash is cheaper (distance >= 10)
+            queries.append(("SELECT c.id, c.image.phash FROM c WHERE IS_STRING(c.image.phash)", []))
         else:
             sql = (
                 "SELECT c.id, c.image.phash FROM c "
                 "WHERE EXISTS(SELECT VALUE b FROM b IN c.phashBands WHERE ARRAY_CONTAINS(@bands, b))"
             )
-            params.append({"name": "@bands", "value": keys})
+            chunks = -(-len(keys) // PROBE_CHUNK)
+            size = -(-len(keys) // chunks)  # even chunks: 1,058 keys -> 353 + 353 + 352
+            for start in range(0, len(keys), size):
+                queries.append((sql, [{"name": "@bands", "value": keys[start : start + size]}]))
 
         def lookup(container: ContainerProxy) -> list[JsonDict]:
-            rows = container.query_items(sql, parameters=params, enable_cross_partition_query=True, max_item_count=1000)
             distances: dict[str, int] = {}
-            for row in rows:
-                value = phash_to_int(row.get("phash"))
-                image_id = row.get("id")
-                if not isinstance(image_id, str) or value is None or image_id == exclude_id:
-                    continue
-                if (d := hamming(value, target)) <= max_distance:
-                    distances[image_id] = d
+            for sql, params in queries:
+                rows = container.query_items(
+                    sql, parameters=params, enable_cross_partition_query=True, max_item_count=1000
+                )
+                for row in rows:
+                    value = phash_to_int(row.get("phash"))
+                    image_id = row.get("id")
+                    if not isinstance(image_id, str) or value is None or image_id == exclude_id:
+                        continue
+                    if (d := hamming(value, target)) <= max_distance:
+                        distances[image_id] = d
             hits = sorted((d, image_id) for image_id, d in distances.items())[: max(1, limit)]
             if not hits:
                 return []
@@ -359,9 +370,10 @@ class CosmosRecordStore:
         return self._call("near-duplicate lookup", lookup)
 
     def backfill(self) -> int:
-        """Rewrite every document stored before band keys and UTC timestamps: adds ``phashBands`` and
-        normalises ``createdAt``/``updatedAt``/``blob.lastModified``. One pass over the container (RU ~ size);
-        idempotent, safe while the app runs (If-Match; a document changed meanwhile is already current).
+        """Rewrite every document stored before the current pHash keys and UTC timestamps: sets ``phashBands``
+        (the 66 half keys; documents with the older 16-bit band keys are rewritten too) and normalises
+        ``createdAt``/``updatedAt``/``blob.lastModified``. One pass over the container (RU ~ size); idempotent,
+        safe while the app runs (If-Match; a document changed meanwhile is already current).
         Returns how many documents it rewrote."""
 
         def run(container: ContainerProxy) -> int:

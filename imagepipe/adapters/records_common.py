@@ -15,6 +15,7 @@ import binascii
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from itertools import combinations
 from typing import Any
 
@@ -191,45 +192,101 @@ def record_phash(record: JsonDict) -> str | None:
     return value if isinstance(value, str) else None
 
 
-#: The 64-bit pHash is cut into this many bands of 16 bits (4 hex digits each) for the banded lookup.
-PHASH_BANDS = 4
-_BAND_BITS = 64 // PHASH_BANDS
-_BAND_MASK = (1 << _BAND_BITS) - 1
-#: The most band keys one lookup probes; beyond it (max distance >= 12) the stores scan instead.
-MAX_PROBES = 600
+#: Multi-index hashing: the 64-bit pHash is cut into two 32-bit halves (``h0`` = high, ``h1`` = low).
+PHASH_HALVES = 2
+HALF_BITS = 64 // PHASH_HALVES
+_HALF_MASK = (1 << HALF_BITS) - 1
+#: Write-side radius: each record stores, per half, the key of the half and of every value this many bits
+#: away (1 + 32 = 33 keys per half, 66 in all), whatever the lookup distance.
+WRITE_RADIUS = 1
+#: The keys one record stores (``phash_bands``).
+KEYS_PER_RECORD = PHASH_HALVES * (1 + HALF_BITS)
+#: The most keys one lookup probes; beyond it (max distance >= 10: 82,898 keys) the stores scan instead.
+#: Distance 8-9 probes 10,978 keys, 6-7 probes 1,058, 0-5 at most 66.
+MAX_PROBES = 12_000
 
 
-def band_key(band: int, value: int) -> str:
-    """The exact-match key of one band: ``b<band>:<4 hex digits>``."""
-    return f"b{band}:{value:04x}"
+def band_key(half: int, value: int) -> str:
+    """The exact-match key of one 32-bit half value: ``h<half>:<8 hex digits>`` (Cosmos DB ``phashBands``)."""
+    return f"h{half}:{value:08x}"
+
+
+def band_int(half: int, value: int) -> int:
+    """The same key as an integer, ``half << 32 | value`` (SQLite ``record_phash_keys.key``)."""
+    return (half << HALF_BITS) | value
+
+
+def _halves(value: int) -> tuple[int, ...]:
+    return tuple((value >> (HALF_BITS * (PHASH_HALVES - 1 - i))) & _HALF_MASK for i in range(PHASH_HALVES))
+
+
+@lru_cache(maxsize=8)
+def _masks(radius: int) -> tuple[int, ...]:
+    """Every 32-bit XOR mask with at most ``radius`` bits set, fewest bits first."""
+    return tuple(sum(1 << b for b in bits) for r in range(radius + 1) for bits in combinations(range(HALF_BITS), r))
+
+
+#: The XOR masks of the write side (0 and the 32 single bits): a record stores ``half ^ m`` for each.
+WRITE_MASKS = list(_masks(WRITE_RADIUS))
+
+
+def probe_radius(max_distance: int) -> int:
+    """Bits flipped per half on the query side: ``max(0, floor(d / 2) - WRITE_RADIUS)``."""
+    return max(0, max(0, max_distance) // PHASH_HALVES - WRITE_RADIUS)
+
+
+def phash_key_ints(value: int) -> list[int]:
+    """The keys stored with a record whose pHash is ``value`` (signed or unsigned), as integers: the same
+    keys as ``phash_bands``."""
+    value &= _MASK64
+    masks = _masks(WRITE_RADIUS)
+    high, low = band_int(0, value >> HALF_BITS), band_int(1, value & _HALF_MASK)
+    return [high ^ m for m in masks] + [low ^ m for m in masks]
 
 
 def phash_bands(phash: Any) -> list[str]:
-    """The band keys stored with a record (``phashBands``): one per 16-bit band; [] without a valid pHash."""
+    """The keys stored with a record (``phashBands``): per 32-bit half, the half itself and every value one
+    bit away (66 keys, ``h0:…`` then ``h1:…``); [] without a valid pHash."""
     value = phash_to_int(phash)
     if value is None:
         return []
-    return [band_key(i, (value >> (_BAND_BITS * (PHASH_BANDS - 1 - i))) & _BAND_MASK) for i in range(PHASH_BANDS)]
+    masks = _masks(WRITE_RADIUS)
+    return [band_key(i, half ^ m) for i, half in enumerate(_halves(value)) for m in masks]
+
+
+def probe_key_ints(phash: int, max_distance: int) -> list[int] | None:
+    """The keys a lookup within ``max_distance`` bits probes, as integers; None when a scan is cheaper.
+
+    Pigeonhole: two hashes within distance d differ in at most ``d // 2`` bits in one of the two halves.
+    A record whose half differs from the target's in k <= d // 2 bits stores (write side) that half with
+    any one of those k bits flipped, which lies within k - 1 bits of the target's half: so probing every
+    value within ``probe_radius(d) = max(0, d // 2 - 1)`` bits of each target half finds it (k = 0: the
+    exact key). d <= 3: 2 keys; d <= 5: 66; d <= 7: 1,058; d <= 9: 10,978; beyond: None (``MAX_PROBES``).
+    """
+    masks = _masks_for(max_distance)
+    if masks is None:
+        return None
+    return [band_int(i, half ^ m) for i, half in enumerate(_halves(phash & _MASK64)) for m in masks]
 
 
 def probe_bands(phash: int, max_distance: int) -> list[str] | None:
-    """The band keys a lookup within ``max_distance`` bits must probe; None when a scan is cheaper.
-
-    Pigeonhole: two hashes within distance d differ in at most ``d // 4`` bits in at least one of the four
-    bands, so probing, in every band, each value within ``d // 4`` bits of the target's band finds every
-    candidate. d <= 3: 4 keys (exact bands); d <= 7: 68 keys; d <= 11: 548 keys.
-    """
-    radius = max(0, max_distance) // PHASH_BANDS
-    per_band = sum(_comb(_BAND_BITS, r) for r in range(radius + 1))
-    if per_band * PHASH_BANDS > MAX_PROBES:
+    """The same probe keys as ``probe_key_ints``, in the stored string form (``h0:…``/``h1:…``)."""
+    masks = _masks_for(max_distance)
+    if masks is None:
         return None
-    keys: list[str] = []
-    for i in range(PHASH_BANDS):
-        value = (phash >> (_BAND_BITS * (PHASH_BANDS - 1 - i))) & _BAND_MASK
-        for r in range(radius + 1):
-            for bits in combinations(range(_BAND_BITS), r):
-                keys.append(band_key(i, value ^ sum(1 << b for b in bits)))
-    return keys
+    return [band_key(i, half ^ m) for i, half in enumerate(_halves(phash & _MASK64)) for m in masks]
+
+
+def probe_count(max_distance: int) -> int:
+    """How many keys a lookup within ``max_distance`` bits probes (it may exceed ``MAX_PROBES``)."""
+    radius = probe_radius(max_distance)
+    return PHASH_HALVES * sum(_comb(HALF_BITS, r) for r in range(radius + 1))
+
+
+def _masks_for(max_distance: int) -> tuple[int, ...] | None:
+    if probe_count(max_distance) > MAX_PROBES:
+        return None
+    return _masks(probe_radius(max_distance))
 
 
 def _comb(n: int, k: int) -> int:

@@ -2,9 +2,10 @@
 
 Layout: ``records`` holds the document and the columns the API filters and sorts on (profile, status,
 createdAt, updatedAt, blob lastModified/ETag, the 64-bit pHash as a signed integer); ``record_terms`` holds
-one row per tag, label name and near-duplicate link; ``record_phash_bands`` holds the four 16-bit pHash band
-keys of each record (the banded near-duplicate lookup, see docs/records.md); ``records_fts`` (FTS5) indexes
-the OCR ``text`` by word. The database runs in WAL mode.
+one row per tag, label name and near-duplicate link; ``record_phash_keys`` holds the 66 pHash keys of each
+record (multi-index hashing over two 32-bit halves, for the near-duplicate lookup, see docs/records.md),
+pointing at the record's rowid; ``records_fts`` (FTS5) indexes the OCR ``text`` by word, also by rowid.
+The database runs in WAL mode.
 
 Connections come from a small bounded pool (``max_connections``, default 4): every operation borrows one
 and gives it back, so the number of open files stays fixed however many threads call the store (the
@@ -23,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from imagepipe.adapters.records_common import (
+    HALF_BITS,
+    WRITE_MASKS,
     JsonDict,
+    band_int,
     clamp_limit,
     decode_token,
     encode_token,
@@ -31,9 +35,9 @@ from imagepipe.adapters.records_common import (
     hamming,
     is_older_version,
     normalize_timestamps,
-    phash_bands,
+    phash_key_ints,
     phash_to_int,
-    probe_bands,
+    probe_key_ints,
     project,
     record_phash,
     search_words,
@@ -44,7 +48,7 @@ from imagepipe.errors import InvalidInputError
 from imagepipe.ports import SearchPage, SearchQuery
 
 #: ``PRAGMA user_version`` of the current layout; older files are migrated when a store opens them.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -69,16 +73,24 @@ CREATE TABLE IF NOT EXISTS record_terms (
     PRIMARY KEY (kind, value, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS record_terms_id ON record_terms (id);
-CREATE TABLE IF NOT EXISTS record_phash_bands (
-    band TEXT NOT NULL,
-    id TEXT NOT NULL REFERENCES records (id) ON DELETE CASCADE,
-    phash INTEGER NOT NULL,
-    PRIMARY KEY (band, id)
+CREATE TABLE IF NOT EXISTS record_phash_keys (
+    key INTEGER NOT NULL,
+    rid INTEGER NOT NULL,
+    PRIMARY KEY (key, rid)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS record_phash_bands_id ON record_phash_bands (id);
 """
 # Words are runs of letters and digits, case-folded, diacritics kept: the same words as ``search_words``.
 _FTS = "CREATE VIRTUAL TABLE records_fts USING fts5 (text, tokenize = 'unicode61 remove_diacritics 0')"
+
+# The 66 pHash keys of many records in one statement, in key order: ?1 = [[rowid, h0 key], [rowid, h1 key], ...]
+# (``band_int`` of each exact half), ?2 = the write-side XOR masks; a XOR m = (a | m) - (a & m).
+_INSERT_KEYS = """
+INSERT OR IGNORE INTO record_phash_keys (key, rid)
+SELECT (h.k | m.value) - (h.k & m.value), h.rid
+FROM (SELECT json_extract(value, '$[0]') AS rid, json_extract(value, '$[1]') AS k FROM json_each(?1)) AS h,
+     json_each(?2) AS m
+ORDER BY 1
+"""
 
 # The FTS rows share the rowid of their record (an upsert keeps the rowid).
 _DELETE_FTS = "DELETE FROM records_fts WHERE rowid = (SELECT rowid FROM records WHERE id = ?)"
@@ -188,8 +200,9 @@ class SqliteRecordStore:
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Create the tables, or bring a file from an older layout up to ``SCHEMA_VERSION``.
 
-        Version 2 added ``record_phash_bands`` (filled here from the stored pHashes) and rebuilt
-        ``records_fts`` with a tokenizer that keeps diacritics (the words ``search_words`` produces).
+        Version 2 added pHash bands and rebuilt ``records_fts`` with a tokenizer that keeps diacritics (the
+        words ``search_words`` produces). Version 3 replaced the four 16-bit bands (``record_phash_bands``)
+        with the 66 half keys of ``record_phash_keys`` (filled here from the stored pHashes).
         """
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -197,13 +210,16 @@ class SqliteRecordStore:
             for statement in filter(None, (part.strip() for part in _SCHEMA.split(";"))):
                 conn.execute(statement)
             if version < SCHEMA_VERSION:
-                conn.execute("DROP TABLE IF EXISTS records_fts")
-                conn.execute(_FTS)
-                conn.execute("DELETE FROM record_phash_bands")
-                for rowid, doc in conn.execute("SELECT rowid, doc FROM records").fetchall():
-                    record = _load(doc)
-                    self._write_bands(conn, record["id"], record)
-                    self._write_text(conn, rowid, record)
+                conn.execute("DROP TABLE IF EXISTS record_phash_bands")
+                conn.execute("DELETE FROM record_phash_keys")
+                if version < 2:
+                    conn.execute("DROP TABLE IF EXISTS records_fts")
+                    conn.execute(_FTS)
+                    for rowid, doc in conn.execute("SELECT rowid, doc FROM records").fetchall():
+                        self._write_text(conn, rowid, _load(doc))
+                rows = conn.execute("SELECT rowid, phash FROM records WHERE phash IS NOT NULL").fetchall()
+                for start in range(0, len(rows), 1000):
+                    self._insert_keys(conn, rows[start : start + 1000])
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -241,16 +257,29 @@ class SqliteRecordStore:
         return count + (self._write_many(pending) if pending else 0)
 
     def _write_many(self, records: list[JsonDict]) -> int:
+        # The pHash keys of the batch go in at the end, sorted, in one statement: 66 random keys per record
+        # inserted one record at a time touch pages all over the key index; sorted, the batch walks it once.
+        keys: list[tuple[int, int]] = []
+        seen: set[str] = set()
         with self._tx() as conn:
             for record in records:
-                self._write(conn, record)
+                if record["id"] in seen:  # a repeated id deletes its own pending keys: store them first
+                    self._insert_keys(conn, keys)
+                    keys, seen = [], set()
+                seen.add(record["id"])
+                self._write(conn, record, keys)
+            self._insert_keys(conn, keys)
         return len(records)
 
     def delete(self, image_id: str) -> bool:
         with self._tx() as conn:
+            row = conn.execute("SELECT rowid, phash FROM records WHERE id = ?", (image_id,)).fetchone()
+            if row is None:
+                return False
+            self._delete_keys(conn, row[0], row[1])
             conn.execute(_DELETE_FTS, (image_id,))
-            cur = conn.execute("DELETE FROM records WHERE id = ?", (image_id,))
-            return cur.rowcount > 0
+            conn.execute("DELETE FROM records WHERE id = ?", (image_id,))
+            return True
 
     def search(self, query: SearchQuery) -> SearchPage:
         limit = clamp_limit(query.limit)
@@ -307,24 +336,14 @@ class SqliteRecordStore:
     def near_duplicates(self, phash: str, *, max_distance: int, exclude_id: str, limit: int = 20) -> list[JsonDict]:
         """Records within ``max_distance`` bits, nearest first (then by id), each with its ``distance``.
 
-        A lookup probes the band index (``probe_bands``: 68 keys at the default distance 6) and verifies
-        each candidate's real distance; beyond ``MAX_PROBES`` keys (distance >= 12) it scans every pHash.
+        A lookup probes the key index (``probe_key_ints``: 1,058 keys at the default distance 6) and verifies
+        each candidate's real distance; beyond ``MAX_PROBES`` keys (distance >= 10) it scans every pHash.
         """
         target = phash_to_int(phash)
         if target is None:
             raise InvalidInputError(f"'{phash[:32]}' is not a 64-bit perceptual hash (16 hex digits)")
-        keys = probe_bands(target, max_distance)
         with self._connection() as conn:
-            if keys is None:
-                candidates = conn.execute(
-                    "SELECT id, phash FROM records WHERE phash IS NOT NULL AND hamming(phash, ?) <= ?",
-                    (to_signed64(target), max_distance),
-                ).fetchall()
-            else:
-                candidates = conn.execute(
-                    "SELECT DISTINCT id, phash FROM record_phash_bands WHERE band IN (SELECT value FROM json_each(?))",
-                    (json.dumps(keys),),
-                ).fetchall()
+            candidates = self._candidates(conn, target, max_distance)
             hits = sorted(
                 (d, image_id)
                 for image_id, value in candidates
@@ -354,17 +373,39 @@ class SqliteRecordStore:
 
     # -- internals ----------------------------------------------------------------------------------
 
+    @staticmethod
+    def _candidates(conn: sqlite3.Connection, target: int, max_distance: int) -> list[tuple[str, int]]:
+        """``(id, phash)`` of every record sharing a probe key with ``target`` (or of every record with a
+        pHash within ``max_distance``, by a scan, when the probe keys would exceed ``MAX_PROBES``)."""
+        keys = probe_key_ints(target, max_distance)
+        if keys is None:
+            return conn.execute(
+                "SELECT id, phash FROM records WHERE phash IS NOT NULL AND hamming(phash, ?) <= ?",
+                (to_signed64(target), max_distance),
+            ).fetchall()
+        return conn.execute(
+            "SELECT id, phash FROM records WHERE rowid IN (SELECT rid FROM record_phash_keys "
+            "WHERE key IN (SELECT value FROM json_each(?)))",
+            (json.dumps(keys),),
+        ).fetchall()
+
     def _linked_ids(self, image_id: str) -> list[str]:
         record = self.get(image_id)
         links = (record or {}).get("nearDuplicates") or []
         return [d["id"] for d in links if isinstance(d, dict) and isinstance(d.get("id"), str)]
 
     @classmethod
-    def _write(cls, conn: sqlite3.Connection, record: JsonDict) -> None:
-        """Insert or replace one normalised record with its terms, bands and text (in ``conn``'s transaction)."""
+    def _write(cls, conn: sqlite3.Connection, record: JsonDict, keys: list[tuple[int, int]] | None = None) -> None:
+        """Insert or replace one normalised record with its terms, pHash keys and text (in ``conn``'s
+        transaction). With ``keys``, ``(rowid, phash)`` of a record whose keys are due is appended there for
+        the caller to insert (``_insert_keys``)."""
         image_id = record["id"]
         blob = record.get("blob") if isinstance(record.get("blob"), dict) else {}
         ph = phash_to_int(record_phash(record))
+        stored_ph = None if ph is None else to_signed64(ph)
+        old = conn.execute("SELECT rowid, phash FROM records WHERE id = ?", (image_id,)).fetchone()
+        if old is not None and old[1] != stored_ph:
+            cls._delete_keys(conn, old[0], old[1])
         rowid = conn.execute(
             "INSERT INTO records (id, doc, profile, status, created_at, updated_at, blob_last_modified, "
             "blob_etag, phash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
@@ -381,7 +422,7 @@ class SqliteRecordStore:
                 sortable_ts(record.get("updatedAt")),
                 sortable_ts(blob.get("lastModified")) if blob else "",
                 str(blob.get("etag") or "") if blob else "",
-                None if ph is None else to_signed64(ph),
+                stored_ph,
             ),
         ).fetchone()[0]
         conn.execute("DELETE FROM record_terms WHERE id = ?", (image_id,))
@@ -397,18 +438,32 @@ class SqliteRecordStore:
         conn.executemany(
             "INSERT INTO record_terms (id, kind, value) VALUES (?, ?, ?)", [(image_id, k, v) for k, v in terms]
         )
-        conn.execute("DELETE FROM record_phash_bands WHERE id = ?", (image_id,))
-        cls._write_bands(conn, image_id, record)
+        if stored_ph is not None and (old is None or old[1] != stored_ph):
+            if keys is None:
+                cls._insert_keys(conn, [(rowid, stored_ph)])
+            else:
+                keys.append((rowid, stored_ph))
         conn.execute("DELETE FROM records_fts WHERE rowid = ?", (rowid,))
         cls._write_text(conn, rowid, record)
 
     @staticmethod
-    def _write_bands(conn: sqlite3.Connection, image_id: str, record: JsonDict) -> None:
-        ph = phash_to_int(record_phash(record))
-        if ph is not None:
+    def _insert_keys(conn: sqlite3.Connection, records: list[tuple[int, int]]) -> None:
+        """Store the pHash keys of ``(rowid, phash)`` records (``phash`` signed or unsigned), in key order."""
+        if not records:
+            return
+        halves: list[list[int]] = []
+        for rowid, phash in records:
+            value = phash & ((1 << 64) - 1)
+            halves += ([rowid, band_int(0, value >> HALF_BITS)], [rowid, band_int(1, value & ((1 << HALF_BITS) - 1))])
+        conn.execute(_INSERT_KEYS, (json.dumps(halves), json.dumps(WRITE_MASKS)))
+
+    @staticmethod
+    def _delete_keys(conn: sqlite3.Connection, rowid: int, phash: int | None) -> None:
+        """Remove the keys stored for the record at ``rowid`` with pHash ``phash`` (no-op for None)."""
+        if phash is not None:
             conn.executemany(
-                "INSERT INTO record_phash_bands (band, id, phash) VALUES (?, ?, ?)",
-                [(key, image_id, to_signed64(ph)) for key in phash_bands(record_phash(record))],
+                "DELETE FROM record_phash_keys WHERE key = ? AND rid = ?",
+                [(key, rowid) for key in phash_key_ints(phash)],
             )
 
     @staticmethod

@@ -325,7 +325,9 @@ class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
                 if plan.top is not None and len(rows) >= plan.top:
                     break
         indexed = [pred for pred in plan.where if getattr(pred, "indexed", False)]
-        if indexed:  # the index hands over only the matching documents of the most selective predicate
+        if indexed and len(plan.where) == 1 and plan.top is None:  # one indexed predicate: its matches
+            examined = len(rows)
+        elif indexed:  # the index hands over only the matching documents of the most selective predicate
             examined = min(sum(1 for d in docs.values() if pred(d, params)) for pred in indexed)
         else:
             examined = walked

@@ -266,8 +266,8 @@ class RecordStoreContract:
         assert ids(store.near_duplicates(f"{base:016x}", max_distance=9, exclude_id="h0")) == ["h1", "h3", "h9"]
 
     def test_near_duplicates_equal_brute_force_at_every_distance(self, store: RecordStore) -> None:
-        # Defect 9.7: the banded (LSH) lookup must find exactly what a full scan finds. Hashes at every
-        # distance 0..64 from a few targets, plus random ones; max distances across the whole range.
+        # Defect 9.7: the keyed (multi-index hashing) lookup must find exactly what a full scan finds. Hashes
+        # at every distance 0..64 from a few targets, plus random ones; every max distance 0..64.
         rng = random.Random(97)
         targets = [rng.getrandbits(64) for _ in range(3)] + [0, (1 << 64) - 1]
         hashes: dict[str, int] = {}
@@ -281,7 +281,7 @@ class RecordStoreContract:
         for n, (image_id, value) in enumerate(sorted(hashes.items())):
             store.upsert_if_not_older(make_record(image_id, n=n, phash=f"{value:016x}"))
         for target in targets[:3] + [targets[rng.randrange(5)]]:
-            for max_distance in (0, 1, 3, 4, 6, 7, 8, 11, 12, 20, 40, 64):
+            for max_distance in range(65):  # every distance: indexed (0..9) and scanned (10..64)
                 expected = sorted(
                     (bin(v ^ target).count("1"), k)
                     for k, v in hashes.items()
@@ -291,6 +291,37 @@ class RecordStoreContract:
                 assert [(d["distance"], d["id"]) for d in found] == expected[:1000], f"d<={max_distance}"
         few = store.near_duplicates(f"{targets[0]:016x}", max_distance=6, exclude_id="t0d00k0", limit=3)
         assert [d["id"] for d in few] == ["t0d00k1", "t0d01k0", "t0d01k1"]
+
+    def test_near_duplicates_planted_on_both_halves(self, store: RecordStore) -> None:
+        # The pigeonhole edge of the two 32-bit halves: near-duplicates at every distance k, with the k flipped
+        # bits all in the high half, all in the low half, or split as evenly as possible (then neither half is
+        # exact: d = 6 as 3 + 3, d = 7 as 3 + 4). Each lookup at d must return exactly those with k <= d.
+        rng = random.Random(41)
+        target = rng.getrandbits(64)
+        planted: dict[str, int] = {}
+        for k in range(12):
+            for where, high, low in (("hi", k, 0), ("lo", 0, k), ("sp", k // 2, k - k // 2)):
+                flips = [32 + b for b in rng.sample(range(32), high)] + rng.sample(range(32), low)
+                planted[f"k{k:02d}{where}"] = target ^ sum(1 << b for b in flips)
+        for n, (image_id, value) in enumerate(sorted(planted.items())):
+            store.upsert_if_not_older(make_record(image_id, n=n, phash=f"{value:016x}"))
+        for max_distance in range(12):
+            expected = sorted(
+                ((v ^ target).bit_count(), k) for k, v in planted.items() if (v ^ target).bit_count() <= max_distance
+            )
+            found = store.near_duplicates(f"{target:016x}", max_distance=max_distance, exclude_id="-", limit=1000)
+            assert [(d["distance"], d["id"]) for d in found] == expected, f"d<={max_distance}"
+            assert len(found) == 3 * (max_distance + 1)
+
+    def test_near_duplicates_follow_a_changed_phash(self, store: RecordStore) -> None:
+        old, new = 0x0F0F_0F0F_F0F0_F0F0, 0x1234_5678_9ABC_DEF0
+        store.upsert_if_not_older(make_record("c1", n=0, phash=f"{old:016x}"))
+        store.upsert_if_not_older(make_record("c1", n=1, phash=f"{new:016x}"))
+        assert store.near_duplicates(f"{old ^ 0b101:016x}", max_distance=6, exclude_id="-") == []
+        found = store.near_duplicates(f"{new ^ 0b101:016x}", max_distance=6, exclude_id="-")
+        assert [(d["id"], d["distance"]) for d in found] == [("c1", 2)]
+        assert store.delete("c1")
+        assert store.near_duplicates(f"{new:016x}", max_distance=6, exclude_id="-") == []
 
     def test_iter_all_with_fields(self, store: RecordStore) -> None:
         self._seed(store)

@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import pytest
 
-from imagepipe.adapters.cosmos_records import CosmosRecordStore
-from imagepipe.adapters.records_common import encode_token
+from imagepipe.adapters.cosmos_records import PROBE_CHUNK, CosmosRecordStore
+from imagepipe.adapters.records_common import encode_token, phash_bands
 from imagepipe.errors import ConfigurationError, ImagepipeError, InvalidInputError, TransientServiceError
 from imagepipe.ports import SearchQuery
 from tests.fakes.cosmos_transport import FakeCosmosTransport
@@ -218,19 +218,29 @@ def _bulk(transport: FakeCosmosTransport, store: CosmosRecordStore, records: lis
         docs[str(record["id"])] = _stored_form(record) | {"_rid": f"bulk{i}", "_etag": f'"b{i}"', "_ts": 0}
 
 
-def test_near_duplicates_probe_the_band_index(store: CosmosRecordStore, transport: FakeCosmosTransport) -> None:
+def test_near_duplicates_probe_the_key_index(store: CosmosRecordStore, transport: FakeCosmosTransport) -> None:
+    # Scale (50M documents): at distance 6 the probes must examine the near-duplicates and (almost) nothing
+    # else. The 16-bit bands matched N/65,536 documents per key by chance (about 3 of these 3,000); the
+    # 32-bit half keys match 2 x 5,489 / 2^32 per document (0.008 here), in chunks of at most 500 keys.
     rng = random.Random(11)
     target = rng.getrandbits(64)
     records = [make_record(f"n{i:05d}", n=i, phash=f"{rng.getrandbits(64):016x}") for i in range(3000)]
     records.append(make_record("near", n=3001, phash=f"{target ^ 0b10010:016x}"))
+    records.append(make_record("split", n=3002, phash=f"{target ^ 0x7 << 40 ^ 0x7 << 3:016x}"))  # 3 + 3 bits
     _bulk(transport, store, records)
     transport.query_costs.clear()
     found = store.near_duplicates(f"{target:016x}", max_distance=6, exclude_id="self")
-    assert [(d["id"], d["distance"]) for d in found] == [("near", 2)]
+    assert [(d["id"], d["distance"]) for d in found] == [("near", 2), ("split", 6)]
     assert "phashBands" not in found[0]
-    probe = transport.query_costs[0]
-    assert probe.indexed and "phashBands" in probe.query
-    assert probe.examined < 30  # 68 band keys over 3,001 documents: a handful of candidates, not a scan
+    probes = [c for c in transport.query_costs if "phashBands" in c.query]
+    sent = [r.body for r in transport.requests if isinstance(r.body, dict) and "phashBands" in r.body.get("query", "")]
+    assert len(probes) == 3 and all(p.indexed for p in probes)
+    assert all(len(b["parameters"][0]["value"]) <= PROBE_CHUNK for b in sent)
+    assert sum(len(b["parameters"][0]["value"]) for b in sent) == 1058
+    # Only the two near-duplicates are examined (each by the chunks holding one of its keys): no chance ones.
+    near_keys = [set(phash_bands(r["image"]["phash"])) for r in records[-2:]]
+    per_chunk = [sum(1 for k in near_keys if k & set(b["parameters"][0]["value"])) for b in sent]
+    assert [p.examined for p in probes] == per_chunk and sum(per_chunk) >= 2
 
 
 def test_documents_carry_band_keys_and_utc_timestamps(store: CosmosRecordStore, transport: FakeCosmosTransport) -> None:
@@ -238,7 +248,11 @@ def test_documents_carry_band_keys_and_utc_timestamps(store: CosmosRecordStore, 
     record["createdAt"] = "2026-01-01T02:00:00.123456+02:00"
     store.upsert_if_not_older(record)
     stored = transport.databases["imagepipe"]["images"]["a1"]
-    assert stored["phashBands"] == ["b0:0123", "b1:4567", "b2:89ab", "b3:cdef"]
+    keys = stored["phashBands"]
+    assert len(keys) == len(set(keys)) == 66 and keys[0] == "h0:01234567" and keys[33] == "h1:89abcdef"
+    assert set(keys) == {f"h0:{0x01234567 ^ m:08x}" for m in [0] + [1 << b for b in range(32)]} | {
+        f"h1:{0x89ABCDEF ^ m:08x}" for m in [0] + [1 << b for b in range(32)]
+    }
     assert stored["createdAt"] == "2026-01-01T00:00:00.123Z"
     got = store.get("a1")
     assert got is not None and "phashBands" not in got
@@ -249,11 +263,21 @@ def test_backfill_adds_bands_to_older_documents(store: CosmosRecordStore, transp
     old["createdAt"] = "2026-01-01T05:00:00-05:00"
     transport.databases["imagepipe"]["images"]["old"] = old | {"_rid": "o1", "_etag": '"o1"', "_ts": 0}
     store.upsert_if_not_older(make_record("new", n=1, phash=f"{0xABCF:016x}"))
-    assert store.near_duplicates(f"{0xABCF:016x}", max_distance=3, exclude_id="new") == []  # not banded yet
-    assert store.backfill() == 1
+    # A document from the 16-bit band era: the old keys find nothing under the new probes.
+    banded = make_record("banded", n=2, phash=f"{0xABCE:016x}")
+    old_keys = ["b0:0000", "b1:0000", "b2:0000", "b3:abce"]
+    transport.databases["imagepipe"]["images"]["banded"] = banded | {
+        "phashBands": old_keys,
+        "_rid": "o2",
+        "_etag": '"o2"',
+        "_ts": 0,
+    }
+    assert store.near_duplicates(f"{0xABCF:016x}", max_distance=3, exclude_id="new") == []  # not keyed yet
+    assert store.backfill() == 2
     assert store.backfill() == 0  # idempotent
     found = store.near_duplicates(f"{0xABCF:016x}", max_distance=3, exclude_id="new")
-    assert [(d["id"], d["distance"]) for d in found] == [("old", 1)]
+    assert [(d["id"], d["distance"]) for d in found] == [("banded", 1), ("old", 1)]
+    assert len(transport.databases["imagepipe"]["images"]["banded"]["phashBands"]) == 66
     assert transport.databases["imagepipe"]["images"]["old"]["createdAt"] == "2026-01-01T10:00:00.000Z"
 
 

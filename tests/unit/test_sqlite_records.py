@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from imagepipe.adapters.records_common import KEYS_PER_RECORD
 from imagepipe.adapters.sqlite_records import SqliteRecordStore
 from imagepipe.ports import SearchQuery
 from tests.unit.record_store_contract import BASE, RecordStoreContract, ids, make_record
@@ -197,7 +198,7 @@ def test_records_from_before_the_bands_are_backfilled_on_open(tmp_path: Path) ->
     store.upsert_if_not_older(make_record("old1", phash=f"{base:016x}", text="old words"))
     store.upsert_if_not_older(make_record("old2", n=1, phash=f"{base ^ 0b11:016x}"))
     with store._connection() as conn:
-        conn.execute("DROP TABLE record_phash_bands")
+        conn.execute("DROP TABLE record_phash_keys")
         conn.execute("PRAGMA user_version = 0")
     store.close()
     reopened = SqliteRecordStore(path)
@@ -207,3 +208,79 @@ def test_records_from_before_the_bands_are_backfilled_on_open(tmp_path: Path) ->
         assert ids(reopened.search(SearchQuery(text="words")).items) == ["old1"]
     finally:
         reopened.close()
+
+
+def test_files_with_16_bit_bands_get_half_keys_on_open(tmp_path: Path) -> None:
+    # A version-2 file (four 16-bit band rows per record in record_phash_bands) is migrated on open: the old
+    # table goes, record_phash_keys gets 66 keys per record with a pHash, the FTS rows are kept.
+    path = str(tmp_path / "v2.sqlite3")
+    store = SqliteRecordStore(path)
+    base = 0x0123_4567_89AB_CDEF
+    store.upsert_if_not_older(make_record("v1", phash=f"{base:016x}", text="kept words"))
+    store.upsert_if_not_older(make_record("v2", n=1, phash=f"{base ^ 0x7 << 40 ^ 0x7:016x}"))  # 3 + 3 bits
+    store.upsert_if_not_older(make_record("v3", n=2, phash=None))
+    with store._connection() as conn:
+        conn.execute("DELETE FROM record_phash_keys")
+        conn.execute(
+            "CREATE TABLE record_phash_bands (band TEXT NOT NULL, id TEXT NOT NULL, phash INTEGER NOT NULL, "
+            "PRIMARY KEY (band, id)) WITHOUT ROWID"
+        )
+        conn.execute("INSERT INTO record_phash_bands VALUES ('b0:0123', 'v1', 1)")
+        conn.execute("PRAGMA user_version = 2")
+    store.close()
+    reopened = SqliteRecordStore(path)
+    try:
+        with reopened._connection() as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            keys = conn.execute("SELECT count(*) FROM record_phash_keys").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        assert "record_phash_bands" not in tables and keys == 2 * KEYS_PER_RECORD and version == 3
+        found = reopened.near_duplicates(f"{base:016x}", max_distance=6, exclude_id="v1")
+        assert [(d["id"], d["distance"]) for d in found] == [("v2", 6)]
+        assert ids(reopened.search(SearchQuery(text="kept")).items) == ["v1"]
+    finally:
+        reopened.close()
+
+
+def test_near_duplicate_lookup_reads_no_chance_candidates(store: SqliteRecordStore) -> None:
+    # Scale (50M records): the lookup at the default distance 6 must not read a share of the table. With the
+    # 16-bit bands every probe key matched N/65,536 records by chance (about 5 of these 5,000); with the
+    # 32-bit half keys the chance is 2 x 5,489 / 2^32 per record (0.013 here): the candidates are the hits.
+    rng = random.Random(29)
+    target = rng.getrandbits(64)
+    planted = {f"p{k}": target ^ sum(1 << b for b in rng.sample(range(64), k)) for k in range(7)}
+    records = [make_record(f"n{i:04d}", n=i, phash=f"{rng.getrandbits(64):016x}") for i in range(5000)]
+    records += [make_record(i, n=5000 + k, phash=f"{v:016x}") for k, (i, v) in enumerate(planted.items())]
+    store.bulk_write(records)
+    with store._connection() as conn:
+        candidates = store._candidates(conn, target, 6)
+        keys = conn.execute("SELECT count(*) FROM record_phash_keys").fetchone()[0]
+    assert sorted(image_id for image_id, _ in candidates) == sorted(planted)
+    assert keys == KEYS_PER_RECORD * len(records)
+    found = store.near_duplicates(f"{target:016x}", max_distance=6, exclude_id="-")
+    assert [d["id"] for d in found] == [f"p{k}" for k in range(7)]
+
+
+def test_rewrites_and_deletes_keep_the_key_table_exact(store: SqliteRecordStore) -> None:
+    # The key rows follow the record: a new pHash replaces its 66 keys, a removed pHash or a delete drops them.
+    def key_rows() -> int:
+        with store._connection() as conn:
+            return int(conn.execute("SELECT count(*) FROM record_phash_keys").fetchone()[0])
+
+    store.upsert_if_not_older(make_record("k1", phash=f"{0xAAAA_0000_BBBB_0000:016x}"))
+    store.upsert_if_not_older(make_record("k2", n=1, phash=f"{0x1234_5678_9ABC_DEF0:016x}"))
+    assert key_rows() == 2 * KEYS_PER_RECORD
+    store.upsert_if_not_older(make_record("k1", n=2, phash=f"{0x0000_CCCC_0000_DDDD:016x}"))
+    assert key_rows() == 2 * KEYS_PER_RECORD
+    assert store.near_duplicates(f"{0xAAAA_0000_BBBB_0000:016x}", max_distance=6, exclude_id="-") == []
+    assert ids(store.near_duplicates(f"{0x0000_CCCC_0000_DDDD:016x}", max_distance=6, exclude_id="-")) == ["k1"]
+    store.upsert_if_not_older(make_record("k1", n=3, phash=None))
+    assert key_rows() == KEYS_PER_RECORD
+    assert store.delete("k2") and not store.delete("k2")
+    assert key_rows() == 0
+    # One bulk batch writing the same id twice (the keys of a batch are inserted at its end).
+    first, second = make_record("k3", phash=f"{0x1111_0000_2222_0000:016x}"), make_record("k3", phash=f"{7:016x}")
+    assert store.bulk_write([first, second, make_record("k4", n=1, phash=f"{7:016x}")]) == 3
+    assert key_rows() == 2 * KEYS_PER_RECORD
+    assert store.near_duplicates(f"{0x1111_0000_2222_0000:016x}", max_distance=6, exclude_id="-") == []
+    assert ids(store.near_duplicates(f"{7:016x}", max_distance=0, exclude_id="-")) == ["k3", "k4"]

@@ -34,6 +34,34 @@ SQLITE_SLACK = 6
 THREAD_SLACK = 4
 
 
+def socket_peers(pid: int, inodes: set[str]) -> dict[str, int]:
+    """TCP sockets of process ``pid`` (whose socket inodes are ``inodes``) by direction, state and port.
+
+    ``in:<state>:<our port>`` for connections to one of its listening ports, ``out:<state>:<remote port>`` for
+    the connections it made (to Azurite, to itself through the Durable client, …), ``listen`` for listeners.
+    """
+    states = {"01": "established", "06": "time_wait", "08": "close_wait", "0A": "listen"}
+    sockets: list[tuple[str, int, int]] = []
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pid}/net/{table}").read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[9] in inodes:
+                local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+                sockets.append((states.get(fields[3], fields[3]), local, remote))
+    listening = {local for state, local, _ in sockets if state == "listen"}
+    out: dict[str, int] = {}
+    for state, local, remote in sockets:
+        key = (
+            "listen" if state == "listen" else f"in:{state}:{local}" if local in listening else f"out:{state}:{remote}"
+        )
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
+
+
 def process_sample(pid: int) -> dict[str, Any]:
     """RSS (MiB), open descriptors, threads and open SQLite-related descriptors of process ``pid``."""
     status = Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines()
@@ -51,6 +79,7 @@ def process_sample(pid: int) -> dict[str, Any]:
         "openFds": len(targets),
         "sqliteFds": len(sqlite),
         "sockets": sum(1 for t in targets if t.startswith("socket:")),
+        "tcp": socket_peers(pid, {t[len("socket:[") : -1] for t in targets if t.startswith("socket:[")}),
         "threads": int(fields["Threads"]),
     }
 

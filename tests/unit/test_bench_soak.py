@@ -50,6 +50,18 @@ def test_growth_after_warm_up_is_not_flat(last: dict[str, float | int]) -> None:
     assert not judge(rows, warmup_rounds=1)["flat"]
 
 
+def test_the_durable_clients_own_pool_filling_is_not_a_leak() -> None:
+    def with_self(row: dict[str, float | int], conns: int) -> dict[str, object]:
+        tcp = {"listen": 1, "in:established:7071": conns, "out:established:7071": conns, "out:close_wait:10000": 3}
+        return {**row, "openFds": int(row["openFds"]) + 2 * conns, "tcp": tcp}
+
+    rows = [with_self(_row(1500, 40, 30), 8), with_self(_row(1500, 41, 30), 12), with_self(_row(1500, 40, 30), 16)]
+    verdict = judge(rows, warmup_rounds=0)
+    assert verdict["flat"] and verdict["growth"]["openFdsBesidesSelfConnections"] == 0
+    beyond_the_pool = [*rows, with_self(_row(1500, 40, 30), 31)]
+    assert not judge(beyond_the_pool, warmup_rounds=0)["flat"]
+
+
 def test_too_few_rounds_to_judge() -> None:
     with pytest.raises(ValueError):
         judge([_row(1, 1, 1), _row(1, 1, 1)], warmup_rounds=1)

@@ -1037,14 +1037,7 @@ class Engine:
         self, created_from: float | None, created_to: float | None, statuses: list[str] | None, prefix: str | None
     ) -> list[dict[str, Any]]:
         """Instances matching the filters, oldest first."""
-        sql = "SELECT * FROM instances WHERE 1=1"
-        args: list[Any] = []
-        if created_from is not None:
-            sql += " AND created_ts >= ?"
-            args.append(created_from)
-        if created_to is not None:
-            sql += " AND created_ts <= ?"
-            args.append(created_to)
+        sql, args = _created_range(created_from, created_to)
         if statuses:
             sql += f" AND status IN ({','.join('?' * len(statuses))})"
             args += statuses
@@ -1072,14 +1065,7 @@ class Engine:
         continue after, or None when the scan is complete. A page may therefore be short, or even empty,
         and still have a continuation.
         """
-        sql = "SELECT * FROM instances WHERE 1=1"
-        args: list[Any] = []
-        if created_from is not None:
-            sql += " AND created_ts >= ?"
-            args.append(created_from)
-        if created_to is not None:
-            sql += " AND created_ts <= ?"
-            args.append(created_to)
+        sql, args = _created_range(created_from, created_to)
         if after is not None:
             sql += " AND (created_ts > ? OR (created_ts = ? AND instance_id > ?))"
             args += [after[0], after[0], after[1]]
@@ -1109,6 +1095,19 @@ class Engine:
                     self._delete_instance(conn, r["instance_id"])
                     n += 1
         return n
+
+
+def _created_range(created_from: float | None, created_to: float | None) -> tuple[str, list[Any]]:
+    """The instances query (SQL and arguments) limited to a created-time range; filters are appended to it."""
+    sql = "SELECT * FROM instances WHERE 1=1"
+    args: list[Any] = []
+    if created_from is not None:
+        sql += " AND created_ts >= ?"
+        args.append(created_from)
+    if created_to is not None:
+        sql += " AND created_ts <= ?"
+        args.append(created_to)
+    return sql, args
 
 
 def render_history(state: dict[str, Any], show_output: bool, show_input: bool) -> list[dict[str, Any]]:

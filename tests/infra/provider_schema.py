@@ -281,16 +281,17 @@ def _check_body(where: str, body: dict[str, Any], schema: Block, errors: list[st
 REFERENCE = re.compile(r"\b((?:data\.)?(?:azurerm|azapi)_\w+)\.(\w+)(?:\[[^\]]*\])?\.(\w+)")
 
 
-def _strings(node: Any) -> Iterator[str]:
+def all_strings(node: Any) -> Iterator[str]:
+    """Every string in parsed HCL: values and keys, depth first."""
     if isinstance(node, str):
         yield node
     elif isinstance(node, dict):
         for key, value in node.items():
             yield str(key)
-            yield from _strings(value)
+            yield from all_strings(value)
     elif isinstance(node, list):
         for item in node:
-            yield from _strings(item)
+            yield from all_strings(item)
 
 
 def check_module(tf_dir: Path) -> list[str]:
@@ -332,7 +333,7 @@ def check_module(tf_dir: Path) -> list[str]:
     # References such as azurerm_storage_account.images.primary_blob_endpoint must name a declared
     # resource and an attribute it exposes.
     for filename, doc in docs.items():
-        for text in _strings(doc):
+        for text in all_strings(doc):
             for match in REFERENCE.finditer(text):
                 rtype, name, attr = match.groups()
                 bare = rtype.removeprefix("data.")

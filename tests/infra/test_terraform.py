@@ -23,6 +23,8 @@ import hcl2
 import pytest
 from hcl2.utils import SerializationOptions
 
+from tests.infra.provider_schema import all_strings
+
 pytestmark = pytest.mark.infra
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,18 +184,6 @@ def first(value: Any) -> dict[str, Any]:
     assert isinstance(value, list) and len(value) == 1, f"expected exactly one block, got {value!r}"
     assert isinstance(value[0], dict)
     return value[0]
-
-
-def all_strings(node: Any) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            yield str(key)
-            yield from all_strings(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from all_strings(item)
 
 
 @cache

@@ -13,6 +13,7 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,17 +113,25 @@ def test_killed_host_finishes_every_run_exactly_once(slow_retry_stack: Stack) ->
 # ---------------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def held_in_analysis(stack: Stack, sample: Path) -> Iterator[str]:
+    """Upload ``sample`` while the vision fault plan fails its analysis transiently; yield its id once the run
+    waits in analyze_image. The fault is lifted on exit."""
+    digest = hashlib.sha256(sample.read_bytes()).hexdigest()
+    stack.fault_plan.write_text(json.dumps({"rules": [{"sha256": digest, "fault": "transient"}]}))
+    try:
+        image_id = stack.client.upload(sample)["id"]
+        wait_for_stage(stack, image_id, "analyze_image")
+        yield image_id
+    finally:
+        stack.fault_plan.write_text("{}")
+
+
 def test_blob_lost_mid_run_ends_failed_lost_not_deleted(slow_retry_stack: Stack) -> None:
     """Formerly 'deletion mid-run leaves no record': a blob that vanishes behind the API's back is a loss
     of an accepted upload, so the record now ends failed: lost with guidance, and the run ends Failed."""
     stack = slow_retry_stack
-    data = (SAMPLES / "uniform-portrait.jpg").read_bytes()
-    stack.fault_plan.write_text(
-        json.dumps({"rules": [{"sha256": hashlib.sha256(data).hexdigest(), "fault": "transient"}]})
-    )
-    try:
-        image_id = stack.client.upload(SAMPLES / "uniform-portrait.jpg")["id"]
-        wait_for_stage(stack, image_id, "analyze_image")
+    with held_in_analysis(stack, SAMPLES / "uniform-portrait.jpg") as image_id:
         (blob,) = list(stack.blobs.list(prefix=image_id))
         stack.blobs.delete(blob.name)  # behind the API's back, while analyze_image waits to retry
         final = ended_with_reason(stack, [image_id], timeout_s=120)[image_id]
@@ -134,27 +143,17 @@ def test_blob_lost_mid_run_ends_failed_lost_not_deleted(slow_retry_stack: Stack)
             time.sleep(0.2)
         assert run[0]["runtimeStatus"] == "Failed" and "(lost)" in str(run[0]["output"])
         assert image_id in {item["id"] for item in stack.client.search(status="failed", limit=1000)["items"]}
-    finally:
-        stack.fault_plan.write_text("{}")
 
 
 def test_image_deleted_through_the_api_mid_run_is_gone(slow_retry_stack: Stack) -> None:
     stack = slow_retry_stack
-    data = (SAMPLES / "uniform-portrait.jpg").read_bytes()
-    stack.fault_plan.write_text(
-        json.dumps({"rules": [{"sha256": hashlib.sha256(data).hexdigest(), "fault": "transient"}]})
-    )
-    try:
-        image_id = stack.client.upload(SAMPLES / "uniform-portrait.jpg")["id"]
-        wait_for_stage(stack, image_id, "analyze_image")
+    with held_in_analysis(stack, SAMPLES / "uniform-portrait.jpg") as image_id:
         stack.client.delete(image_id)
         for read in (stack.client.get, stack.client.status):
             with pytest.raises(ApiError) as missing:
                 read(image_id)
             assert missing.value.status == 404
         assert image_id not in {item["id"] for item in stack.client.search(limit=1000)["items"]}
-    finally:
-        stack.fault_plan.write_text("{}")
 
 
 # ---------------------------------------------------------------------------------------------------

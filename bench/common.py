@@ -93,3 +93,33 @@ def write_result(path: Path, result: dict[str, Any]) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def target(
+    name: str, measured: float | None, limit: float, unit: str, *, higher_is_better: bool = False
+) -> dict[str, Any]:
+    """One row of a benchmark's ``targets`` list: what was measured against the issue's limit, and whether it met it.
+
+    Every benchmark puts its rows under ``result["targets"]``; ``python -m bench`` prints them as one table.
+    ``measured`` None means the benchmark could not measure it (counted as not met)."""
+    met = measured is not None and (measured >= limit if higher_is_better else measured <= limit)
+    return {
+        "name": name,
+        "measured": measured,
+        "target": f"{'>=' if higher_is_better else '<='} {limit:g} {unit}".strip(),
+        "unit": unit,
+        "met": met,
+    }
+
+
+def targets_table(rows: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """A plain-text table of ``(benchmark, target row)`` pairs."""
+    lines = [f"{'benchmark':<10} {'target':<52} {'measured':>12} {'goal':>16}  met"]
+    for bench_name, row in rows:
+        measured = row.get("measured")
+        shown = "-" if measured is None else f"{measured:g}"
+        lines.append(
+            f"{bench_name:<10} {row.get('name', '?')[:52]:<52} {shown:>12} {row.get('target', ''):>16}  "
+            f"{'yes' if row.get('met') else 'NO'}"
+        )
+    return "\n".join(lines)

@@ -7,13 +7,15 @@ import azure.durable_functions as df
 
 from activities import analyze_image, fetch_image_metadata, persist_record, read_text
 from orchestrators import image_pipeline
-from triggers import api_images, api_runs, dashboard, reconcile, starter
+from triggers import api_deadletters, api_images, api_runs, api_stats, dashboard, reconcile, starter
 
 app = df.DFApp()
 
 for module in (
     api_images,
     api_runs,
+    api_deadletters,
+    api_stats,
     dashboard,
     starter,
     reconcile,

@@ -162,3 +162,16 @@ def query_time(req: func.HttpRequest, name: str) -> datetime | None:
             f"query parameter '{name}' must be an ISO 8601 time such as 2026-01-31T12:00:00Z, not '{raw[:40]}'"
         ) from exc
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def json_object_body(req: func.HttpRequest) -> dict[str, Any]:
+    """The request's JSON object body; an empty body is ``{}``, anything else than an object is a 400."""
+    if not req.get_body():
+        return {}
+    try:
+        value = req.get_json()
+    except ValueError as exc:
+        raise InvalidInputError("the body must be a JSON object") from exc
+    if not isinstance(value, dict):
+        raise InvalidInputError("the body must be a JSON object")
+    return value

@@ -29,7 +29,7 @@ from imagepipe.operators.instances import (
     query_instances,
 )
 from tests.fakes.durable_management import FakeManagementApi, Instance
-from triggers import api_runs
+from triggers import api_runs, api_stats
 
 pytestmark = pytest.mark.unit
 
@@ -202,7 +202,7 @@ def test_stats_count_every_run_in_the_window() -> None:
 
     async def body(origin: str) -> dict[str, Any]:
         return body_of(
-            await call(api_runs.get_stats, origin, api, "GET", "stats", params={"windowMinutes": "60"}, body=b"")
+            await call(api_stats.get_stats, origin, api, "GET", "stats", params={"windowMinutes": "60"}, body=b"")
         )
 
     stats = run(api, body)

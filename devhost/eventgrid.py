@@ -87,15 +87,16 @@ def decode_event(event: dict[str, Any], mode: str) -> Any:
     from azure.functions.eventgrid import EventGridEventInConverter
 
     if mode == "legacy":
-        return EventGridEvent(
-            id=event.get("id"),
-            topic=event.get("topic"),
-            subject=event.get("subject"),
-            event_type=event.get("eventType"),
-            event_time=EventGridEventInConverter._parse_datetime(event.get("eventTime")),
-            data=event.get("data"),
-            data_version=event.get("dataVersion"),
-        )
+        # the worker passes missing fields as None although the SDK annotates them str: keep that (Any)
+        fields: dict[str, Any] = {
+            "id": event.get("id"),
+            "topic": event.get("topic"),
+            "subject": event.get("subject"),
+            "event_type": event.get("eventType"),
+            "data": event.get("data"),
+            "data_version": event.get("dataVersion"),
+        }
+        return EventGridEvent(event_time=EventGridEventInConverter._parse_datetime(event.get("eventTime")), **fields)
     return EventGridEventInConverter.decode(meta.Datum(type="json", value=json.dumps(event)), trigger_metadata=None)
 
 

@@ -153,7 +153,7 @@ def store_accepted_upload(
     except Exception as exc:
         try:
             svc.records.delete(image_id)
-        except Exception as cleanup:  # the sweep ends the pending record (no blob): never a silent orphan
+        except Exception as cleanup:  # noqa: BLE001 - the sweep ends the pending record (no blob): never a silent orphan
             log.error("could not remove the acceptance of %s after a failed blob write: %s", image_id, cleanup)
         if isinstance(exc, ImagepipeError):  # a named failure (outage, refused identity …) keeps its meaning
             raise

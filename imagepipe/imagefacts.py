@@ -211,7 +211,7 @@ def exif_of_image(image: Image.Image) -> dict[str, Any]:
     """Capture time (ISO 8601), camera make/model and GPS position, each only when the file has it."""
     try:
         exif = image.getexif()
-    except Exception:  # malformed EXIF blocks must not fail anything; they just give no facts
+    except Exception:  # noqa: BLE001 - malformed EXIF blocks must not fail anything; they just give no facts
         return {}
     out: dict[str, Any] = {}
     ifd = exif.get_ifd(ExifTags.IFD.Exif)

@@ -139,7 +139,7 @@ def image_pipeline(context: df.DurableOrchestrationContext) -> Generator[Any, An
             return finish(outcome)
         if not meta.get("ok"):
             failure = meta["error"]
-    except Exception as exc:  # the activity's transient failure after the last retry
+    except Exception as exc:  # noqa: BLE001 - the activity's transient failure after the last retry
         failure = exhausted(current, exc)
 
     current = "persist_record"
@@ -150,7 +150,7 @@ def image_pipeline(context: df.DurableOrchestrationContext) -> Generator[Any, An
             storage_retry,
             {**step, "status": "failed" if failure else "completed", "error": failure, "run": run_facts()},
         )
-    except Exception as exc:  # the record stays unfinished; the reconcile sweep ends it with this reason
+    except Exception as exc:  # noqa: BLE001 - the record stays unfinished; the reconcile sweep ends it with this reason
         failure = exhausted(current, exc)
         persisted = {"ok": False, "error": failure}
     outcome = _ended(persisted)

@@ -68,7 +68,7 @@ class Devhost:
         ]
         if self.no_auth:
             cmd.append("--no-auth")
-        logf = open(self.log, "ab")  # noqa: SIM115 - closed with the process
+        logf = open(self.log, "ab")  # closed with the process
         self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=self.env, stdout=logf, stderr=logf)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,9 +1,8 @@
 """``python -m imagepipe <command>``: ``analyze`` runs the local analyzer on files (imagepipe.analyze_cli);
-any other command goes to ``imagepipe.cli`` when that module exists."""
+any other command goes to the operator CLI (``imagepipe.cli``)."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 
@@ -13,13 +12,9 @@ def main(argv: list[str] | None = None) -> int:
         from imagepipe.analyze_cli import main as analyze_main
 
         return analyze_main(args[1:])
-    try:
-        cli = importlib.import_module("imagepipe.cli")
-    except ImportError:
-        print("usage: python -m imagepipe analyze FILE... [--profile P]", file=sys.stderr)
-        return 2
-    result = cli.main(args)
-    return int(result or 0)
+    from imagepipe.cli import main as cli_main
+
+    return cli_main(args)
 
 
 if __name__ == "__main__":

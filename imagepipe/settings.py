@@ -9,11 +9,10 @@ Nothing else in the code asks which mode it runs in.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagepipe.errors import ConfigurationError
@@ -56,9 +55,7 @@ class Settings(BaseSettings):
     vision_fault_plan: str | None = Field(default=None, validation_alias="VISION_FAULT_PLAN")
 
     # Identity: a user-assigned identity's client id; unset means the system-assigned one.
-    azure_client_id: str | None = Field(
-        default=None, validation_alias=AliasChoices("AZURE_CLIENT_ID", "MANAGED_IDENTITY_CLIENT_ID")
-    )
+    azure_client_id: str | None = Field(default=None, validation_alias="AZURE_CLIENT_ID")
 
     # Profiles: an optional JSON file that adds or overrides analysis profiles.
     profiles_file: str | None = Field(default=None, validation_alias="PROFILES_FILE")
@@ -138,9 +135,3 @@ def load_settings() -> Settings:
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigurationError(f"invalid configuration: {problems}. Fix the app settings and restart.") from exc
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Process-wide settings, read once on first use."""
-    return load_settings()

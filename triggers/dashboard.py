@@ -20,7 +20,6 @@ from imagepipe.cors import blob_origin
 from imagepipe.errors import ImagepipeError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
 from imagepipe.ids import require_image_id
 from imagepipe.imagefacts import Limits, inspect_image
-from imagepipe.settings import get_settings
 from triggers.http_common import handles_errors, off_loop
 
 bp = df.Blueprint()
@@ -60,7 +59,7 @@ def _asset(file: str) -> bytes:
 
 def _upload_origin() -> str | None:
     try:
-        return blob_origin(get_settings())
+        return blob_origin(services().settings)
     except ImagepipeError:
         return None
 

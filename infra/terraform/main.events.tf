@@ -97,6 +97,6 @@ resource "azurerm_eventgrid_system_topic_event_subscription" "images_blob_create
     }
   }
 
-  # The topic must be allowed to write dead letters before the subscription exists.
-  depends_on = [azurerm_role_assignment.eventgrid_deadletter_writer]
+  # The topic must be allowed to write dead letters (and the app to run) before the subscription exists.
+  depends_on = [azurerm_role_assignment.this]
 }

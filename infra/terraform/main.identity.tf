@@ -1,59 +1,94 @@
 # Every role assignment of the deployment, least privilege, each with the reason it is needed.
 # Principals are system-assigned identities (principal_type = "ServicePrincipal" so that the assignment
 # does not wait for Entra ID replication of a freshly created identity).
-# tests/infra/ holds the same table and fails if an assignment is added, widened or re-scoped.
+# Azure RBAC assignments are one for_each over local.role_assignments, which tests/infra/ reads and checks
+# (data-plane roles only, resource scopes only, a reason for each, what the code needs is granted).
 
 locals {
-  app_principal_id = azapi_resource.function_app.identity[0].principal_id
+  app_principal_id       = azapi_resource.function_app.identity[0].principal_id
+  eventgrid_principal_id = azurerm_eventgrid_system_topic.images.identity[0].principal_id
+
+  # key (the address azurerm_role_assignment.this["key"]) => the one role, on the one scope, for the one
+  # principal, and why. `why` is documentation only: the provider's `description` argument forces a new
+  # assignment when it changes, so it is not sent.
+  role_assignments = {
+    # --- the app -> images account ---
+    app_images_blob_data_contributor = {
+      role      = "Storage Blob Data Contributor"
+      scope     = azurerm_storage_account.images.id
+      principal = local.app_principal_id
+      why       = <<-EOT
+        Read, write and delete images (upload, metadata, reconcile sweep, delete API) and list/read/delete dead letters
+        (operator redrive). Account scope because both containers are used and the app checks the images container
+        exists at start-up; the data role only, no management rights.
+      EOT
+    }
+    app_images_blob_delegator = {
+      role      = "Storage Blob Delegator"
+      scope     = azurerm_storage_account.images.id
+      principal = local.app_principal_id
+      why       = <<-EOT
+        Get a user-delegation key to sign the short-lived upload URL of POST /api/uploads (no account key exists). The
+        key request is an account-level action; what the SAS may do is still bounded by the blob data role above.
+      EOT
+    }
+
+    # --- the app (Functions host) -> runtime account ---
+    app_runtime_blob_data_owner = {
+      role      = "Storage Blob Data Owner"
+      scope     = azurerm_storage_account.runtime.id
+      principal = local.app_principal_id
+      why       = <<-EOT
+        Host storage and the Durable Functions task hub: blobs (leases, host locks, large payloads, the Flex Consumption
+        deployment package). Durable needs Owner-level blob rights to manage its lease containers.
+      EOT
+    }
+    app_runtime_queue_data_contributor = {
+      role      = "Storage Queue Data Contributor"
+      scope     = azurerm_storage_account.runtime.id
+      principal = local.app_principal_id
+      why       = "Durable Functions control and work-item queues."
+    }
+    app_runtime_table_data_contributor = {
+      role      = "Storage Table Data Contributor"
+      scope     = azurerm_storage_account.runtime.id
+      principal = local.app_principal_id
+      why       = "Durable Functions history and instances tables."
+    }
+
+    # --- the app -> AI Vision ---
+    app_vision_user = {
+      role      = "Cognitive Services User"
+      scope     = azurerm_cognitive_account.vision.id
+      principal = local.app_principal_id
+      why       = "Call Image Analysis (analyze, read) with an Entra ID token; no key listing, no management rights."
+    }
+
+    # --- the app -> Application Insights ---
+    app_monitoring_metrics_publisher = {
+      role      = "Monitoring Metrics Publisher"
+      scope     = azurerm_application_insights.main.id
+      principal = local.app_principal_id
+      why       = "Send telemetry with an Entra ID token (local auth is disabled on the Application Insights resource)."
+    }
+
+    # --- the Event Grid system topic -> dead-letter container ---
+    eventgrid_deadletter_writer = {
+      role      = "Storage Blob Data Contributor"
+      scope     = azurerm_storage_container.deadletters.id
+      principal = local.eventgrid_principal_id
+      why       = "Write undeliverable events as blobs, with the topic's identity; only on the dead-letter container."
+    }
+  }
 }
 
-# --- the app -> images account ---------------------------------------------------------------------
+# Azure RBAC: every assignment of the map above.
+resource "azurerm_role_assignment" "this" {
+  for_each = local.role_assignments
 
-# Read, write and delete images (upload, metadata, reconcile sweep, delete API) and list/read/delete
-# dead letters (operator redrive). Account scope because both containers are used and the app checks
-# the images container exists at start-up; it is the data role only, no management rights.
-resource "azurerm_role_assignment" "app_images_blob_data_contributor" {
-  scope                = azurerm_storage_account.images.id
-  role_definition_name = "Storage Blob Data Contributor"
-  principal_id         = local.app_principal_id
-  principal_type       = "ServicePrincipal"
-}
-
-# Get a user-delegation key to sign the short-lived upload URL of POST /api/uploads (no account key
-# exists). The key request is an account-level action, so the scope is the account; what the SAS may do
-# is still bounded by the identity's blob data role above.
-resource "azurerm_role_assignment" "app_images_blob_delegator" {
-  scope                = azurerm_storage_account.images.id
-  role_definition_name = "Storage Blob Delegator"
-  principal_id         = local.app_principal_id
-  principal_type       = "ServicePrincipal"
-}
-
-# --- the app (Functions host) -> runtime account -----------------------------------------------------
-
-# Host storage and Durable Functions task hub on Azure Storage: blobs (leases, host locks, large
-# payloads, the Flex Consumption deployment package). Durable needs Owner-level blob rights to manage
-# its lease containers.
-resource "azurerm_role_assignment" "app_runtime_blob_data_owner" {
-  scope                = azurerm_storage_account.runtime.id
-  role_definition_name = "Storage Blob Data Owner"
-  principal_id         = local.app_principal_id
-  principal_type       = "ServicePrincipal"
-}
-
-# Durable Functions control and work-item queues.
-resource "azurerm_role_assignment" "app_runtime_queue_data_contributor" {
-  scope                = azurerm_storage_account.runtime.id
-  role_definition_name = "Storage Queue Data Contributor"
-  principal_id         = local.app_principal_id
-  principal_type       = "ServicePrincipal"
-}
-
-# Durable Functions history and instances tables.
-resource "azurerm_role_assignment" "app_runtime_table_data_contributor" {
-  scope                = azurerm_storage_account.runtime.id
-  role_definition_name = "Storage Table Data Contributor"
-  principal_id         = local.app_principal_id
+  scope                = each.value.scope
+  role_definition_name = each.value.role
+  principal_id         = each.value.principal
   principal_type       = "ServicePrincipal"
 }
 
@@ -69,32 +104,44 @@ resource "azurerm_cosmosdb_sql_role_assignment" "app_data_contributor" {
   scope               = "${azurerm_cosmosdb_account.main.id}/dbs/${azurerm_cosmosdb_sql_database.main.name}"
 }
 
-# --- the app -> AI Vision ----------------------------------------------------------------------------
-
-# Call Image Analysis (analyze, read) with an Entra ID token; no key listing, no management rights.
-resource "azurerm_role_assignment" "app_vision_user" {
-  scope                = azurerm_cognitive_account.vision.id
-  role_definition_name = "Cognitive Services User"
-  principal_id         = local.app_principal_id
-  principal_type       = "ServicePrincipal"
+# The assignments were one resource block each until the for_each: moved blocks keep their state, so an
+# existing deployment neither destroys nor re-creates any of them.
+moved {
+  from = azurerm_role_assignment.app_images_blob_data_contributor
+  to   = azurerm_role_assignment.this["app_images_blob_data_contributor"]
 }
 
-# --- the app -> Application Insights ---------------------------------------------------------------
-
-# Send telemetry with an Entra ID token (local auth is disabled on the App Insights resource).
-resource "azurerm_role_assignment" "app_monitoring_metrics_publisher" {
-  scope                = azurerm_application_insights.main.id
-  role_definition_name = "Monitoring Metrics Publisher"
-  principal_id         = local.app_principal_id
-  principal_type       = "ServicePrincipal"
+moved {
+  from = azurerm_role_assignment.app_images_blob_delegator
+  to   = azurerm_role_assignment.this["app_images_blob_delegator"]
 }
 
-# --- the Event Grid system topic -> dead-letter container ------------------------------------------
+moved {
+  from = azurerm_role_assignment.app_runtime_blob_data_owner
+  to   = azurerm_role_assignment.this["app_runtime_blob_data_owner"]
+}
 
-# Write undeliverable events as blobs, with the topic's identity; only on the dead-letter container.
-resource "azurerm_role_assignment" "eventgrid_deadletter_writer" {
-  scope                = azurerm_storage_container.deadletters.id
-  role_definition_name = "Storage Blob Data Contributor"
-  principal_id         = azurerm_eventgrid_system_topic.images.identity[0].principal_id
-  principal_type       = "ServicePrincipal"
+moved {
+  from = azurerm_role_assignment.app_runtime_queue_data_contributor
+  to   = azurerm_role_assignment.this["app_runtime_queue_data_contributor"]
+}
+
+moved {
+  from = azurerm_role_assignment.app_runtime_table_data_contributor
+  to   = azurerm_role_assignment.this["app_runtime_table_data_contributor"]
+}
+
+moved {
+  from = azurerm_role_assignment.app_vision_user
+  to   = azurerm_role_assignment.this["app_vision_user"]
+}
+
+moved {
+  from = azurerm_role_assignment.app_monitoring_metrics_publisher
+  to   = azurerm_role_assignment.this["app_monitoring_metrics_publisher"]
+}
+
+moved {
+  from = azurerm_role_assignment.eventgrid_deadletter_writer
+  to   = azurerm_role_assignment.this["eventgrid_deadletter_writer"]
 }

@@ -51,36 +51,37 @@ EXPECTED_FILES = [
 ]
 
 APP = "${local.app_principal_id}"
-# Every Azure RBAC role assignment, with the one role and the one scope it may have.
-EXPECTED_ROLE_ASSIGNMENTS: dict[str, tuple[str, str, str]] = {
-    "app_images_blob_data_contributor": (
-        "Storage Blob Data Contributor",
-        "${azurerm_storage_account.images.id}",
-        APP,
-    ),
-    "app_images_blob_delegator": ("Storage Blob Delegator", "${azurerm_storage_account.images.id}", APP),
-    "app_runtime_blob_data_owner": ("Storage Blob Data Owner", "${azurerm_storage_account.runtime.id}", APP),
-    "app_runtime_queue_data_contributor": (
+EVENTGRID = "${local.eventgrid_principal_id}"
+# The Azure RBAC roles are local.role_assignments (main.identity.tf), read from the HCL: no copy here. What
+# the tests hold is the rule: the app gets, on the service each app setting points it at, the data roles
+# the client of that setting needs, and nothing else.
+ROLES_BY_SETTING: dict[str, set[str]] = {
+    # images and dead letters (imagepipe/adapters/azure_blob.py), and the user-delegation key of upload URLs
+    "IMAGES_STORAGE__blobServiceUri": {"Storage Blob Data Contributor", "Storage Blob Delegator"},
+    # the Functions host and the Durable task hub: blobs (leases need Owner), queues, tables
+    "AzureWebJobsStorage__accountName": {
+        "Storage Blob Data Owner",
         "Storage Queue Data Contributor",
-        "${azurerm_storage_account.runtime.id}",
-        APP,
-    ),
-    "app_runtime_table_data_contributor": (
         "Storage Table Data Contributor",
-        "${azurerm_storage_account.runtime.id}",
-        APP,
-    ),
-    "app_vision_user": ("Cognitive Services User", "${azurerm_cognitive_account.vision.id}", APP),
-    "app_monitoring_metrics_publisher": (
-        "Monitoring Metrics Publisher",
-        "${azurerm_application_insights.main.id}",
-        APP,
-    ),
-    "eventgrid_deadletter_writer": (
-        "Storage Blob Data Contributor",
-        "${azurerm_storage_container.deadletters.id}",
-        "${azurerm_eventgrid_system_topic.images.identity[0].principal_id}",
-    ),
+    },
+    "VISION__endpoint": {"Cognitive Services User"},
+    # telemetry with an Entra ID token (APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD)
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": {"Monitoring Metrics Publisher"},
+}
+#: scopes an assignment may have: one resource's id, never a resource group or subscription
+RESOURCE_SCOPE = re.compile(
+    r"\$\{(azurerm_(?:storage_account|storage_container|cognitive_account|application_insights)\.\w+)\.id\}"
+)
+#: the role assignments that were one resource block each before the for_each (moved blocks keep them)
+BEFORE_FOR_EACH = {
+    "app_images_blob_data_contributor",
+    "app_images_blob_delegator",
+    "app_runtime_blob_data_owner",
+    "app_runtime_queue_data_contributor",
+    "app_runtime_table_data_contributor",
+    "app_vision_user",
+    "app_monitoring_metrics_publisher",
+    "eventgrid_deadletter_writer",
 }
 
 # Settings the app needs in Azure mode (imagepipe/settings.py) and the Terraform value each must have.
@@ -485,27 +486,83 @@ def test_no_key_or_sas_anywhere_in_the_module() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_role_assignments_are_exactly_the_minimal_table() -> None:
+def role_assignments() -> dict[str, dict[str, str]]:
+    """local.role_assignments: key -> role, scope, principal, why (a heredoc's markers and indent removed)."""
+    found = locals_()["role_assignments"]
+    assert isinstance(found, dict) and found, "main.identity.tf has no local.role_assignments map"
+    out = {}
+    for key, entry in found.items():
+        assert set(entry) == {"role", "scope", "principal", "why"}, f"{key}: fields {sorted(entry)}"
+        why = re.sub(r"^<<-?EOT\n|\n\s*EOT$", "", entry["why"])
+        out[key] = {**entry, "why": " ".join(why.split())}
+    return out
+
+
+def address_of(expr: str) -> str:
+    """The resource (type.name) an expression such as ${trimsuffix(azurerm_x.y.endpoint, "/")} reads."""
+    match = re.search(r"\b(azurerm_\w+\.\w+)\.\w+", expr)
+    assert match, f"{expr!r} references no azurerm resource"
+    return match.group(1)
+
+
+def test_role_assignments_are_one_for_each_over_the_map() -> None:
     found = of_type("azurerm_role_assignment")
-    assert set(found) == set(EXPECTED_ROLE_ASSIGNMENTS), (
-        f"role assignments differ from the least-privilege table: added {set(found) - set(EXPECTED_ROLE_ASSIGNMENTS)}, "
-        f"missing {set(EXPECTED_ROLE_ASSIGNMENTS) - set(found)}"
-    )
-    for name, (role, scope, principal) in EXPECTED_ROLE_ASSIGNMENTS.items():
-        body = found[name]
-        assert body["role_definition_name"] == role, f"{name}: role {body['role_definition_name']!r}"
-        assert body["scope"] == scope, f"{name}: scope {body['scope']!r}, expected {scope!r}"
-        assert body["principal_id"] == principal, f"{name}: principal {body['principal_id']!r}"
-        assert body["principal_type"] == "ServicePrincipal", f"{name}: principal_type must be ServicePrincipal"
-        assert "role_definition_id" not in body, f"{name}: use the built-in role by name"
+    assert set(found) == {"this"}, f"Azure RBAC assignments belong in local.role_assignments, found {sorted(found)}"
+    assert found["this"] == {
+        "for_each": "${local.role_assignments}",
+        "scope": "${each.value.scope}",
+        "role_definition_name": "${each.value.role}",
+        "principal_id": "${each.value.principal}",
+        "principal_type": "ServicePrincipal",
+    }
     assert locals_()["app_principal_id"] == "${azapi_resource.function_app.identity[0].principal_id}"
+    assert locals_()["eventgrid_principal_id"] == "${azurerm_eventgrid_system_topic.images.identity[0].principal_id}"
 
 
-def test_every_role_assignment_says_why() -> None:
+def test_every_role_assignment_is_a_data_role_on_one_resource_and_says_why() -> None:
+    data_roles = set().union(*ROLES_BY_SETTING.values())
+    seen = set()
+    for key, entry in role_assignments().items():
+        assert entry["role"] in data_roles, f"{key}: {entry['role']!r} is not a data-plane role this app uses"
+        assert RESOURCE_SCOPE.fullmatch(entry["scope"]), f"{key}: scope {entry['scope']!r} is not one resource"
+        assert entry["principal"] in (APP, EVENTGRID), f"{key}: principal {entry['principal']!r}"
+        assert len(entry["why"]) > 20, f"{key}: say why the role is needed"
+        triple = (entry["role"], entry["scope"], entry["principal"])
+        assert triple not in seen, f"{key} repeats {triple}"
+        seen.add(triple)
+
+
+def test_the_app_holds_exactly_the_roles_its_settings_need() -> None:
+    settings = app_settings()
+    needed = {
+        (role, f"${{{address_of(settings[name])}.id}}") for name, roles in ROLES_BY_SETTING.items() for role in roles
+    }
+    granted = {(e["role"], e["scope"]) for e in role_assignments().values() if e["principal"] == APP}
+    assert granted == needed, f"missing {needed - granted}, not needed {granted - needed}"
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD"
+
+
+def test_event_grid_may_write_its_dead_letter_container_only() -> None:
+    sub = resource("azurerm_eventgrid_system_topic_event_subscription", "images_blob_created")
+    topic = address_of(sub["system_topic"])
+    assert locals_()["eventgrid_principal_id"] == f"${{{topic}.identity[0].principal_id}}"
+    container = address_of(first(sub["storage_blob_dead_letter_destination"])["storage_blob_container_name"])
+    granted = [e for e in role_assignments().values() if e["principal"] == EVENTGRID]
+    assert [(e["role"], e["scope"]) for e in granted] == [("Storage Blob Data Contributor", f"${{{container}.id}}")]
+    assert "${azurerm_role_assignment.this}" in sub["depends_on"], "the subscription waits for the roles"
+
+
+def test_moved_blocks_keep_the_addresses_of_a_deployment() -> None:
+    moved = {entry["from"]: entry["to"] for entry in parsed()["main.identity.tf"].get("moved", [])}
+    assert moved == {
+        f"${{azurerm_role_assignment.{key}}}": f'${{azurerm_role_assignment.this["{key}"]}}' for key in BEFORE_FOR_EACH
+    }
+    assert BEFORE_FOR_EACH <= set(role_assignments()), "a moved block must point at a key of the map"
+
+
+def test_role_assignments_live_in_main_identity() -> None:
     text = (TF_DIR / "main.identity.tf").read_text(encoding="utf-8")
-    for match in re.finditer(
-        r'^resource "(azurerm_role_assignment|azurerm_cosmosdb_sql_role_assignment)" "(\w+)"', text, re.MULTILINE
-    ):
+    for match in re.finditer(r'^resource "(azurerm_cosmosdb_sql_role_assignment)" "(\w+)"', text, re.MULTILINE):
         before = text[: match.start()].rstrip("\n").splitlines()
         assert before and before[-1].startswith("#"), f"{match.group(2)} has no comment saying why it is needed"
     others = [
@@ -747,7 +804,6 @@ def test_dead_letters_use_the_topic_identity_and_the_json_container() -> None:
     assert dest["storage_account_id"] == "${azurerm_storage_account.images.id}"
     assert dest["storage_blob_container_name"] == "${azurerm_storage_container.deadletters.name}"
     assert eventgrid_json()["deadLetterContainer"] == "deadletters"
-    assert "${azurerm_role_assignment.eventgrid_deadletter_writer}" in sub["depends_on"]
     topic = resource("azurerm_eventgrid_system_topic", "images")
     assert topic["source_resource_id"] == "${azurerm_storage_account.images.id}"
     assert topic["topic_type"] == "Microsoft.Storage.StorageAccounts"

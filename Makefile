@@ -12,14 +12,17 @@ STATE ?= .state
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-local.txt requirements-devhost.txt requirements-nodeps.txt requirements-dev.txt package.json package-lock.json pyproject.toml
+# requirements.txt (the app's locked closure, with hashes) goes in a pip call of its own: hashes put pip in
+# --require-hashes mode for every requirement of a call. Then the local extras of pyproject.toml, then the
+# packages whose declared dependencies must not be installed.
+$(STAMP): requirements.txt requirements-nodeps.txt package.json package-lock.json pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
 	@command -v npm >/dev/null || { echo "error: npm not found; install Node.js 20+ (Debian: apt-get install nodejs npm)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt -r requirements-local.txt -r requirements-devhost.txt -r requirements-dev.txt
+	$(PY) -m pip install -q --require-hashes -r requirements.txt
+	$(PY) -m pip install -q -e ".[local,devhost,dev]"
 	@if [ -s requirements-nodeps.txt ]; then $(PY) -m pip install -q --no-deps -r requirements-nodeps.txt; fi
-	$(PY) -m pip install -q --no-deps -e .
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 

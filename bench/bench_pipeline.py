@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS, ROOT, machine_facts, parse_ts, peak_rss_mib, summarize, write_result
+from devhost.process import DevhostProcess, free_port
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
@@ -119,13 +118,6 @@ def executions_by_instance(log_text: str) -> dict[str, dict[str, list[float]]]:
 # ---------------------------------------------------------------------------------------------------- stack
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Stack:
     """A devhost subprocess (starting its own Azurite on a free port) with its state in ``state``."""
 
@@ -139,7 +131,7 @@ class Stack:
         self.connection = connection_string(self.blob_port)
         self.container = container
         self.log = state / "devhost.log"
-        self.env = dict(os.environ) | {
+        self.env = {
             "IMAGES_STORAGE": self.connection,
             "IMAGES_CONTAINER": container,
             "AZURITE_BLOB_PORT": str(self.blob_port),
@@ -147,46 +139,27 @@ class Stack:
             "RECORDS_SQLITE_PATH": str(state / "records.sqlite3"),
             "VISION_PROVIDER": "local",
         }
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.host = DevhostProcess(ROOT, state / "devhost", port=self.port, env=self.env, log=self.log)
+        self.base = self.host.base
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The devhost process."""
+        return self.host.proc
 
     def start(self, timeout_s: float = 120) -> float:
         """Start and wait until Running and the containers exist; returns the start-up seconds."""
         from imagepipe.adapters.azure_blob import AzureBlobStore
-        from imagepipe.client import ApiError, ImagepipeClient
 
         started = time.monotonic()
-        cmd = [sys.executable, "-m", "devhost", "start", "--app", str(ROOT), "--port", str(self.port)]
-        cmd += ["--state", str(self.state / "devhost"), "--no-auth"]
-        with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=self.env, stdout=logf, stderr=logf)
-        client = ImagepipeClient(self.base, key="", timeout_s=5)
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"devhost exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            if time.monotonic() - started > timeout_s:
-                self.stop()
-                raise RuntimeError("devhost did not start in time:\n" + self.log.read_text()[-3000:])
-            try:
-                if (client.request("GET", "/admin/host/status")[1] or {}).get("state") == "Running":
-                    break
-            except ApiError:
-                pass
-            time.sleep(0.1)
+        self.host.start(timeout=timeout_s)
         for name in (self.container, "deadletters"):
             AzureBlobStore(name, connection_string=self.connection).ensure_container()
         return time.monotonic() - started
 
     def stop(self) -> None:
-        """SIGTERM (SIGKILL after 15 s); the devhost stops the Azurite it started."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        """SIGTERM its process group (SIGKILL after 15 s); the devhost stops the Azurite it started."""
+        self.host.stop(grace=15)
 
 
 @contextmanager

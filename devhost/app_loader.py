@@ -6,6 +6,10 @@
 the extension: ``trigger.orchestration`` / ``trigger.activity`` if set, else the function name.
 Also reads ``host.json`` (concurrency limits, ``functionTimeout``, HTTP route prefix) and
 ``local.settings.json`` ``Values`` (into ``os.environ`` without overriding).
+
+Start-up problems (a file that is not valid JSON, a setting of the wrong type, no ``function_app.py``, an
+app that fails to import or to index) raise ``AppStartupError``: one line naming the file and the problem,
+for an import failure the exception and the app's own ``file:line`` (no traceback).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import json
 import os
 import re
 import sys
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +70,62 @@ class Registry:
     eventgrid: dict[str, FunctionInfo] = field(default_factory=dict)
 
 
+class AppStartupError(Exception):
+    """The app cannot be loaded; ``str()`` is one line naming the file and the problem."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``AppStartupError`` when it is not valid JSON or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise AppStartupError(path, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AppStartupError(path, f"cannot be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise AppStartupError(path, f"must hold a JSON object, not {_json_type(data)}")
+    return data
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _section(path: Path, data: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """The object at ``keys`` (empty when absent); ``AppStartupError`` when it is there but not an object."""
+    node: Any = data
+    for depth, key in enumerate(keys):
+        node = node.get(key)
+        if node is None:
+            return {}
+        if not isinstance(node, dict):
+            name = ".".join(keys[: depth + 1])
+            raise AppStartupError(path, f"{name} must be an object, not {_json_type(node)}")
+    return dict(node)
+
+
+def _positive_int(path: Path, section: dict[str, Any], name: str, key: str, default: int) -> int:
+    value = section.get(key, default)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)  # the Functions host's configuration binder accepts a number in a string too
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AppStartupError(path, f"{name}.{key} must be a positive integer, not {json.dumps(value)}")
+    return value
+
+
+def _string(path: Path, section: dict[str, Any], name: str, key: str, default: str) -> str:
+    value = section.get(key, default)
+    if not isinstance(value, str):
+        raise AppStartupError(path, f"{name}.{key} must be a string, not {json.dumps(value)}")
+    return value
+
+
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)$")
 
 
@@ -77,23 +139,30 @@ def parse_timespan(text: str) -> float:
 
 
 def read_host_config(app_dir: Path) -> HostConfig:
-    """Read host.json (missing file → defaults)."""
+    """Read host.json (missing file → defaults); ``AppStartupError`` names a malformed file or setting."""
     cfg = HostConfig()
     path = app_dir / "host.json"
     if not path.exists():
         return cfg
-    data = json.loads(path.read_text(encoding="utf-8"))
-    dt = (data.get("extensions") or {}).get("durableTask") or {}
-    cfg.max_activities = int(dt.get("maxConcurrentActivityFunctions", cfg.max_activities))
-    cfg.max_orchestrators = int(dt.get("maxConcurrentOrchestratorFunctions", cfg.max_orchestrators))
-    cfg.hub_name = str(dt.get("hubName", cfg.hub_name))
+    data = read_json_object(path)
+    dt = _section(path, data, "extensions", "durableTask")
+    name = "extensions.durableTask"
+    cfg.max_activities = _positive_int(path, dt, name, "maxConcurrentActivityFunctions", cfg.max_activities)
+    cfg.max_orchestrators = _positive_int(path, dt, name, "maxConcurrentOrchestratorFunctions", cfg.max_orchestrators)
+    cfg.hub_name = _string(path, dt, name, "hubName", cfg.hub_name)
     timeout = data.get("functionTimeout")
     if timeout is not None:
-        secs = parse_timespan(str(timeout))
+        try:
+            secs = parse_timespan(timeout) if isinstance(timeout, str) else None
+        except ValueError:
+            secs = None
+        if secs is None:
+            problem = f'functionTimeout must be a TimeSpan string such as "00:10:00", not {json.dumps(timeout)}'
+            raise AppStartupError(path, problem)
         cfg.function_timeout_s = None if secs <= 0 else secs
-    http = (data.get("extensions") or {}).get("http") or {}
+    http = _section(path, data, "extensions", "http")
     if "routePrefix" in http:
-        cfg.route_prefix = str(http["routePrefix"]).strip("/")
+        cfg.route_prefix = _string(path, http, "extensions.http", "routePrefix", cfg.route_prefix).strip("/")
     return cfg
 
 
@@ -102,7 +171,7 @@ def load_local_settings(app_dir: Path) -> list[str]:
     path = app_dir / "local.settings.json"
     if not path.exists():
         return []
-    values = json.loads(path.read_text(encoding="utf-8")).get("Values") or {}
+    values = _section(path, read_json_object(path), "Values")
     applied = []
     for key, value in values.items():
         if key not in os.environ:
@@ -111,30 +180,68 @@ def load_local_settings(app_dir: Path) -> list[str]:
     return applied
 
 
-def _find_register(module: Any) -> Any:
+def _find_register(module: Any, path: Path) -> Any:
     from azure.functions.decorators.function_app import FunctionRegister
 
     for value in vars(module).values():
         if isinstance(value, FunctionRegister):
             return value
-    raise RuntimeError(f"{module.__file__} defines no FunctionApp / DFApp instance")
+    raise AppStartupError(path, "defines no FunctionApp / DFApp instance at module level")
+
+
+def _own_frame(exc: BaseException, app_dir: Path) -> str | None:
+    """``file:line`` of the innermost traceback frame in the app's own code (not in installed packages)."""
+    if isinstance(exc, SyntaxError) and exc.filename and _is_app_file(Path(exc.filename), app_dir):
+        return f"{exc.filename}:{exc.lineno}"
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if _is_app_file(Path(frame.filename), app_dir):
+            return f"{frame.filename}:{frame.lineno}"
+    return None
+
+
+def _is_app_file(path: Path, app_dir: Path) -> bool:
+    if not path.is_absolute() or "site-packages" in path.parts or "dist-packages" in path.parts:
+        return False
+    return path.is_relative_to(app_dir) and not path.is_relative_to(app_dir / ".venv")
+
+
+def _describe(exc: BaseException, app_dir: Path) -> str:
+    """``Type: message (at file:line)``, on one line."""
+    text = " ".join(str(exc).split()) if not isinstance(exc, SyntaxError) else (exc.msg or "invalid syntax")
+    where = _own_frame(exc, app_dir)
+    return f"{type(exc).__name__}: {text}" + (f" (at {where})" if where else "")
+
+
+def _app_step(path: Path, app_dir: Path, what: str, step: Callable[[], Any]) -> Any:
+    try:
+        return step()
+    except AppStartupError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the app's own code at start-up is reported as one line
+        raise AppStartupError(path, f"{what}: {_describe(exc, app_dir)}") from exc
 
 
 def load_app(app_dir: Path, module_name: str = "function_app") -> Registry:
-    """Import ``app_dir/function_app.py`` and index its functions."""
+    """Import ``app_dir/function_app.py`` and index its functions; ``AppStartupError`` when that fails."""
     app_dir = app_dir.resolve()
+    path = app_dir / f"{module_name}.py"
+    if not app_dir.is_dir():
+        raise AppStartupError(app_dir, "the app folder does not exist")
+    if not path.is_file():
+        raise AppStartupError(path, "not found: the app folder must hold the app's function_app.py")
     if str(app_dir) not in sys.path:
         sys.path.insert(0, str(app_dir))
-    path = app_dir / f"{module_name}.py"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {path}")
+        raise AppStartupError(path, "cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    app = _find_register(module)
+    loader = spec.loader
+    _app_step(path, app_dir, "the app failed to import", lambda: loader.exec_module(module))
+    app = _find_register(module, path)
+    functions = _app_step(path, app_dir, "indexing the app's functions failed", app.get_functions)
     reg = Registry()
-    for fn in app.get_functions():
+    for fn in functions:
         trigger = fn.get_trigger()
         user = fn.get_user_function()
         bindings = list(fn.get_bindings())

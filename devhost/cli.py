@@ -1,4 +1,8 @@
-"""Command line: ``python -m devhost start --app DIR --port PORT --state DIR [--storage azurite|none] [--no-auth]``."""
+"""Command line: ``python -m devhost start --app DIR --port PORT --state DIR [--storage azurite|none] [--no-auth]``.
+
+A start-up problem of the app (host.json, local.settings.json, function_app.py) is one line on stderr naming
+the file and the problem, and exit status 2.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--no-auth", action="store_true", help="do not enforce function/admin keys")
     start.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     args = parser.parse_args(argv)
+    from devhost.app_loader import AppStartupError
     from devhost.host import Host
 
-    Host(args.app, args.port, args.state, storage=args.storage, no_auth=args.no_auth, bind=args.host).run()
+    try:
+        host = Host(args.app, args.port, args.state, storage=args.storage, no_auth=args.no_auth, bind=args.host)
+    except AppStartupError as exc:
+        sys.stderr.write(f"devhost: cannot start: {exc}\n")  # one line; the file and the problem, no traceback
+        return 2
+    host.run()
     # Activities still running in worker threads are abandoned (their work items stay in the task hub
     # and run again on the next start); do not wait for them at interpreter exit.
     sys.stdout.flush()

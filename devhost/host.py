@@ -84,6 +84,7 @@ class Host:
         from devhost.eventgrid import converter_mode
 
         self.eventgrid_converter = converter_mode()  # fails fast on a bad setting
+        self.registry = load_app(self.app_dir)  # before Azurite: an app that cannot load fails fast
         self.azurite: Any = None
         if storage == "azurite":
             from devhost import azurite
@@ -91,7 +92,6 @@ class Host:
             blob_port = int(os.environ.get("AZURITE_BLOB_PORT", "10000"))
             self.azurite = azurite.ensure(blob_port, self.state_dir / "azurite", self.app_dir, self.state_dir)
         try:
-            self.registry = load_app(self.app_dir)
             self.store = Store(self.state_dir / "taskhub.sqlite3")
             self.keys = Keys(self.state_dir)
             self.engine = Engine(self.store, self.registry, self.config, self.app_dir)

@@ -9,49 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from imagepipe.client import ApiError, ImagepipeClient
+from devhost.process import DevhostExited, DevhostProcess, make_private_dir
+from imagepipe.client import ImagepipeClient
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def make_private_dir(path: Path) -> None:
-    """The state folder holds keys, task hub inputs, records and blobs: owner-only (0700)."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)
-
-
-def open_private_log(path: Path) -> BinaryIO:
-    """Open the devhost log for appending, readable by the owner only (0600, also when it already existed).
-
-    The devhost never prints keys into a redirected log; this keeps whatever it does log private too.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    os.fchmod(fd, 0o600)
-    return os.fdopen(fd, "ab")
-
-
-def wait_until_running(client: ImagepipeClient, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"error: the devhost exited with code {proc.returncode}; see its log in the state folder")
-        try:
-            _, body, _ = client.request("GET", "/admin/host/status")
-            if isinstance(body, dict) and body.get("state") == "Running":
-                return
-        except ApiError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"error: the devhost did not report Running within {timeout_s:.0f} s")
 
 
 def sample_files(folder: Path) -> list[tuple[Path, str]]:
@@ -108,26 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     make_private_dir(args.state)
     env = dict(os.environ)
     env.setdefault("RECORDS_SQLITE_PATH", str(args.state / "records.sqlite3"))
-    command = [
-        sys.executable,
-        "-m",
-        "devhost",
-        "start",
-        "--app",
-        str(ROOT),
-        "--port",
-        str(args.port),
-        "--state",
-        str(args.state / "devhost"),
-        "--no-auth",
-    ]
-    log_path = args.state / "devhost.log"
-    print(f"starting: {' '.join(command)}\n  (its log: {log_path})", flush=True)
-    log_file = open_private_log(log_path)
-    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
-    client = ImagepipeClient(f"http://127.0.0.1:{args.port}", key="")
+    host = DevhostProcess(ROOT, args.state / "devhost", port=args.port, env=env, no_auth=True)
+    print(f"starting: {' '.join(host.command)}\n  (its log: {host.log})", flush=True)
+    client = ImagepipeClient(host.base, key="")
     try:
-        wait_until_running(client, proc, timeout_s=120)
+        try:
+            host.start(timeout=120)
+        except (DevhostExited, TimeoutError) as exc:
+            raise SystemExit(f"error: {exc}\n(the devhost's log: {host.log})") from exc
         from imagepipe.composition import services
 
         os.environ.update({k: v for k, v in env.items() if k not in os.environ})
@@ -159,17 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             "Ctrl-C stops it.",
             flush=True,
         )
-        proc.wait()
+        host.wait()
         return 0
     except KeyboardInterrupt:
         return 0
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        host.stop(grace=20)
 
 
 def _load_local_settings() -> None:

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from devhost.process import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def azurite_connection_string(port: int) -> str:
-    from devhost.azurite import connection_string
-
-    return connection_string(port)
 
 
 @pytest.fixture(scope="session")

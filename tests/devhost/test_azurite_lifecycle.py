@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 from devhost import azurite
 from tests.devhost.harness import APPS, Devhost, free_port
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.devhost, pytest.mark.integration]
 
@@ -32,12 +32,7 @@ def _azurites_for(location: Path) -> list[int]:
 
 
 def _eventually_none(location: Path, timeout: float = 20) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        left = _azurites_for(location)
-        if not left:
-            return left
-        time.sleep(0.1)
+    eventually(lambda: not _azurites_for(location), timeout, interval=0.1)
     return _azurites_for(location)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import requests
 
 from devhost import azurite, eventgrid
 from tests.devhost.harness import APPS, Devhost, free_port
+from tests.support.waiting import eventually, eventually_value
 
 pytestmark = [pytest.mark.devhost, pytest.mark.integration]
 
@@ -41,20 +41,11 @@ def eg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Devhost, Path
     finally:
         host.stop()
         svc.close()  # Azurite's graceful shutdown waits for its clients' connections to close
-    deadline = time.monotonic() + 15
-    while azurite.is_listening(port) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not azurite.is_listening(port), "devhost must stop the Azurite it started"
+    assert eventually(lambda: not azurite.is_listening(port), timeout=15), "devhost must stop the Azurite it started"
 
 
-def _wait_for(pred: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+def _wait_for(read: Any, timeout: float = 30) -> Any:
+    return eventually_value(read, timeout, interval=0.1)
 
 
 def _records(out: Path) -> list[dict[str, Any]]:
@@ -94,7 +85,10 @@ def test_blob_upload_delivers_blob_created_event(eg: tuple[Devhost, Path, Any]) 
     # overwriting the blob is a new event; an unchanged blob is not re-delivered
     blob.upload_blob(b"second version", overwrite=True)
     _wait_for(lambda: len([r for r in _records(out) if r["subject"].endswith("/dir/cat.jpg")]) == 2)
-    time.sleep(1.5)
+    # later markers: once the second marker's event is in, the emulator has looked at the unchanged blob again
+    for marker in ("dir/marker-1.txt", "dir/marker-2.txt"):
+        svc.get_blob_client("uploads", marker).upload_blob(b"later")
+        _wait_for(lambda m=marker: [r for r in _records(out) if r["subject"].endswith("/" + m)])
     assert len([r for r in _records(out) if r["subject"].endswith("/dir/cat.jpg")]) == 2
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from imagepipe.localstack import make_private_dir, open_private_log
+from devhost.process import make_private_dir, open_private_log
 from tests.devhost.harness import APPS, Devhost
 
 pytestmark = [pytest.mark.devhost]

@@ -12,6 +12,7 @@ import pytest
 
 from devhost import ncrontab
 from tests.devhost.harness import Devhost
+from tests.support.waiting import eventually
 
 
 @pytest.mark.unit
@@ -42,16 +43,12 @@ def test_bad_expressions(bad: str) -> None:
 
 @pytest.mark.devhost
 def test_timer_trigger_fires(durable_host: Devhost, counter_db: Path) -> None:
-    deadline = time.monotonic() + 20
-    count = 0
-    while time.monotonic() < deadline:
+    def calls() -> int:
         with sqlite3.connect(str(counter_db)) as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS runs(key TEXT, ts REAL)")
-            count = conn.execute("SELECT COUNT(*) FROM runs WHERE key='timer'").fetchone()[0]
-        if count >= 3:
-            break
-        time.sleep(0.2)
-    assert count >= 3
+            return int(conn.execute("SELECT COUNT(*) FROM runs WHERE key='timer'").fetchone()[0])
+
+    assert eventually(lambda: calls() >= 3, timeout=20), calls()
 
 
 @pytest.mark.devhost
@@ -73,9 +70,7 @@ def test_missed_occurrence_fires_once_past_due_and_manual_run(tmp_path: Path) ->
         )
     host = Devhost(APPS / "timer_app", state, env=env).start()
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and len(out.read_text().splitlines()) < 2:
-            time.sleep(0.1)
+        eventually(lambda: len(out.read_text().splitlines()) >= 2, timeout=20, interval=0.1)
     finally:
         host.stop()
     assert [json.loads(line) for line in out.read_text().splitlines()] == [{"past_due": False}, {"past_due": True}]

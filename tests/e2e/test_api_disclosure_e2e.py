@@ -8,16 +8,17 @@ run exists for a blob version.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
 
 from imagepipe.adapters.azure_blob import AzureBlobStore
 from imagepipe.ids import instance_id
-from tests.devhost.harness import ROOT
-from tests.e2e.conftest import Stack, start_stack
+from tests.support.devhost import ROOT
+from tests.support.stack import Stack, start_stack
+from tests.support.waiting import eventually_value
 
 pytestmark = pytest.mark.e2e
 
@@ -49,12 +50,12 @@ def test_failed_run_status_has_a_reason_not_a_traceback(quiet: tuple[Stack, Azur
         f"{base}/runtime/webhooks/durabletask/orchestrators/image_pipeline/{instance}", json=given, timeout=10
     )
     assert started.status_code == 202, started.text
-    deadline = time.monotonic() + 120
-    while (run := requests.get(f"{base}/runtime/webhooks/durabletask/instances/{instance}", timeout=10).json())[
-        "runtimeStatus"
-    ] in ("Pending", "Running"):
-        assert time.monotonic() < deadline, run
-        time.sleep(0.2)
+
+    def ended() -> dict[str, Any] | None:
+        run = requests.get(f"{base}/runtime/webhooks/durabletask/instances/{instance}", timeout=10).json()
+        return None if run["runtimeStatus"] in ("Pending", "Running") else dict(run)
+
+    run = eventually_value(ended, timeout=120, what=f"the end of {instance}")
     assert run["runtimeStatus"] == "Failed"
     output = str(run["output"])
     assert "Orchestrator function" in output, output

@@ -24,9 +24,8 @@ from PIL import Image
 from devhost import azurite as launcher
 from imagepipe.adapters.azure_blob import AzureBlobStore
 from imagepipe.client import ImagepipeClient
-from tests.conftest import free_port
-from tests.devhost.harness import ROOT, Devhost
 from tests.inprocess import multipart
+from tests.support.devhost import ROOT, Devhost, free_port
 
 pytestmark = pytest.mark.e2e
 

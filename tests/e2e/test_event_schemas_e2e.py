@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import start_stack
+from tests.support.stack import start_stack
 
 pytestmark = pytest.mark.e2e
 

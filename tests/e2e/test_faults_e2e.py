@@ -22,8 +22,9 @@ import requests
 
 from devhost import azurite
 from imagepipe.client import ApiError
-from tests.devhost.harness import ROOT
-from tests.e2e.conftest import Stack, start_stack
+from tests.support.devhost import ROOT
+from tests.support.stack import Stack, start_stack
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -50,10 +51,13 @@ def runs_for(stack: Stack, image_id: str) -> list[dict[str, Any]]:
 
 
 def wait_for_stage(stack: Stack, image_id: str, stage: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not (run := runs_for(stack, image_id)) or stage not in json.dumps(run[0].get("customStatus")):
-        assert time.monotonic() < deadline, f"{image_id} never reached {stage}: {run}"
-        time.sleep(0.1)
+    def reached() -> bool:
+        run = runs_for(stack, image_id)
+        return bool(run) and stage in json.dumps(run[0].get("customStatus"))
+
+    assert eventually(reached, timeout_s, interval=0.1), (
+        f"{image_id} never reached {stage}: {runs_for(stack, image_id)}"
+    )
 
 
 def ended_with_reason(stack: Stack, ids: list[str], timeout_s: float = 300) -> dict[str, dict[str, Any]]:
@@ -94,10 +98,7 @@ def test_killed_host_finishes_every_run_exactly_once(slow_retry_stack: Stack) ->
     stack = slow_retry_stack
     names = ["cat.jpg", "coffee.jpg", "motorcycle.jpg", "astronaut.jpg", "insurance-claim.png", "game-screenshot.png"]
     ids = [stack.client.upload(SAMPLES / name)["id"] for name in names]
-    deadline = time.monotonic() + 120
-    while sum(stack.client.status(i)["status"] == "completed" for i in ids) < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    assert eventually(lambda: any(stack.client.status(i)["status"] == "completed" for i in ids), timeout=120)
     done_before_kill = sum(stack.client.status(i)["status"] == "completed" for i in ids)
     stack.host.kill9()
     assert done_before_kill < len(ids), "the host must die with runs in flight for this test to mean anything"
@@ -137,10 +138,8 @@ def test_blob_lost_mid_run_ends_failed_lost_not_deleted(slow_retry_stack: Stack)
         final = ended_with_reason(stack, [image_id], timeout_s=120)[image_id]
         assert final["status"] == "failed" and final["error"]["code"] == "lost", final
         assert "upload the image again" in final["error"]["guidance"]
-        deadline = time.monotonic() + 60
-        while (run := runs_for(stack, image_id))[0]["runtimeStatus"] in ("Pending", "Running"):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        assert eventually(lambda: runs_for(stack, image_id)[0]["runtimeStatus"] not in ("Pending", "Running"), 60)
+        run = runs_for(stack, image_id)
         assert run[0]["runtimeStatus"] == "Failed" and "(lost)" in str(run[0]["output"])
         assert image_id in {item["id"] for item in stack.client.search(status="failed", limit=1000)["items"]}
 
@@ -168,12 +167,10 @@ def test_killed_azurite_ends_every_accepted_upload(slow_retry_stack: Stack) -> N
     ids = [stack.client.upload(SAMPLES / name)["id"] for name in names]
     os.kill(azurite_pid(stack), signal.SIGKILL)
     port = int(stack.env["AZURITE_BLOB_PORT"])
-    deadline = time.monotonic() + 10
-    while azurite.is_listening(port):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    # restarted by the test, on the same port and location; the stack's teardown stops it (by its port)
-    azurite.start(port, stack.host.state / "azurite", ROOT)
+    assert eventually(lambda: not azurite.is_listening(port), timeout=10, interval=0.05)
+    # restarted by the test, on the same port and location, and recorded where the devhost records its own:
+    # the stack's stop() stops it
+    azurite.start(port, stack.host.state / "azurite", ROOT, pid_file=stack.host.state / azurite.PID_FILE)
     stack.blobs.ensure_container()  # the deployment's container (Azure never loses it)
     final = ended_with_reason(stack, ids)
     outcomes = {i: (final[i]["status"], (final[i].get("error") or {}).get("code")) for i in ids}
@@ -190,10 +187,7 @@ def test_storage_outage_ends_every_accepted_upload(slow_retry_stack: Stack) -> N
     """Azurite stops answering for 8 s while runs are in flight; afterwards every upload ends with a result."""
     stack = slow_retry_stack
     ids = [stack.client.upload(SAMPLES / name)["id"] for name in ("astronaut.jpg", "game-screenshot.png", "cat.jpg")]
-    deadline = time.monotonic() + 60
-    while not runs_for(stack, ids[0]):  # runs are in flight
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    assert eventually(lambda: bool(runs_for(stack, ids[0])), timeout=60, interval=0.1)  # runs are in flight
     pid = azurite_pid(stack)
     os.kill(pid, signal.SIGSTOP)
     try:

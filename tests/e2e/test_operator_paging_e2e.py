@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from imagepipe.ids import instance_id, new_image_id
-from tests.e2e.conftest import Stack, start_stack
+from tests.support.stack import Stack, start_stack
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from imagepipe.client import ApiError
 from imagepipe.ids import instance_id
-from tests.e2e.conftest import Stack
+from tests.support.stack import Stack
+from tests.support.waiting import eventually_value
 
 pytestmark = pytest.mark.e2e
 
@@ -91,12 +92,12 @@ def test_overwrite_with_newer_version_wins(stack: Stack) -> None:
     name = f"{image_id}.jpg"
     newer = (SAMPLES / "cat.jpg").read_bytes()
     stored = stack.blobs.put(name, newer, content_type="image/jpeg", metadata={"profile": "general"})
-    deadline = time.monotonic() + 240
-    record = stack.client.get(image_id)
-    while record["blob"]["etag"] != stored.etag or record["status"] != "completed":
-        assert time.monotonic() < deadline, record
-        time.sleep(0.5)
+
+    def newer_completed() -> dict[str, Any] | None:
         record = stack.client.get(image_id)
+        return record if record["blob"]["etag"] == stored.etag and record["status"] == "completed" else None
+
+    record = eventually_value(newer_completed, timeout=240, interval=0.5, what="the newer version's completed record")
     assert "cat" in record["tags"] and record["profile"] == "general"
 
 

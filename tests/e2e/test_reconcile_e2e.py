@@ -5,7 +5,6 @@ accepted upload whose blob storage lost before any run (failed: lost, never a 40
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +12,9 @@ import pytest
 import requests
 
 from imagepipe.ids import blob_name, new_image_id
-from tests.devhost.harness import ROOT
-from tests.e2e.conftest import Stack, start_stack
+from tests.support.devhost import ROOT
+from tests.support.stack import Stack, start_stack
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -63,13 +63,13 @@ def test_sweep_starts_lost_runs_once(stack_without_events: Stack) -> None:
         data = (SAMPLES / sample).read_bytes()
         stack.blobs.put(blob_name(image_id, "jpg"), data, content_type="image/jpeg", metadata={"profile": "general"})
         ids.append(image_id)
-    time.sleep(2)
-    assert all(stack.client.status(i)["status"] == "pending" for i in ids)  # no event: nothing started
+    # no event (the app dir has no subscription, see below), so nothing starts them but the sweep
+    assert all(stack.client.status(i)["status"] == "pending" for i in ids)
+    assert [runs_for(stack, i) for i in ids] == [[], []]
     sweep(stack)
     final = stack.client.wait(ids, timeout_s=240)
     assert [final[i]["status"] for i in ids] == ["completed", "completed"], final
-    sweep(stack)
-    time.sleep(1)
+    sweep(stack)  # answers once the sweep function has returned: any run it started exists by then
     assert [len(runs_for(stack, i)) for i in ids] == [1, 1]
 
 
@@ -83,11 +83,13 @@ def test_sweep_ends_an_accepted_upload_whose_blob_storage_lost(stack_without_eve
     assert stack.client.status(image_id)["status"] == "pending"
     stack.blobs.delete(f"{image_id}.jpg")  # lost behind the API's back, before any run
     assert stack.client.status(image_id)["stage"] == "blob_missing"
-    deadline = time.monotonic() + 60
-    while (status := stack.client.status(image_id))["status"] != "failed":
-        assert time.monotonic() < deadline, status
+
+    def swept_to_failed() -> bool:
         sweep(stack)  # ends it once it is older than RECONCILE_GRACE_S
-        time.sleep(0.5)
+        return bool(stack.client.status(image_id)["status"] == "failed")
+
+    assert eventually(swept_to_failed, timeout=60, interval=0.5), stack.client.status(image_id)
+    status = stack.client.status(image_id)
     assert status["error"]["code"] == "lost" and "upload the image again" in status["error"]["guidance"]
     assert stack.client.get(image_id)["status"] == "failed"
     assert runs_for(stack, image_id) == []

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from devhost.azurite import connection_string
 from imagepipe import cli
 from imagepipe.adapters.azure_blob import AzureBlobStore
-from tests.conftest import azurite_connection_string, free_port
-from tests.devhost.harness import ROOT, Devhost
+from tests.support.devhost import ROOT, Devhost, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +20,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devhost]:
     """The app on a devhost that checks function and admin keys, with its own Azurite and the local analyzer."""
     state = tmp_path_factory.mktemp("smoke")
     port = free_port()
-    azurite = azurite_connection_string(port)
+    azurite = connection_string(port)
     env = {
         "IMAGES_STORAGE": azurite,
         "IMAGES_CONTAINER": "images",

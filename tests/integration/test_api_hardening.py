@@ -14,6 +14,7 @@ import azure.functions as func
 import pytest
 import requests
 
+from devhost.azurite import connection_string
 from imagepipe.composition import reset_services, services
 from imagepipe.ids import instance_id, new_image_id
 from imagepipe.pipeline import fetch_image_metadata
@@ -25,8 +26,8 @@ from imagepipe.records import (
     new_record,
 )
 from tests import images
-from tests.conftest import azurite_connection_string, free_port
 from tests.inprocess import body_json, call_http, functions
+from tests.support.devhost import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -298,7 +299,7 @@ def test_storage_outage_is_a_fast_503_without_internals(
     app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     closed = free_port()
-    monkeypatch.setenv("IMAGES_STORAGE", azurite_connection_string(closed))
+    monkeypatch.setenv("IMAGES_STORAGE", connection_string(closed))
     reset_services()
     for name, kwargs in (
         ("upload_image", {"body": images.jpeg(), "headers": {"content-type": "image/jpeg"}}),

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import Stack
 from tests.operators.stack import start_ops_stack
+from tests.support.stack import Stack
 
 
 @pytest.fixture(scope="module")

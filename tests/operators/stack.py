@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from tests.e2e.conftest import Stack, start_stack
+from tests.support.stack import Stack, start_stack
 
 # The devhost's Event Grid emulator watches the container named by config/eventgrid-subscriptions.json.
 CONTAINER = "images"

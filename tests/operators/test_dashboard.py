@@ -1,7 +1,8 @@
 """The operations dashboard in headless Chromium: filter to failed runs, open one, replay it, see it complete.
 
-Chromium is Debian's (``apt-get install chromium``), driven by ``playwright-core`` from npm (no browser
-download). Screenshots land in ``test-artifacts/``.
+Chromium is Debian's (``apt-get install chromium``, or ``$CHROMIUM``), driven by ``playwright-core`` from npm
+(no browser download); without it the test skips and says how to install it. Screenshots land in
+``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -10,29 +11,26 @@ import hashlib
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from imagepipe.client import ApiError
-from tests.devhost.harness import ROOT
-from tests.e2e.conftest import Stack
+from tests.support import browser
+from tests.support.devhost import ROOT
+from tests.support.stack import Stack
+from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.dashboard
+pytestmark = [pytest.mark.dashboard, pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))]
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = browser.chromium()
 DRIVER = Path(__file__).with_name("dashboard_driver.cjs")
 ARTIFACTS = ROOT / "test-artifacts"
 CAT = ROOT / "samples" / "cat.jpg"
 
 
 def test_dashboard_filters_opens_and_replays_a_failed_run(ops_stack: Stack) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium with 'apt-get install -y chromium'")
-    node = shutil.which("node")
-    if node is None or not (ROOT / "node_modules" / "playwright-core").exists():
-        pytest.fail("node and node_modules/playwright-core are needed: install Node.js 20+ and run 'npm ci'")
+    node = shutil.which("node") or "node"
     stack = ops_stack
     data = CAT.read_bytes()
     rule = {"sha256": hashlib.sha256(data).hexdigest(), "fault": "transient"}
@@ -63,12 +61,11 @@ def test_dashboard_filters_opens_and_replays_a_failed_run(ops_stack: Stack) -> N
     assert any(tag.startswith("cat") for tag in seen["tags"]), seen["tags"]
     assert seen["canvas"][0] > 10 and seen["chartBars"] >= 1
     assert (ARTIFACTS / "dashboard-replayed.png").stat().st_size > 10_000
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def completed() -> bool:
         try:
-            if stack.client.status(image_id)["status"] == "completed":
-                break
+            return bool(stack.client.status(image_id)["status"] == "completed")
         except ApiError:
-            pass
-        time.sleep(0.5)
-    assert stack.client.status(image_id)["status"] == "completed"
+            return False
+
+    assert eventually(completed, timeout=30, interval=0.5), stack.client.status(image_id)

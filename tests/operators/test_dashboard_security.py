@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,14 +22,16 @@ import pytest
 import requests
 from azure.storage.blob import BlobServiceClient
 
+from devhost.azurite import connection_string
 from imagepipe.adapters.azure_blob import AzureBlobStore
 from imagepipe.cors import apply_cors, apply_local_cors, cors_rules
-from tests.conftest import azurite_connection_string, free_port
-from tests.devhost.harness import ROOT, Devhost
+from tests.support import browser
+from tests.support.devhost import ROOT, Devhost, free_port
+from tests.support.waiting import eventually_value
 
-pytestmark = pytest.mark.dashboard
+pytestmark = [pytest.mark.dashboard, pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))]
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = browser.chromium()
 DRIVER = Path(__file__).with_name("dashboard_security_driver.cjs")
 ARTIFACTS = ROOT / "test-artifacts"
 CAT = ROOT / "samples" / "cat.jpg"
@@ -49,7 +50,7 @@ class SecureStack:
 
     def __init__(self, state: Path) -> None:
         port = free_port()
-        self.connection = azurite_connection_string(port)
+        self.connection = connection_string(port)
         env = {
             "IMAGES_STORAGE": self.connection,
             "IMAGES_CONTAINER": "images",
@@ -72,17 +73,13 @@ class SecureStack:
         return requests.request(method, self.host.base + path, headers={"x-functions-key": key}, timeout=30, **kwargs)
 
     def stop(self) -> None:
+        """Stop the devhost by process group; it stops its Azurite."""
+        self.service.close()
         self.host.stop()
-        port = self.connection.split("127.0.0.1:")[1].split("/")[0]
-        subprocess.run(["pkill", "-9", "-f", "--", f"--blobPort {port} "], check=False)
 
 
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureStack]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium with 'apt-get install -y chromium'")
-    if shutil.which("node") is None or not (ROOT / "node_modules" / "playwright-core").exists():
-        pytest.fail("node and node_modules/playwright-core are needed: install Node.js 20+ and run 'npm ci'")
     running = SecureStack(tmp_path_factory.mktemp("secure"))
     try:
         yield running
@@ -116,14 +113,12 @@ def unexpected(console_errors: list[str]) -> list[str]:
 
 
 def finished_run(stack: SecureStack, image_id: str, timeout: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def finished() -> list[dict[str, Any]]:
         runs = stack.call("GET", "/api/runs", stack.master).json()["items"]
         mine = [r for r in runs if r["imageId"] == image_id]
-        if mine and mine[0]["runtimeStatus"] in ("Completed", "Failed", "Terminated"):
-            return dict(mine[0])
-        time.sleep(0.5)
-    raise AssertionError(f"no finished run for {image_id}")
+        return mine if mine and mine[0]["runtimeStatus"] in ("Completed", "Failed", "Terminated") else []
+
+    return dict(eventually_value(finished, timeout, interval=0.5, what=f"a finished run for {image_id}")[0])
 
 
 def test_html_uploaded_by_sas_never_runs_and_the_key_never_travels_in_a_url(secure: SecureStack) -> None:

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from imagepipe.adapters.azure_blob import AzureBlobStore
-from tests.devhost.harness import ROOT, Devhost
+from tests.support.devhost import ROOT, Devhost
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,10 @@ import pytest
 
 from imagepipe.adapters.azure_blob import AzureBlobStore
 from imagepipe.client import ApiError
-from tests.devhost.harness import ROOT
-from tests.e2e.conftest import Stack
 from tests.operators.stack import CONTAINER, small_png
+from tests.support.devhost import ROOT
+from tests.support.stack import Stack
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -42,18 +42,20 @@ def cli(stack: Stack, *args: str, rc: int = 0, as_json: bool = True) -> Any:
 
 
 def wait_runs(stack: Stack, instances: list[str], statuses: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
     last: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    def reached() -> bool:
         for instance in instances:
             try:
                 last[instance] = stack.client.run(instance)
             except ApiError as exc:
                 last[instance] = {"runtimeStatus": f"error {exc.code}"}
-        if all(last[i]["runtimeStatus"] in statuses for i in instances):
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"runs did not reach {statuses}: {[(i, last[i].get('runtimeStatus')) for i in instances]}")
+        return all(last[i]["runtimeStatus"] in statuses for i in instances)
+
+    assert eventually(reached, timeout, interval=0.5), (
+        f"runs did not reach {statuses}: {[(i, last[i].get('runtimeStatus')) for i in instances]}"
+    )
+    return last
 
 
 def test_outage_and_poison_image_are_found_explained_and_rewound(ops_stack: Stack, tmp_path: Path) -> None:

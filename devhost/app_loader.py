@@ -217,7 +217,7 @@ def _app_step(path: Path, app_dir: Path, what: str, step: Callable[[], Any]) -> 
         return step()
     except AppStartupError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure of the app's own code at start-up is reported as one line
+    except Exception as exc:
         raise AppStartupError(path, f"{what}: {_describe(exc, app_dir)}") from exc
 
 

@@ -6,12 +6,14 @@ an identity (Azure; needs the Storage Blob Delegator role). SDK errors are trans
 ``imagepipe.errors``. The client has short connect/read timeouts and a small retry budget (the SDK's defaults
 wait about a minute on a dead endpoint); longer outages are retried by the caller (Durable retry policies).
 Its connection pool keeps as many connections as the app runs storage calls at once (HTTP worker threads plus
-activities), so concurrent calls reuse connections instead of opening and discarding them.
+activities), so concurrent calls reuse connections instead of opening and discarding them, and it reads the
+environment's proxy settings once, when the store is built, not on every call.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -37,6 +39,7 @@ from azure.storage.blob import (
 )
 from requests import Session
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies
 from urllib3.util.retry import Retry
 
 from imagepipe.errors import ConfigurationError, ImagepipeError, NotFoundError, TransientServiceError
@@ -129,6 +132,17 @@ def pooled_transport(connections: int, connect_timeout_s: float, read_timeout_s:
     )
 
 
+def pin_environment(session: Session, endpoint: str) -> None:
+    """Read the environment's proxy (``HTTPS_PROXY``, ``NO_PROXY`` …) and CA bundle settings for ``endpoint``
+    once, as requests would on every call (scanning the whole environment twice per request), and stop
+    ``session`` from reading them again. The store only ever talks to this one endpoint."""
+    session.proxies.update(get_environ_proxies(endpoint))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+
+
 def _info(container: str, props: BlobProperties, url: str = "") -> BlobInfo:
     settings = props.content_settings
     return BlobInfo(
@@ -161,10 +175,11 @@ class AzureBlobStore:
     ) -> None:
         client_options.setdefault("connection_timeout", connect_timeout_s)
         client_options.setdefault("read_timeout", read_timeout_s)
-        client_options.setdefault(
-            "transport",
-            pooled_transport(pooled_connections, client_options["connection_timeout"], client_options["read_timeout"]),
-        )
+        own_transport = "transport" not in client_options
+        if own_transport:
+            client_options["transport"] = pooled_transport(
+                pooled_connections, client_options["connection_timeout"], client_options["read_timeout"]
+            )
         client_options.setdefault(
             "retry_policy", LinearRetry(backoff=1, random_jitter_range=1, retry_total=retry_total)
         )
@@ -176,6 +191,8 @@ class AzureBlobStore:
             raise ConfigurationError(
                 "blob store needs IMAGES_STORAGE (connection string) or IMAGES_STORAGE__blobServiceUri + an identity"
             )
+        if own_transport:
+            pin_environment(client_options["transport"].session, self._service.url)
         if not container or not container.islower():
             raise ConfigurationError(f"IMAGES_CONTAINER '{container}' is not a valid container name")
         self.container = container

@@ -1,6 +1,7 @@
 """What one upload costs, against real Azurite: the image is decoded once (the full validation decode, nothing
 more), the blob is stored with one storage request whose answer gives the stored blob's facts, and concurrent
-uploads up to HTTP_WORKER_THREADS reuse their storage connections instead of opening new ones."""
+uploads up to HTTP_WORKER_THREADS reuse their storage connections instead of opening new ones, and the storage
+client reads the environment's proxy settings once (still honouring them) instead of on every call."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import requests.utils
 from PIL import ImageFile
 
 from imagepipe.adapters.azure_blob import AzureBlobStore
 from imagepipe.composition import services
+from imagepipe.errors import TransientServiceError
 from tests import images
+from tests.conftest import free_port
 from tests.inprocess import body_json, call_http
 from tests.integration.samples import SAMPLES as SAMPLES_DIR
 
@@ -104,3 +108,40 @@ def test_concurrent_uploads_reuse_their_storage_connections(
                 list(pool.map(upload, range(threads)))
     discarded = [r.getMessage() for r in caplog.records if "Connection pool is full" in r.getMessage()]
     assert discarded == []
+
+
+def test_put_does_not_scan_the_environment_for_proxies_on_every_call(
+    azurite: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = AzureBlobStore("proxyscan", connection_string=azurite)
+    store.ensure_container()
+    scans: list[str] = []
+    original = requests.utils.getproxies  # type: ignore[attr-defined]
+
+    def counting() -> dict[str, str]:
+        scans.append("scan")
+        return dict(original())
+
+    monkeypatch.setattr(requests.utils, "getproxies", counting)
+    store.put("a.png", sample("qr-code.png"), content_type="image/png", metadata={})
+    assert scans == []
+
+
+@pytest.mark.parametrize("bypassed", [False, True], ids=["through-proxy", "no-proxy"])
+def test_the_environment_proxy_settings_still_apply(
+    azurite: str, monkeypatch: pytest.MonkeyPatch, bypassed: bool
+) -> None:
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(name, dead_proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if bypassed:
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    store = AzureBlobStore("proxied", connection_string=azurite, retry_total=0, connect_timeout_s=2)
+    if bypassed:
+        store.ensure_container()
+        assert store.put("a.png", sample("qr-code.png"), content_type="image/png", metadata={}).size > 0
+    else:
+        with pytest.raises(TransientServiceError):
+            store.put("a.png", sample("qr-code.png"), content_type="image/png", metadata={})

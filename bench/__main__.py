@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, str] = {
     "pipeline": "bench.bench_pipeline",
     "queries": "bench.bench_queries",
     "soak": "bench.bench_soak",
+    "uploads": "bench.bench_uploads",
 }
 
 

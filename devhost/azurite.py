@@ -294,6 +294,7 @@ def start(
         "--skipApiVersionCheck",
         "--loose",
         "--silent",
+        "--disableTelemetry",  # Azurite reports every request to Application Insights by default
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

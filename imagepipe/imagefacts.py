@@ -83,8 +83,36 @@ def sniff_format(data: bytes) -> tuple[str, str, str]:
     )
 
 
+@dataclass(frozen=True)
+class ValidImage:
+    """What validation learns about an accepted image: its format and dimensions."""
+
+    format: str
+    content_type: str
+    extension: str
+    width: int
+    height: int
+
+
 def inspect_image(data: bytes, limits: Limits, declared_type: str | None = None) -> ImageFacts:
     """Validate ``data`` as an acceptable image and return its facts; raise a 4xx error otherwise."""
+    valid = validate_image(data, limits, declared_type)
+    return ImageFacts(
+        format=valid.format,
+        content_type=valid.content_type,
+        extension=valid.extension,
+        width=valid.width,
+        height=valid.height,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        phash=difference_hash(data),
+        exif=exif_facts(data),
+    )
+
+
+def validate_image(data: bytes, limits: Limits, declared_type: str | None = None) -> ValidImage:
+    """Every check of ``inspect_image`` (structure walk and one full decode), without the facts it computes
+    afterwards (hashes, EXIF): what the upload API needs before it stores an image. Raises a 4xx error."""
     if not data:
         raise InvalidInputError("the request body is empty; send the image bytes", code="empty_body")
     if len(data) > limits.max_bytes:
@@ -102,17 +130,7 @@ def inspect_image(data: bytes, limits: Limits, declared_type: str | None = None)
             )
     _refuse_trailing_payload(data, fmt)
     width, height = _decode_checked(data, fmt, limits)
-    return ImageFacts(
-        format=fmt,
-        content_type=mime,
-        extension=ext,
-        width=width,
-        height=height,
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        phash=difference_hash(data),
-        exif=exif_facts(data),
-    )
+    return ValidImage(format=fmt, content_type=mime, extension=ext, width=width, height=height)
 
 
 def _refuse_trailing_payload(data: bytes, fmt: str) -> None:

@@ -5,11 +5,15 @@ key when a connection string is configured (Azurite), or with a user delegation 
 an identity (Azure; needs the Storage Blob Delegator role). SDK errors are translated into
 ``imagepipe.errors``. The client has short connect/read timeouts and a small retry budget (the SDK's defaults
 wait about a minute on a dead endpoint); longer outages are retried by the caller (Durable retry policies).
+Its connection pool keeps as many connections as the app runs storage calls at once (HTTP worker threads plus
+activities), so concurrent calls reuse connections instead of opening and discarding them, and it reads the
+environment's proxy settings once, when the store is built, not on every call.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -24,6 +28,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import (
     BlobProperties,
     BlobSasPermissions,
@@ -32,6 +37,10 @@ from azure.storage.blob import (
     LinearRetry,
     generate_blob_sas,
 )
+from requests import Session
+from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies
+from urllib3.util.retry import Retry
 
 from imagepipe.errors import ConfigurationError, ImagepipeError, NotFoundError, TransientServiceError
 from imagepipe.ports import BlobInfo
@@ -44,6 +53,13 @@ log = logging.getLogger("imagepipe.storage")
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 20.0
 RETRY_TOTAL = 2
+#: Connections kept open to the storage endpoint (requests keeps 10 by default: a 16-thread burst then opens and
+#: discards a new connection for each call over that). An upper bound on idle connections, not a limit on calls.
+POOLED_CONNECTIONS = 64
+#: What the storage SDK's own transport reads per chunk of a download (its default for the transport it builds).
+DATA_BLOCK_SIZE = 4 * 1024 * 1024
+#: Socket read size of the storage SDK's own transport adapter (bigger than http.client's 8 KiB).
+SOCKET_BLOCK_SIZE = 32 * 1024
 
 
 def _code(exc: AzureError) -> str | None:
@@ -91,6 +107,42 @@ def _translate(what: str, call: Callable[[], T]) -> T:
         ) from exc
 
 
+class _PooledAdapter(HTTPAdapter):
+    """requests' adapter with the storage transport's socket block size (the pool size is the caller's)."""
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, blocksize=SOCKET_BLOCK_SIZE, **pool_kwargs)
+
+
+def pooled_transport(connections: int, connect_timeout_s: float, read_timeout_s: float) -> RequestsTransport:
+    """The transport the storage SDK builds by default (no urllib3 retries: the SDK's retry policy retries),
+    keeping up to ``connections`` connections per endpoint."""
+    session = Session()
+    adapter = _PooledAdapter(
+        pool_maxsize=connections, max_retries=Retry(total=False, redirect=False, raise_on_status=False)
+    )
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    return RequestsTransport(
+        session=session,
+        session_owner=False,
+        connection_timeout=connect_timeout_s,
+        read_timeout=read_timeout_s,
+        connection_data_block_size=DATA_BLOCK_SIZE,
+    )
+
+
+def pin_environment(session: Session, endpoint: str) -> None:
+    """Read the environment's proxy (``HTTPS_PROXY``, ``NO_PROXY`` …) and CA bundle settings for ``endpoint``
+    once, as requests would on every call (scanning the whole environment twice per request), and stop
+    ``session`` from reading them again. The store only ever talks to this one endpoint."""
+    session.proxies.update(get_environ_proxies(endpoint))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+
+
 def _info(container: str, props: BlobProperties, url: str = "") -> BlobInfo:
     settings = props.content_settings
     return BlobInfo(
@@ -118,10 +170,16 @@ class AzureBlobStore:
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
         read_timeout_s: float = READ_TIMEOUT_S,
         retry_total: int = RETRY_TOTAL,
+        pooled_connections: int = POOLED_CONNECTIONS,
         **client_options: Any,
     ) -> None:
         client_options.setdefault("connection_timeout", connect_timeout_s)
         client_options.setdefault("read_timeout", read_timeout_s)
+        own_transport = "transport" not in client_options
+        if own_transport:
+            client_options["transport"] = pooled_transport(
+                pooled_connections, client_options["connection_timeout"], client_options["read_timeout"]
+            )
         client_options.setdefault(
             "retry_policy", LinearRetry(backoff=1, random_jitter_range=1, retry_total=retry_total)
         )
@@ -133,6 +191,8 @@ class AzureBlobStore:
             raise ConfigurationError(
                 "blob store needs IMAGES_STORAGE (connection string) or IMAGES_STORAGE__blobServiceUri + an identity"
             )
+        if own_transport:
+            pin_environment(client_options["transport"].session, self._service.url)
         if not container or not container.islower():
             raise ConfigurationError(f"IMAGES_CONTAINER '{container}' is not a valid container name")
         self.container = container
@@ -147,17 +207,29 @@ class AzureBlobStore:
                 raise
 
     def put(self, name: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]) -> BlobInfo:
+        """Store ``data`` as ``name`` (replacing it) in one request; the answer's ETag and Last-Modified, with
+        what was sent, are the stored blob's properties (no second request to read them back)."""
         blob = self._container.get_blob_client(name)
-        _translate(
+        stored = dict(metadata)
+        response = _translate(
             f"upload blob {name}",
             lambda: blob.upload_blob(
                 data,
                 overwrite=True,
-                metadata=dict(metadata),
+                metadata=stored,
                 content_settings=ContentSettings(content_type=content_type),
             ),
         )
-        return self.get_properties(name)
+        return BlobInfo(
+            container=self.container,
+            name=name,
+            etag=str(response["etag"]).strip('"'),
+            size=len(data),
+            content_type=content_type,
+            last_modified=response["last_modified"],
+            metadata=stored,
+            url=blob.url,
+        )
 
     def get_properties(self, name: str) -> BlobInfo:
         blob = self._container.get_blob_client(name)

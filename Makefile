@@ -37,11 +37,13 @@ local.settings.json:
 run: $(STAMP) $(MODELS_STAMP) local.settings.json
 	$(PY) -m imagepipe.localstack --port $(PORT) --state $(STATE) --samples samples
 
-# The dashboard test drives Debian's Chromium (no browser download is possible or wanted).
+# The dashboard tests drive Debian's Chromium (CHROMIUM or /usr/bin/chromium); nothing is downloaded or
+# installed here: without it those tests skip, and this says how to install it.
+CHROMIUM ?= /usr/bin/chromium
+
 chromium:
-	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the dashboard test (apt-get; needs root)"; \
-	  command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null); } \
-	  || { echo "error: install Debian's chromium (apt-get install -y chromium) for the dashboard test"; exit 1; }
+	@test -x "$(CHROMIUM)" || echo "note: the dashboard tests will skip: Chromium not found at $(CHROMIUM): install \
+	Debian's Chromium with 'sudo apt-get install chromium' (or set CHROMIUM=/path/to/chromium)"
 
 test: $(STAMP) $(MODELS_STAMP) infra-check chromium
 	$(VENV)/bin/ruff check .
@@ -49,12 +51,12 @@ test: $(STAMP) $(MODELS_STAMP) infra-check chromium
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q tests
 
-# check: the fast inner loop (lint, format, types, unit tests), no services started.
+# check: the fast inner loop (lint, format, types, the unit tier wherever it lives), no services started.
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q -m unit tests/unit
+	$(VENV)/bin/pytest -q -m unit tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -77,6 +77,7 @@ class DevhostProcess:
         self.app = app
         self.state = state
         self.port = port or free_port()
+        self._port_is_ours = port is None  # picked here, so another one may be picked if it is taken meanwhile
         self.env = dict(os.environ) | dict(env or {})
         self.storage = storage
         self.no_auth = no_auth
@@ -106,7 +107,24 @@ class DevhostProcess:
     # ------------------------------------------------------------------ start
 
     def start(self, timeout: float = 120) -> Self:
-        """Start it and wait until it reports Running; on failure stop it and raise with the log's tail."""
+        """Start it and wait until it reports Running; on failure stop it and raise with the log's tail.
+
+        A port picked here can be taken by another process before the devhost binds it: then, on the first
+        start only (a restart keeps the address its clients know), it starts again on another free port.
+        """
+        attempts = 3 if self._port_is_ours and self.proc is None else 1
+        for attempt in range(1, attempts + 1):
+            log_offset = self.log.stat().st_size if self.log.exists() else 0
+            try:
+                return self._start_once(timeout)
+            except DevhostExited:
+                if attempt == attempts or "address already in use" not in self._log_since(log_offset):
+                    raise
+            self.port = free_port()
+            self.base = f"http://127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> Self:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open_private_log(self.log) as log:
             self.proc = subprocess.Popen(
@@ -127,6 +145,14 @@ class DevhostProcess:
             self.stop()
             raise TimeoutError(f"the devhost did not report Running within {timeout:.0f} s:\n{self.log_tail()}")
         return self
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with self.log.open("rb") as log:
+                log.seek(offset)
+                return log.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
 
     def ready(self) -> bool:
         """Whether ``/admin/host/status`` says Running; raises ``DevhostExited`` once the process has ended."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the sample runs")
     args = parser.parse_args(argv)
 
+    # The devhost runs in a process group of its own (so it is stopped as a whole, Azurite included): a
+    # terminal hang-up or a kill reaches only this process, which then stops it in ``finally`` below.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's choice stands
+            signal.signal(sig, _interrupt)
     make_private_dir(args.state)
     env = dict(os.environ)
     env.setdefault("RECORDS_SQLITE_PATH", str(args.state / "records.sqlite3"))
@@ -119,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         host.stop(grace=20)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Treat SIGTERM/SIGHUP like Ctrl-C: unwind, so the devhost is stopped on the way out."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _load_local_settings() -> None:

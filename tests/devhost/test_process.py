@@ -5,6 +5,7 @@ in the state folder, never by searching process names."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,18 @@ def test_a_devhost_that_exits_at_start_up_raises_with_its_log(tmp_path: Path) ->
     with pytest.raises(DevhostExited) as failed:
         host.start(timeout=60)
     assert "exited with code" in str(failed.value) and host.returncode() not in (0, None)
+
+
+def test_a_picked_port_taken_before_the_devhost_binds_it_is_replaced(tmp_path: Path) -> None:
+    env = {"DEVHOST_TEST_CHILD_PID": str(tmp_path / "child.pid")}
+    host = DevhostProcess(APPS / "child_app", tmp_path / "state", storage="none", env=env)
+    taken = host.port
+    with socket.socket() as squatter:  # another process got there first
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        host.start(timeout=60)
+        try:
+            assert host.port != taken and host.ready()
+            assert "address already in use" in host.log.read_text()
+        finally:
+            host.stop(grace=5)

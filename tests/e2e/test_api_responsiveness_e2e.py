@@ -24,8 +24,8 @@ from PIL import Image
 from devhost import azurite as launcher
 from imagepipe.adapters.azure_blob import AzureBlobStore
 from imagepipe.client import ImagepipeClient
-from tests.inprocess import multipart
 from tests.support.devhost import ROOT, Devhost, free_port
+from tests.support.inprocess import multipart
 
 pytestmark = pytest.mark.e2e
 

@@ -15,9 +15,9 @@ from imagepipe import acceptance, pipeline
 from imagepipe.composition import services
 from imagepipe.errors import TransientServiceError
 from imagepipe.ids import instance_id
-from tests import images
-from tests.inprocess import body_json, call_http
 from tests.integration.samples import store_sample
+from tests.support import images
+from tests.support.inprocess import body_json, call_http
 
 pytestmark = pytest.mark.integration
 

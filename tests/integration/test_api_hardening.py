@@ -25,9 +25,9 @@ from imagepipe.records import (
     decode_blob_metadata,
     new_record,
 )
-from tests import images
-from tests.inprocess import body_json, call_http, functions
+from tests.support import images
 from tests.support.devhost import free_port
+from tests.support.inprocess import body_json, call_http, functions
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import requests
 
 from imagepipe.composition import services
 from imagepipe.records import decode_blob_metadata
-from tests import images
-from tests.inprocess import body_json, call_http, multipart
+from tests.support import images
+from tests.support.inprocess import body_json, call_http, multipart
 
 pytestmark = pytest.mark.integration
 

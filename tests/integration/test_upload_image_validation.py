@@ -8,8 +8,8 @@ import pytest
 from imagepipe.composition import services
 from imagepipe.imagefacts import MAX_PIXELS
 from imagepipe.ports import SearchQuery
-from tests import images
-from tests.inprocess import body_json, call_http
+from tests.support import images
+from tests.support.inprocess import body_json, call_http
 
 pytestmark = pytest.mark.integration
 

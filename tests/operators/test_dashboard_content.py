@@ -15,8 +15,8 @@ import pytest
 
 from imagepipe.composition import services
 from imagepipe.ids import new_image_id
-from tests import images
-from tests.inprocess import body_json, call_http
+from tests.support import images
+from tests.support.inprocess import body_json, call_http
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.inprocess import functions
+from tests.support.inprocess import functions
 
 pytestmark = pytest.mark.unit
 

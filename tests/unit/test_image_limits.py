@@ -11,7 +11,7 @@ from imagepipe import imagefacts
 from imagepipe.errors import ConfigurationError, PermanentImageError
 from imagepipe.settings import Settings, load_settings
 from imagepipe.vision import image as vision_image
-from tests import images
+from tests.support import images
 
 pytestmark = pytest.mark.unit
 

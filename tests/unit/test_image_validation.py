@@ -13,7 +13,7 @@ from PIL import Image
 from imagepipe.errors import ImagepipeError
 from imagepipe.imagefacts import Limits, inspect_image
 from imagepipe.imageformats import PADDING_TOLERANCE, image_end
-from tests import images
+from tests.support import images
 
 pytestmark = pytest.mark.unit
 

@@ -4,19 +4,15 @@ that instruction rather than skip."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from imagepipe.ports import EXTRA_FEATURES, AnalysisRequest
 from imagepipe.vision import LocalAnalyzer
 from imagepipe.vision.runtime import DEFAULT_MODEL_DIR
+from tests.support.images import SAMPLES
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "samples"
 ALL = AnalysisRequest(features=("tags", "objects", "people", "read"), extras=EXTRA_FEATURES)
 
 
@@ -49,14 +45,3 @@ def analyzed(analyzer: LocalAnalyzer) -> Callable[[str], dict[str, object]]:
         return cache[name]
 
     return run
-
-
-def png_bytes(image: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format=fmt, **kwargs)
-    return buf.getvalue()
-
-
-def tag_names(result: dict[str, object], top: int = 10) -> list[str]:
-    values = result["tagsResult"]["values"]  # type: ignore[index]
-    return [t["name"] for t in values[:top]]

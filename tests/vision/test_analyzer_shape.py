@@ -10,8 +10,8 @@ from PIL import Image
 from imagepipe.errors import PermanentImageError
 from imagepipe.ports import AnalysisRequest
 from imagepipe.vision import MODEL_VERSION, LocalAnalyzer
-
-from .conftest import png_bytes, tag_names
+from tests.support.analysis import tag_names
+from tests.support.images import png_bytes
 
 pytestmark = pytest.mark.vision
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, SAMPLES
+from tests.support.devhost import ROOT
+from tests.support.images import SAMPLES
 
 pytestmark = pytest.mark.vision
 

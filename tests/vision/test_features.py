@@ -17,8 +17,8 @@ from imagepipe.vision import LocalAnalyzer, phash_distance
 from imagepipe.vision.classifier import ONNX_NAME, class_names, tags_from_probabilities
 from imagepipe.vision.prepare import REF_INPUT, REF_OUTPUT, TOLERANCE
 from imagepipe.vision.runtime import DEFAULT_MODEL_DIR, ort_session
-
-from .conftest import SAMPLES, png_bytes, tag_names
+from tests.support.analysis import tag_names
+from tests.support.images import SAMPLES, png_bytes
 
 pytestmark = pytest.mark.vision
 

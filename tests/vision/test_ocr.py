@@ -10,8 +10,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from imagepipe.ports import AnalysisRequest
 from imagepipe.vision import LocalAnalyzer
+from tests.support.images import SAMPLES, png_bytes
 
-from .conftest import SAMPLES, png_bytes
 from .text_metrics import cer
 
 pytestmark = pytest.mark.vision

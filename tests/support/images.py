@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 #: the sample images bundled with the repository (real photos and screenshots)
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
 def jpeg(width: int = 320, height: int = 240, color: tuple[int, int, int] = (200, 40, 40)) -> bytes:
@@ -207,3 +207,10 @@ def samsung_motion_photo() -> bytes:
     """A Samsung motion photo: Container XMP naming a video, the video itself inside the SEF trailer's block."""
     xmp = _container_xmp([("image/jpeg", "Primary", 0), ("video/mp4", "MotionPhoto", len(mp4_stand_in()))])
     return samsung_sef(encode("JPEG", xmp=xmp))
+
+
+def png_bytes(image: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
+    """``image`` encoded as ``fmt`` (PNG unless told)."""
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()

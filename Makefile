@@ -56,7 +56,7 @@ check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q -m unit tests
+	$(VENV)/bin/pytest -q -m "unit and not slow" tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -265,6 +265,7 @@ class RecordStoreContract:
         assert ids(store.near_duplicates(f"{base:016x}", max_distance=0, exclude_id="zz")) == ["h0"]
         assert ids(store.near_duplicates(f"{base:016x}", max_distance=9, exclude_id="h0")) == ["h1", "h3", "h9"]
 
+    @pytest.mark.slow
     def test_near_duplicates_equal_brute_force_at_every_distance(self, store: RecordStore) -> None:
         # Defect 9.7: the keyed (multi-index hashing) lookup must find exactly what a full scan finds. Hashes
         # at every distance 0..64 from a few targets, plus random ones; every max distance 0..64.

@@ -182,6 +182,7 @@ class Episode:
     now: float
     new_id: Callable[[], str]
     decision: Decision
+    default_version: str = ""
     error: str | None = None
     continue_as_new: tuple[bool, Any] = (False, None)
 
@@ -290,13 +291,15 @@ def decide(
     result: OrchestratorResult,
     now: float,
     new_id: Callable[[], str],
+    default_version: str = "",
 ) -> Decision:
     """The episode's decision. ``opening`` is what ``begin`` returned (the SDK saw it after the old history);
-    ``instance`` and ``tasks`` are not modified."""
+    ``default_version`` is the version of sub-orchestrations that name none. ``instance`` and ``tasks`` are
+    not modified."""
     inst = InstanceState(
         **{**instance.__dict__, "rewind_cache": {k: list(v) for k, v in instance.rewind_cache.items()}}
     )
-    ep = Episode(inst, dict(tasks), now, new_id, Decision(history=list(opening)))
+    ep = Episode(inst, dict(tasks), now, new_id, Decision(history=list(opening)), default_version=default_version)
     for ev in opening[1:]:
         _answer(ep, ev)
     flat = list(flatten(result.actions))
@@ -432,7 +435,7 @@ def _schedule(
             ep.decision.work.append(WorkItem(tid, name, serialized_input))
         return
     child = child_id or f"{inst.execution_id}:{tid}"
-    child_version = version or ""
+    child_version = ep.default_version if version is None else version
     ep.emit(
         event(
             EventType.SUB_ORCHESTRATION_INSTANCE_CREATED,

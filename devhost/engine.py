@@ -103,7 +103,7 @@ class Engine:
             config.function_timeout_s,
             self._run_activity,
             self._timed_out,
-            self.orchestrations.wake.set,
+            lambda item: self.orchestrations.kick(item.instance_id),
         )
         self.on_instance_done: Callable[[str], None] | None = None
         self._history = HistoryCache()
@@ -159,13 +159,14 @@ class Engine:
             OrchestratorResult(error=why) if why is not None else self._invoke_orchestrator(instance, stored, opening)
         )
         decision = decisions.decide(instance, tasks, opening, result, t, _new_id, self.versioning.default_version)
-        if not self.hub.commit_episode(instance, history_len, [m.msg_id for m in batch], decision):
+        work = self.hub.commit_episode(instance, history_len, [m.msg_id for m in batch], decision)
+        if work is None:
             return True  # terminated, purged or rewound while the episode ran
+        self.activities.submit(work)
         if decision.finished and self.on_instance_done is not None:
             self.on_instance_done(instance_id)
-        self.orchestrations.wake.set()
-        if decision.work:
-            self.activities.wake.set()
+        if decision.messages or decision.children:
+            self.orchestrations.wake.set()
         return True
 
     def _reject(self, instance_id: str, why: str, now: float) -> None:

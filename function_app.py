@@ -7,7 +7,7 @@ import azure.durable_functions as df
 
 from activities import analyze_image, fetch_image_metadata, persist_record, read_text
 from orchestrators import image_pipeline
-from triggers import api_images, api_runs, dashboard, reconcile, starter
+from triggers import api_images, api_runs, dashboard, reconcile, starter, vision_quota
 
 app = df.DFApp()
 
@@ -22,5 +22,6 @@ for module in (
     analyze_image,
     read_text,
     persist_record,
+    vision_quota,
 ):
     app.register_functions(module.bp)

@@ -17,4 +17,4 @@ def analyze_image(step: dict[str, Any]) -> dict[str, Any]:
     try:
         return pipeline.analyze_image(services(), step)
     except TransientServiceError as exc:  # a 429 is returned as a value for the vision quota, others raise
-        return throttled_result("analyze_image", exc)
+        return throttled_result("analyze_image", exc, step)

@@ -17,4 +17,4 @@ def read_text(step: dict[str, Any]) -> dict[str, Any]:
     try:
         return pipeline.read_text(services(), step)
     except TransientServiceError as exc:  # a 429 is returned as a value for the vision quota, others raise
-        return throttled_result("read_text", exc)
+        return throttled_result("read_text", exc, step)

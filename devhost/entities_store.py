@@ -52,8 +52,11 @@ Deliver = Callable[[sqlite3.Connection, CallResponse], None]
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the entity tables if they do not exist."""
-    conn.executescript(SCHEMA)
+    """Create the entity tables if they do not exist (statement by statement: ``executescript`` would commit
+    the caller's transaction)."""
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 def enqueue(conn: sqlite3.Connection, target: EntityId, request: EntityRequest, now: float) -> int:

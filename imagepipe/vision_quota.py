@@ -16,7 +16,8 @@ instance of the app, share it; this module is the pure logic, with the time pass
   time is up (a lost report must not block everyone; the next caller becomes the probe).
 
 The activity tells the run it was throttled with ``throttled_result`` (a value, so the activity's retry
-policy is not spent); ``TransientServiceError`` of other kinds still raise and are retried as before.
+policy is not spent) when the run uses the quota; ``TransientServiceError`` of other kinds, and a 429 in a run
+without the quota, still raise and are retried as before.
 """
 
 from __future__ import annotations
@@ -189,10 +190,11 @@ def status(state: QuotaState, now: float) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 
 
-def throttled_result(step: str, exc: TransientServiceError) -> dict[str, Any]:
-    """The value an activity returns for a throttled vision call, or ``exc`` re-raised when it is another
-    transient failure (those stay the activity retry policy's business)."""
-    if exc.code != THROTTLED_CODE:
+def throttled_result(step: str, exc: TransientServiceError, given: Any) -> dict[str, Any]:
+    """The value an activity returns for a throttled vision call of a run that uses the quota (the gate marks
+    the activity's input with ``visionQuota: true``); otherwise ``exc`` is re-raised, and so is any other
+    transient failure: those stay the activity retry policy's business."""
+    if exc.code != THROTTLED_CODE or not (isinstance(given, dict) and given.get("visionQuota") is True):
         _reraise(exc)
     return {
         "ok": False,

@@ -61,7 +61,7 @@ def vision_call(
     for _ in range(MAX_THROTTLED_CALLS):
         probe, waited = yield from _await_go(context, MAX_PAUSED_S - paused)
         paused += waited
-        result = yield context.call_activity_with_retry(name, retry, payload)
+        result = yield context.call_activity_with_retry(name, retry, {**payload, "visionQuota": True})
         if not quota.is_throttled(result):
             if probe:
                 context.signal_entity(QUOTA, quota.SUCCEEDED)

@@ -97,11 +97,13 @@ def test_state_and_decisions_survive_json_and_refuse_garbage() -> None:
 
 def test_only_service_throttling_becomes_a_throttled_result() -> None:
     limited = TransientServiceError("Azure AI Vision answered 429", code=quota.THROTTLED_CODE, retry_after_s=4)
-    result = quota.throttled_result("analyze_image", limited)
+    result = quota.throttled_result("analyze_image", limited, {"visionQuota": True})
     assert quota.is_throttled(result) and result["retryAfterS"] == 4
     assert result["error"] == {"code": "vision_rate_limited", "message": limited.message, "step": "analyze_image"}
-    with pytest.raises(TransientServiceError):
-        quota.throttled_result("analyze_image", TransientServiceError("503", code="vision_unavailable"))
+    unavailable = TransientServiceError("503", code="vision_unavailable")
+    for exc, given in ((unavailable, {"visionQuota": True}), (limited, {}), (limited, None)):
+        with pytest.raises(TransientServiceError):  # retried by the activity's policy, as without the quota
+            quota.throttled_result("analyze_image", exc, given)
     assert not quota.is_throttled({"ok": True}) and not quota.is_throttled(None)
 
 
@@ -223,7 +225,9 @@ def test_the_pipeline_waits_for_the_quota_and_reports_a_throttled_call(pipeline:
     h.timer(2, 5000)
     assert kinds(run(pipeline, h))[-1] == (7, "acquire")
     h.entity_called(3, "q2").entity_answered("q2", {"go": True, "probe": True})
-    assert kinds(run(pipeline, h))[-1] == (1, "analyze_image")
+    state = run(pipeline, h)
+    assert kinds(state)[-1] == (1, "analyze_image")
+    assert json.loads(flatten(state["actions"])[-1]["input"])["visionQuota"] is True  # 429 comes back as a value
     # The call was throttled: report it to the entity (a signal), and ask again.
     throttled = {"ok": False, "throttled": True, "retryAfterS": 9, "error": {"code": "vision_rate_limited"}}
     h.scheduled(4, "analyze_image").completed(4, throttled)
@@ -248,4 +252,6 @@ def test_a_failing_entity_never_stops_the_pipeline(pipeline: Any) -> None:
 def test_without_the_quota_flag_the_pipeline_calls_vision_directly(pipeline: Any) -> None:
     h = History({k: v for k, v in INPUT.items() if k != "visionQuota"}).scheduled(0, "fetch_image_metadata")
     h.completed(0, META_OK)
-    assert kinds(run(pipeline, h))[-1] == (1, "analyze_image")
+    state = run(pipeline, h)
+    assert kinds(state)[-1] == (1, "analyze_image")
+    assert "visionQuota" not in json.loads(flatten(state["actions"])[-1]["input"])  # a 429 raises and is retried

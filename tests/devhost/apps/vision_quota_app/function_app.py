@@ -63,7 +63,7 @@ def analyze(step: dict[str, Any]) -> dict[str, Any]:
     try:
         result = analyzer().analyze(JPEG, AnalysisRequest(features=("tags",)))
     except TransientServiceError as exc:
-        return throttled_result("analyze", exc)
+        return throttled_result("analyze", exc, step)
     return {"ok": True, "n": step["n"], "tags": len(result.get("tagsResult", {}).get("values", []))}
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,8 @@ from tests.devhost.harness import APPS, Devhost, Loop, wait_status
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.devhost]
+
+CRASH_OPS = 120
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +71,9 @@ def test_the_client_signals_and_reads_state_through_http(host: Devhost) -> None:
     assert requests.get(f"{host.base}/api/counters/{k}", timeout=10).json() == {"exists": False, "state": None}
     for _ in range(3):
         assert requests.post(f"{host.base}/api/counters/{k}/add", json=3, timeout=10).status_code == 202
-    eventually(lambda: requests.get(f"{host.base}/api/counters/{k}", timeout=10).json()["state"] == 9, timeout=30)
+    assert eventually(
+        lambda: requests.get(f"{host.base}/api/counters/{k}", timeout=10).json()["state"] == 9, timeout=30
+    )
     assert requests.get(f"{host.base}/api/counters/{k}", timeout=10).json() == {"exists": True, "state": 9}
 
 
@@ -119,14 +125,14 @@ def test_the_entities_management_api(host: Devhost) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert posted.status_code == 202
-    eventually(lambda: requests.get(url, timeout=10).status_code == 200, timeout=30)
+    assert eventually(lambda: requests.get(url, timeout=10).status_code == 200, timeout=30)
     assert requests.get(url, timeout=10).json() == 4
     listed = requests.get(entity_url(host, "counter"), params={"fetchState": "true", "top": "1000"}, timeout=10)
     assert listed.status_code == 200
     (mine,) = [e for e in listed.json() if e["entityId"] == {"name": "counter", "key": k}]
     assert mine["state"] == 4 and mine["lastOperationTime"].endswith("Z")
     assert requests.delete(url, timeout=10).status_code == 202
-    eventually(lambda: requests.get(url, timeout=10).status_code == 404, timeout=30)
+    assert eventually(lambda: requests.get(url, timeout=10).status_code == 404, timeout=30)
     bad_json = requests.post(
         url, params={"op": "add"}, data=b"{nope", headers={"Content-Type": "application/json"}, timeout=10
     )
@@ -135,3 +141,26 @@ def test_the_entities_management_api(host: Devhost) -> None:
     assert missing.status_code == 400 and "is not an entity function" in missing.json()["error"]["message"]
     assert requests.put(url, timeout=10).status_code == 405
     assert requests.get(entity_url(host, "counter"), params={"top": "0"}, timeout=10).status_code == 400
+
+
+def test_kill9_mid_batch_and_restart_applies_every_operation_once(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    devhost = Devhost(APPS / "entity_app", state).start()
+    url = entity_url(devhost, "counter/crash")
+    one = json.dumps(json.dumps(1))
+    try:
+        for _ in range(CRASH_OPS):  # each takes 50 ms: the batches run for seconds
+            r = requests.post(
+                url, params={"op": "slow_add"}, data=one, headers={"Content-Type": "application/json"}, timeout=10
+            )
+            assert r.status_code == 202
+        assert eventually(lambda: requests.get(url, timeout=10).status_code == 200, timeout=30)
+        devhost.kill9()
+        with sqlite3.connect(str(state / "taskhub.sqlite3")) as conn:
+            queued = conn.execute("SELECT COUNT(*) FROM entity_queue").fetchone()[0]
+        assert queued > 0, "the kill should land while operations are queued"
+        devhost = Devhost(APPS / "entity_app", state, port=devhost.port).start()
+        # A batch cut short by the kill runs again; its operations were not committed, so none counts twice.
+        assert eventually(lambda: requests.get(url, timeout=10).json() == CRASH_OPS, timeout=60)
+    finally:
+        devhost.stop()

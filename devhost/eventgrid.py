@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devhost.durable import iso
+from devhost.protocol import iso
 
 if TYPE_CHECKING:
     from devhost.host import Host

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from devhost import ncrontab
 from devhost.app_loader import FunctionInfo, load_app, load_local_settings, read_host_config
-from devhost.durable import Engine
+from devhost.engine import Engine
 from devhost.invoke import build_kwargs, call_async, log_execution, new_invocation_id
 from devhost.routes import Keys
 from devhost.store import Store

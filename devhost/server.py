@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from devhost.durable import TERMINAL, DurableError, Engine, parse_json_or_raw, parse_time, render_history
+from devhost.engine import Engine
 from devhost.invoke import build_kwargs, call_async, log_execution, new_invocation_id
+from devhost.protocol import TERMINAL, DurableError, parse_json_or_raw, parse_time, render_history
 from devhost.routes import Keys, RouteTable
 
 if TYPE_CHECKING:
@@ -411,7 +412,7 @@ class Server:
             "lastUpdatedTime": row["updated_time"],
         }
         if show_history:
-            out["historyEvents"] = render_history(json.loads(row["state"]), show_output, show_input)
+            out["historyEvents"] = render_history(self.engine.history(row["instance_id"]), show_output, show_input)
         return out
 
     async def durable(self, request: web.Request, sub: str) -> web.StreamResponse:

@@ -1,8 +1,7 @@
 """SQLite (WAL) store for everything devhost must survive a crash with.
 
-One database file under ``--state`` holds the Durable task hub (instances with their history and
-host bookkeeping, the per-instance inbox of pending events, activity work items), the Event Grid
-emulator's seen blobs and deliveries, and timer-trigger bookkeeping. A single connection is shared
+One database file under ``--state`` holds the Durable task hub (its tables are ``devhost.taskhub``'s), the
+Event Grid emulator's seen blobs and deliveries, and timer-trigger bookkeeping. A single connection is shared
 by all threads behind a lock; every state change that must be atomic runs in one ``BEGIN IMMEDIATE``
 transaction (``Store.tx``).
 """
@@ -17,42 +16,6 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS instances(
-  instance_id TEXT PRIMARY KEY,
-  name TEXT NOT NULL,
-  execution_id TEXT NOT NULL,
-  status TEXT NOT NULL,
-  input TEXT,
-  output TEXT,
-  custom_status TEXT,
-  created_time TEXT NOT NULL,
-  created_ts REAL NOT NULL,
-  updated_time TEXT NOT NULL,
-  parent_instance_id TEXT,
-  parent_execution_id TEXT,
-  parent_task_id INTEGER,
-  state TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS instances_created ON instances(created_ts);
-CREATE TABLE IF NOT EXISTS inbox(
-  msg_id INTEGER PRIMARY KEY AUTOINCREMENT,
-  instance_id TEXT NOT NULL,
-  execution_id TEXT,
-  visible_at REAL NOT NULL,
-  kind TEXT NOT NULL DEFAULT '',
-  task_id INTEGER,
-  event TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS inbox_instance ON inbox(instance_id, visible_at);
-CREATE INDEX IF NOT EXISTS inbox_visible ON inbox(visible_at);
-CREATE TABLE IF NOT EXISTS work_items(
-  work_id INTEGER PRIMARY KEY AUTOINCREMENT,
-  instance_id TEXT NOT NULL,
-  execution_id TEXT NOT NULL,
-  task_id INTEGER NOT NULL,
-  name TEXT NOT NULL,
-  input TEXT
-);
 CREATE TABLE IF NOT EXISTS kv(
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from devhost import durable, eventgrid
+from devhost import eventgrid
 from devhost.app_loader import parse_timespan, read_host_config
+from devhost.protocol import EventType, event, render_history
 from devhost.routes import RouteTable
 
 pytestmark = [pytest.mark.unit]
@@ -63,33 +64,31 @@ def test_host_json(tmp_path: Path) -> None:
 
 
 def test_history_rendering_folds_scheduled_events() -> None:
-    state = {
-        "history": [
-            durable.event(durable.OS, 1.0),
-            durable.event(
-                durable.ES,
-                1.0,
-                Name="o",
-                Input='"x"',
-                Version="",
-                OrchestrationInstance={},
-                ParentInstance=None,
-                Tags=None,
-            ),
-            durable.event(durable.TS, 2.0, 0, Name="act", Input='"in"'),
-            durable.event(durable.OC, 2.0),
-            durable.event(durable.OS, 3.0),
-            durable.event(durable.TC, 3.0, TaskScheduledId=0, Result='"out"'),
-            durable.event(durable.EC, 3.0, OrchestrationStatus=1, Result='"out"'),
-            durable.event(durable.OC, 3.0),
-        ]
-    }
-    rendered = durable.render_history(state, show_output=True, show_input=False)
+    history = [
+        event(EventType.ORCHESTRATOR_STARTED, 1.0),
+        event(
+            EventType.EXECUTION_STARTED,
+            1.0,
+            Name="o",
+            Input='"x"',
+            Version="",
+            OrchestrationInstance={},
+            ParentInstance=None,
+            Tags=None,
+        ),
+        event(EventType.TASK_SCHEDULED, 2.0, 0, Name="act", Input='"in"'),
+        event(EventType.ORCHESTRATOR_COMPLETED, 2.0),
+        event(EventType.ORCHESTRATOR_STARTED, 3.0),
+        event(EventType.TASK_COMPLETED, 3.0, TaskScheduledId=0, Result='"out"'),
+        event(EventType.EXECUTION_COMPLETED, 3.0, OrchestrationStatus=1, Result='"out"'),
+        event(EventType.ORCHESTRATOR_COMPLETED, 3.0),
+    ]
+    rendered = render_history(history, show_output=True, show_input=False)
     assert [r["EventType"] for r in rendered] == ["ExecutionStarted", "TaskCompleted", "ExecutionCompleted"]
     assert rendered[0]["FunctionName"] == "o" and "Input" not in rendered[0]
     assert rendered[1]["FunctionName"] == "act" and rendered[1]["Result"] == "out"
     assert rendered[2]["OrchestrationStatus"] == "Completed"
-    assert "Result" not in durable.render_history(state, show_output=False, show_input=True)[1]
+    assert "Result" not in render_history(history, show_output=False, show_input=True)[1]
 
 
 def test_eventgrid_delivery_schema_per_subscription_and_override(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,221 @@
+"""The engine's threads: the orchestration dispatcher and its episode pool, the activity workers and their watchdog.
+
+* Orchestrations: one dispatcher thread finds instances with visible inbox messages and runs their episodes in
+  a pool bounded by ``maxConcurrentOrchestratorFunctions``; episodes of one instance never overlap.
+* Activities: a fixed set of ``maxConcurrentActivityFunctions`` worker threads runs work items straight from a
+  queue the dispatcher fills (no thread per activity). When ``functionTimeout`` is set, a watchdog thread fails
+  a call that exceeds it; the call cannot be killed, so its thread is counted as stuck and a replacement worker
+  starts, up to twice the worker count in all (then new activities wait, and the host says so once).
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from devhost.protocol import Event
+from devhost.taskhub import ActivityWork, TaskHub
+
+# An activity runner returns the answer event (TaskCompleted / TaskFailed) of a work item.
+ActivityRunner = Callable[[ActivityWork], Event]
+# Called when a call exceeded the timeout: the answer event to record for it.
+TimeoutAnswer = Callable[[ActivityWork, float], Event]
+
+
+@dataclass
+class _Running:
+    item: ActivityWork
+    started: float
+    abandoned: bool = field(default=False)
+
+
+class OrchestrationWorkers:
+    """Runs episodes (``episode(instance_id) -> bool``: False when the instance had nothing to do)."""
+
+    def __init__(self, hub: TaskHub, size: int, episode: Callable[[str], bool]) -> None:
+        self.hub = hub
+        self.size = max(1, size)
+        self.episode = episode
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="orch")
+        self._thread = threading.Thread(target=self._loop, name="orch-dispatch", daemon=True)
+
+    def start(self) -> None:
+        """Start dispatching."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop dispatching; an episode that runs on is committed or abandoned whole."""
+        self._stop.set()
+        self.wake.set()
+        self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.wake.clear()
+            now = time.time()
+            try:
+                ready, next_at = self.hub.ready_instances(now)
+            except Exception:  # noqa: BLE001 - keep the dispatcher alive
+                traceback.print_exc()
+                self._stop.wait(0.5)
+                continue
+            for iid in ready:
+                with self._lock:
+                    if iid in self._busy or len(self._busy) >= self.size:
+                        continue
+                    self._busy.add(iid)
+                self._pool.submit(self._run_instance, iid)
+            timeout = 0.5 if next_at is None else max(0.005, min(0.5, next_at - now))
+            self.wake.wait(timeout)
+
+    def _run_instance(self, instance_id: str) -> None:
+        try:
+            for _ in range(20):
+                if self._stop.is_set() or not self.episode(instance_id):
+                    break
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+        finally:
+            with self._lock:
+                self._busy.discard(instance_id)
+            self.wake.set()
+
+
+class ActivityWorkers:
+    """Runs activity work items on a fixed set of threads; records each answer through the task hub."""
+
+    def __init__(
+        self,
+        hub: TaskHub,
+        size: int,
+        timeout_s: float | None,
+        run: ActivityRunner,
+        timed_out: TimeoutAnswer,
+        on_answer: Callable[[], None],
+    ) -> None:
+        self.hub = hub
+        self.size = max(1, size)
+        self.timeout_s = timeout_s
+        self.run = run
+        self.timed_out = timed_out
+        self.on_answer = on_answer
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._queue: queue.SimpleQueue[ActivityWork] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running: dict[int, _Running] = {}
+        self._seen = 0  # the highest work id queued so far
+        self._live = 0  # worker threads that are not stuck in a timed-out call
+        self._stuck = 0
+        self._warned = False
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start the dispatcher, the workers and (with a timeout) the watchdog."""
+        self._spawn(self._dispatch, "act-dispatch")
+        if self.timeout_s is not None:
+            self._spawn(self._watchdog, "act-watchdog")
+        with self._lock:
+            for _ in range(self.size):
+                self._live += 1
+                self._spawn(self._work, "activity")
+
+    def stop(self) -> None:
+        """Stop taking work; running calls are abandoned (their work items stay for the next start)."""
+        self._stop.set()
+        self.wake.set()
+        for t in self._threads[:2]:
+            t.join(timeout=5)
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _dispatch(self) -> None:
+        """Queue new work items as episodes create them (each is queued once; a restart queues all left)."""
+        while not self._stop.is_set():
+            self.wake.clear()
+            try:
+                items = self.hub.work_after(self._seen, 1000)
+            except Exception:  # noqa: BLE001 - keep the dispatcher alive
+                traceback.print_exc()
+                self._stop.wait(0.5)
+                continue
+            for item in items:
+                self._seen = max(self._seen, item.work_id)
+                self._queue.put(item)
+            if len(items) < 1000:
+                self.wake.wait(0.5)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            running = _Running(item, time.monotonic())
+            with self._lock:
+                self._running[item.work_id] = running
+            try:
+                answer = self.run(item)
+            except Exception:  # noqa: BLE001 - the runner reports function failures itself
+                traceback.print_exc()
+                continue
+            finally:
+                with self._lock:
+                    self._running.pop(item.work_id, None)
+            if running.abandoned:
+                with self._lock:
+                    self._stuck -= 1
+                    self._warned = False
+                    if self._live >= self.size:
+                        return  # a replacement took this thread's place
+                    self._live += 1
+                continue
+            if self._stop.is_set():
+                return
+            self._record(item, answer)
+
+    def _record(self, item: ActivityWork, answer: Event) -> None:
+        try:
+            self.hub.complete_activity(item, answer, time.time())
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+        self.on_answer()
+
+    def _watchdog(self) -> None:
+        assert self.timeout_s is not None
+        while not self._stop.wait(min(0.1, self.timeout_s / 4)):
+            now = time.monotonic()
+            expired: list[_Running] = []
+            with self._lock:
+                for running in list(self._running.values()):
+                    if not running.abandoned and now - running.started > self.timeout_s:
+                        running.abandoned = True
+                        expired.append(running)
+                        self._live -= 1
+                        self._stuck += 1
+                        if self._live + self._stuck < 2 * self.size:
+                            self._live += 1
+                            self._spawn(self._work, "activity")
+                        elif not self._warned:
+                            self._warned = True
+                            sys.stderr.write(
+                                f"devhost: {self._stuck} activity worker(s) are held by calls that exceeded "
+                                "functionTimeout; new activities wait until they return (restart the host to "
+                                "free them)\n"
+                            )
+            for running in expired:
+                self._record(running.item, self.timed_out(running.item, now - running.started))

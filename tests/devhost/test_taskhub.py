@@ -1,0 +1,68 @@
+"""The SQLite task hub: history is appended row by row, and a hub of an older devhost is refused in one line."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from devhost import decisions
+from devhost.decisions import OrchestratorResult
+from devhost.protocol import EventType
+from devhost.store import Store
+from devhost.taskhub import HubFormatError, TaskHub
+from tests.devhost.harness import APPS, Devhost
+
+NOW = 1_800_000_000.0
+
+
+def _old_hub(path: Path) -> None:
+    """A task hub as the first devhost wrote it: one JSON state blob per instance."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(str(path)) as conn:
+        conn.execute("CREATE TABLE instances(instance_id TEXT PRIMARY KEY, name TEXT, state TEXT NOT NULL)")
+
+
+@pytest.mark.unit
+def test_history_rows_are_appended_never_rewritten(tmp_path: Path) -> None:
+    hub = TaskHub(Store(tmp_path / "hub.sqlite3"))
+    with hub.store.tx() as conn:
+        hub.create_instance(conn, "i1", "orch", None, NOW, "e1")
+    for step in range(3):
+        row = hub.get("i1")
+        assert row is not None
+        inst = hub.state_of(row)
+        msgs = hub.visible_messages("i1", NOW + 10, 10)
+        t, opening = decisions.begin(inst, [m.event for m in msgs], NOW + step)
+        d = decisions.decide(inst, hub.open_tasks("i1"), opening, OrchestratorResult(), t, lambda: "x")
+        before = hub.history_texts("i1")
+        assert hub.commit_episode(inst, int(row["history_len"]), [m.msg_id for m in msgs], d)
+        after = hub.history_texts("i1")
+        assert after[: len(before)] == before and len(after) == len(before) + len(d.history)
+    kinds = [e["EventType"] for e in hub.history("i1")]
+    assert kinds[:3] == [EventType.ORCHESTRATOR_STARTED, EventType.EXECUTION_STARTED, EventType.ORCHESTRATOR_COMPLETED]
+    assert all(e["IsPlayed"] for e in hub.history("i1"))
+    assert hub.history_texts("i1", 3) == hub.history_texts("i1")[3:]
+
+
+@pytest.mark.unit
+def test_old_format_hub_is_refused_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "taskhub.sqlite3"
+    _old_hub(path)
+    with pytest.raises(HubFormatError) as info:
+        TaskHub(Store(path))
+    message = str(info.value.code)
+    assert str(path) in message and "delete the state folder" in message and "\n" not in message
+
+
+@pytest.mark.devhost
+def test_devhost_on_an_old_hub_exits_naming_the_file(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _old_hub(state / "taskhub.sqlite3")
+    host = Devhost(APPS / "noop_app", state)
+    with pytest.raises(RuntimeError, match="devhost exited with 1"):
+        host.start(timeout=60)
+    log = host.log.read_text()
+    assert "Traceback" not in log
+    assert f"{state / 'taskhub.sqlite3'} holds a task hub of another devhost version" in log

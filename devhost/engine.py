@@ -21,6 +21,7 @@ from typing import Any
 from devhost import decisions
 from devhost.app_loader import HostConfig, Registry
 from devhost.decisions import InstanceState, OrchestratorResult
+from devhost.entities_worker import EntityWorker
 from devhost.invoke import build_kwargs, call_sync, log_execution, new_invocation_id
 from devhost.protocol import (
     MARKER,
@@ -98,6 +99,7 @@ class Engine:
             self._timed_out,
             self.orchestrations.wake.set,
         )
+        self.entities = EntityWorker(self.hub, registry, config, app_dir, self.orchestrations.wake.set)
         self.on_instance_done: Callable[[str], None] | None = None
         self._history = HistoryCache()
 
@@ -107,16 +109,19 @@ class Engine:
         """Start the dispatchers and workers."""
         self.orchestrations.start()
         self.activities.start()
+        self.entities.start()
 
     def stop(self) -> None:
         """Stop dispatching; running functions are abandoned (their work stays in the store)."""
+        self.entities.stop()
         self.orchestrations.stop()
         self.activities.stop()
 
     def wake(self) -> None:
-        """Nudge both dispatchers."""
+        """Nudge the dispatchers."""
         self.orchestrations.wake.set()
         self.activities.wake.set()
+        self.entities.wake()
 
     # ------------------------------------------------------------------ episodes
 
@@ -145,7 +150,7 @@ class Engine:
         history_len = int(row["history_len"])
         stored = self._history.read(self.hub, instance, history_len)
         result = self._invoke_orchestrator(instance, stored, opening)
-        decision = decisions.decide(instance, tasks, opening, result, t, _new_id)
+        decision = decisions.decide(instance, tasks, opening, result, t, _new_id, self.entities.names)
         if not self.hub.commit_episode(instance, history_len, [m.msg_id for m in batch], decision):
             return True  # terminated, purged or rewound while the episode ran
         if decision.finished and self.on_instance_done is not None:
@@ -153,6 +158,8 @@ class Engine:
         self.orchestrations.wake.set()
         if decision.work:
             self.activities.wake.set()
+        if decision.entity_requests:
+            self.entities.wake()
         return True
 
     def _invoke_orchestrator(

@@ -1,18 +1,17 @@
 """Durable entities, the running half: a dispatcher that runs one batch per entity at a time.
 
-The dispatcher thread finds entities with queued operations (``entities_store.ready``), claims each one in
+The dispatcher thread finds entities with queued operations (``TaskHub.ready_entities``), claims each one in
 memory (so an entity never runs two batches at once), and hands it to the pool. A batch reads the entity and
 its oldest operations, calls the entity function once with all of them (``func.EntityContext``, the binding
 name of the trigger, as the Python worker does), checks the answer (``entities.parse_batch_response``; an
 unusable answer, an exception or a ``functionTimeout`` becomes ``entities.failed_batch``) and commits it in
-one transaction: operations dequeued, state stored, outgoing signals queued, calls answered through
-``deliver`` (the orchestration inbox). A batch interrupted by a crash holds no claim after the restart and
-runs again.
+one transaction (``TaskHub.commit_entity_batch``): operations dequeued, state stored, outgoing signals
+queued, calls answered in their orchestrations' inboxes. A batch interrupted by a crash holds no claim after
+the restart and runs again; its operations were not dequeued, so none takes effect twice.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import threading
 import time
@@ -24,10 +23,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 from devhost import entities as ent
-from devhost import entities_store as hub
 from devhost.app_loader import FunctionInfo, HostConfig, Registry
 from devhost.invoke import build_kwargs, call_sync, log_execution, new_invocation_id
-from devhost.store import Store
+from devhost.taskhub import EntityListing, TaskHub
 
 
 def missing_entity_message(name: str) -> str:
@@ -40,19 +38,18 @@ class EntityWorker:
 
     def __init__(
         self,
-        store: Store,
+        hub: TaskHub,
         registry: Registry,
         config: HostConfig,
         app_dir: Path,
-        deliver: hub.Deliver,
-        on_delivered: Callable[[], None] = lambda: None,
+        on_answered: Callable[[], None] = lambda: None,
     ) -> None:
-        self.store = store
+        self.hub = hub
         self.config = config
         self.app_dir = str(app_dir)
-        self.deliver = deliver
-        self.on_delivered = on_delivered
+        self.on_answered = on_answered
         self.functions: dict[str, FunctionInfo] = {n.lower(): f for n, f in registry.entities.items()}
+        self.names = frozenset(self.functions)
         self._workers = max(1, config.max_orchestrators)
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="entity")
         self._exec = ThreadPoolExecutor(2 * self._workers, thread_name_prefix="entity-call")
@@ -61,8 +58,6 @@ class EntityWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        with store.tx() as conn:
-            hub.ensure_schema(conn)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -90,25 +85,18 @@ class EntityWorker:
         """Whether the app has an entity function of this (case-insensitive) name."""
         return name.lower() in self.functions
 
-    def enqueue(self, conn: sqlite3.Connection, target: ent.EntityId, request: ent.EntityRequest) -> None:
-        """Queue an operation inside the caller's transaction (call ``wake`` after it commits)."""
-        hub.enqueue(conn, target, request, time.time())
-
     def signal(self, target: ent.EntityId, request: ent.EntityRequest) -> None:
         """Queue a client's signal and wake the dispatcher."""
-        with self.store.tx() as conn:
-            self.enqueue(conn, target, request)
+        self.hub.signal_entity(target, request, time.time())
         self.wake()
 
     def read(self, entity: ent.EntityId) -> ent.EntityRecord:
         """The entity's stored record."""
-        with self.store.tx() as conn:
-            return hub.read(conn, entity)
+        return self.hub.entity(entity)
 
-    def list(self, name: str, after: str | None, top: int) -> tuple[list[hub.EntityListing], str | None]:
+    def list(self, name: str, after: str | None, top: int) -> tuple[list[EntityListing], str | None]:
         """A page of the existing entities of one entity function."""
-        with self.store.tx() as conn:
-            return hub.list_entities(conn, name, after, top)
+        return self.hub.list_entities(name, after, top)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -118,10 +106,7 @@ class EntityWorker:
             try:
                 with self._lock:
                     busy, free = set(self._busy), self._workers - len(self._busy)
-                ready: list[ent.EntityId] = []
-                if free > 0:
-                    with self.store.tx() as conn:
-                        ready = hub.ready(conn, busy, free)
+                ready = self.hub.ready_entities(busy, free) if free > 0 else []
             except Exception:  # noqa: BLE001 - keep the dispatcher alive
                 traceback.print_exc()
                 self._stop.wait(0.5)
@@ -147,25 +132,21 @@ class EntityWorker:
             self._wake.set()
 
     def _run_batch(self, entity: ent.EntityId) -> None:
-        with self.store.tx() as conn:
-            batch = hub.next_batch(conn, entity)
-            record = hub.read(conn, entity)
+        batch = self.hub.entity_batch(entity)
         if not batch.requests:
-            if batch.seqs:  # nothing readable was left: drop the rows
-                with self.store.tx() as conn:
-                    hub.commit_batch(conn, batch, ent.BatchEffects(record, (), ()), time.time(), self.deliver)
+            if batch.seqs:
+                self.hub.commit_entity_batch(batch, ent.BatchEffects(batch.record, (), ()), time.time())
             return
-        result = self._execute(entity, record, batch.requests)
+        result = self._execute(entity, batch.record, batch.requests)
         if result is None:  # the host is stopping
             return
         new_ids = [str(uuid.uuid4()) for _ in result.signals]
         effects = ent.batch_effects(entity, batch.requests, result, new_ids)
-        with self.store.tx() as conn:
-            hub.commit_batch(conn, batch, effects, time.time(), self.deliver)
+        self.hub.commit_entity_batch(batch, effects, time.time())
         if effects.signals:
             self._wake.set()
         if effects.responses:
-            self.on_delivered()
+            self.on_answered()
 
     def _execute(
         self, entity: ent.EntityId, record: ent.EntityRecord, requests: tuple[ent.EntityRequest, ...]

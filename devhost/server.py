@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from devhost import entities_http
 from devhost.engine import Engine
 from devhost.invoke import build_kwargs, call_async, log_execution, new_invocation_id
 from devhost.protocol import TERMINAL, DurableError, parse_json_or_raw, parse_time, render_history
@@ -530,7 +531,7 @@ class Server:
                     payload = self._payload(request, target)
                     return _json(payload, 202, {"Location": payload["statusQueryGetUri"], "Retry-After": "10"})
         if head == "entities":
-            return _err(501, "Durable entities are not supported by devhost")
+            return await entities_http.handle(eng.entities, request, parts)
         allowed = _management_methods(parts)
         if allowed:
             message = f"{method} is not allowed here; allowed: {', '.join(allowed)}."

@@ -7,8 +7,8 @@ answers routed here are replayed by the SDK's orchestrator, so the shapes are th
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import azure.durable_functions as df
@@ -16,8 +16,9 @@ import azure.functions as func
 import pytest
 
 from devhost import entities as ent
-from devhost import entities_store as store
 from devhost.entities import EntityId, EntityProtocolError, EntityRecord, EntityRequest
+from devhost.store import Store
+from devhost.taskhub import TaskHub
 
 pytestmark = [pytest.mark.unit]
 
@@ -280,69 +281,79 @@ def test_a_timeout_answer_is_an_error_in_the_orchestration() -> None:
 
 
 @pytest.fixture()
-def conn() -> Generator[sqlite3.Connection, None, None]:
-    connection = sqlite3.connect(":memory:", isolation_level=None)
-    store.ensure_schema(connection)
-    yield connection
-    connection.close()
+def hub(tmp_path: Path) -> Generator[TaskHub, None, None]:
+    store = Store(tmp_path / "taskhub.sqlite3")
+    yield TaskHub(store)
+    store.close()
 
 
 def signal(rid: str, op: str = "add", value: Any = 1) -> EntityRequest:
     return EntityRequest(rid, op, json.dumps(json.dumps(value)), True)
 
 
-def test_operations_are_taken_per_entity_in_arrival_order(conn: sqlite3.Connection) -> None:
+def test_operations_are_taken_per_entity_in_arrival_order(hub: TaskHub) -> None:
     a, b = EntityId("counter", "a"), EntityId("counter", "b")
     for i, target in enumerate([a, b, a, a, b]):
-        store.enqueue(conn, target, signal(f"r{i}"), now=float(i))
-    assert store.ready(conn, busy=(), limit=10) == [a, b]
-    assert store.ready(conn, busy={a.scheduler_id}, limit=10) == [b]
-    batch = store.next_batch(conn, a, limit=2)
-    assert [r.id for r in batch.requests] == ["r0", "r2"]
-    conn.execute(
+        hub.signal_entity(target, signal(f"r{i}"), now=float(i))
+    assert hub.ready_entities(busy=(), limit=10) == [a, b]
+    assert hub.ready_entities(busy={a.scheduler_id}, limit=10) == [b]
+    batch = hub.entity_batch(a, limit=2)
+    assert [r.id for r in batch.requests] == ["r0", "r2"] and batch.record == EntityRecord()
+    hub.store.execute(
         "INSERT INTO entity_queue(scheduler_id, request, enqueued_ts) VALUES(?, 'garbage', 0)", (b.scheduler_id,)
     )
-    assert [r.id for r in store.next_batch(conn, b).requests] == ["r1", "r4"]  # the unreadable row is dropped
+    assert [r.id for r in hub.entity_batch(b).requests] == ["r1", "r4"]  # the unreadable row is dropped
 
 
-def test_a_committed_batch_stores_state_enqueues_signals_and_answers_calls(conn: sqlite3.Connection) -> None:
+def running(hub: TaskHub, instance_id: str, execution_id: str) -> None:
+    hub.start(instance_id, "orch", None, 0.0, execution_id, "")
+    hub.store.execute("UPDATE instances SET status='Running' WHERE instance_id=?", (instance_id,))
+
+
+def inbox_names(hub: TaskHub, instance_id: str) -> list[str]:
+    rows = hub.store.query("SELECT event FROM inbox WHERE instance_id=? ORDER BY msg_id", (instance_id,))
+    return [json.loads(r["event"]).get("Name") for r in rows if json.loads(r["event"])["EventType"] == 15]
+
+
+def test_a_committed_batch_stores_state_enqueues_signals_and_answers_calls(hub: TaskHub) -> None:
     entity, other = EntityId("counter", "a"), EntityId("other", "x")
-    store.enqueue(conn, entity, signal("s1"), 0)
-    store.enqueue(conn, entity, EntityRequest("c1", "get", None, False, "orch", "e"), 1)
-    store.enqueue(conn, entity, signal("s2"), 2)
-    batch = store.next_batch(conn, entity, limit=2)
+    running(hub, "orch", "e")
+    hub.signal_entity(entity, signal("s1"), 0)
+    hub.signal_entity(entity, EntityRequest("c1", "get", None, False, "orch", "e"), 1)
+    hub.signal_entity(entity, EntityRequest("c-old", "get", None, False, "orch", "an-older-execution"), 1)
+    hub.signal_entity(entity, signal("s2"), 2)
+    batch = hub.entity_batch(entity, limit=3)
     result = ent.BatchResult(
         EntityRecord(True, "1"),
-        (ent.OperationOutcome(False, "null"), ent.OperationOutcome(False, "1")),
+        (ent.OperationOutcome(False, "null"), ent.OperationOutcome(False, "1"), ent.OperationOutcome(False, "1")),
         (ent.OutgoingSignal(other, "ping", None),),
     )
-    delivered: list[ent.CallResponse] = []
-    effects = ent.batch_effects(entity, batch.requests, result, ["n1"])
-    store.commit_batch(conn, batch, effects, 3.0, lambda _c, r: delivered.append(r))
-    assert store.read(conn, entity) == EntityRecord(True, "1")
-    assert [r.event_name for r in delivered] == ["c1"]
-    assert json.loads(delivered[0].event_input) == {"result": "1"}
-    assert [r.id for r in store.next_batch(conn, entity).requests] == ["s2"]
-    (queued,) = store.next_batch(conn, other).requests
+    hub.commit_entity_batch(batch, ent.batch_effects(entity, batch.requests, result, ["n1"]), 3.0)
+    assert hub.entity(entity) == EntityRecord(True, "1")
+    assert inbox_names(hub, "orch") == ["c1"]  # the answer to another execution is dropped
+    (raised,) = [json.loads(r["event"]) for r in hub.store.query("SELECT event FROM inbox") if "c1" in r["event"]]
+    assert json.loads(raised["Input"]) == {"result": "1"}
+    assert [r.id for r in hub.entity_batch(entity).requests] == ["s2"]
+    (queued,) = hub.entity_batch(other).requests
     assert queued.is_signal and queued.parent_instance == "@counter@a"
-    page, token = store.list_entities(conn, "Counter", None, 10)
+    page, token = hub.list_entities("Counter", None, 10)
     assert [p.entity for p in page] == [entity] and token is None
+    last = hub.entity_batch(entity)
     deleted = ent.BatchResult(EntityRecord(False, None), (ent.OperationOutcome(False, "null"),))
-    last = store.next_batch(conn, entity)
-    store.commit_batch(conn, last, ent.batch_effects(entity, last.requests, deleted, []), 4.0, lambda _c, r: None)
-    assert store.read(conn, entity) == EntityRecord(False, None)
+    hub.commit_entity_batch(last, ent.batch_effects(entity, last.requests, deleted, []), 4.0)
+    assert hub.entity(entity) == EntityRecord(False, None) and hub.ready_entities((), 10) == [other]
 
 
-def test_entity_listing_pages(conn: sqlite3.Connection) -> None:
+def test_entity_listing_pages(hub: TaskHub) -> None:
     for key in "abcde":
-        conn.execute(
+        hub.store.execute(
             "INSERT INTO entities(scheduler_id, name, key, state, last_operation_ts) VALUES(?, 'counter', ?, '0', 0)",
             (f"@counter@{key}", key),
         )
     seen: list[str] = []
     token: str | None = None
     while True:
-        page, token = store.list_entities(conn, "counter", token, 2)
+        page, token = hub.list_entities("counter", token, 2)
         seen += [p.entity.key for p in page]
         if token is None:
             break

@@ -138,7 +138,7 @@ class EntityWorker:
                 self.hub.commit_entity_batch(batch, ent.BatchEffects(batch.record, (), ()), time.time())
             return
         result = self._execute(entity, batch.record, batch.requests)
-        if result is None:  # the host is stopping
+        if result is None or self._stop.is_set():  # the host is stopping: the batch runs again at the next start
             return
         new_ids = [str(uuid.uuid4()) for _ in result.signals]
         effects = ent.batch_effects(entity, batch.requests, result, new_ids)
@@ -161,9 +161,9 @@ class EntityWorker:
         started = time.monotonic()
         context = func.EntityContext(ent.batch_request(entity, record, requests))
         kwargs = build_kwargs(info, context, invocation, self.app_dir)
-        future: Future[object] = self._exec.submit(call_sync, info, kwargs)
         error: str | None = None
         try:
+            future: Future[object] = self._exec.submit(call_sync, info, kwargs)
             returned = future.result(self.config.function_timeout_s)
             result = ent.parse_batch_response(returned, len(requests))
         except FutureTimeout:

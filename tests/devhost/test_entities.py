@@ -86,6 +86,11 @@ def test_operations_on_one_entity_run_one_at_a_time(loop: Loop, client: Any, hos
     assert requests.get(entity_url(host, f"counter/{k}"), timeout=10).json() == 20
 
 
+def test_sequential_calls_each_see_the_previous_one(loop: Loop, client: Any) -> None:
+    status = run(loop, client, "call_many", {"key": key(), "n": 25})
+    assert status.runtime_status.value == "Completed" and status.output == 25
+
+
 def test_calls_to_several_entities_fan_out_and_in(loop: Loop, client: Any) -> None:
     keys = [key() + suffix for suffix in ("a", "bb", "ccc")]
     status = run(loop, client, "parallel_calls", {"keys": keys})

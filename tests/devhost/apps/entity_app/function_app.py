@@ -140,6 +140,16 @@ def parallel_calls(context: df.DurableOrchestrationContext) -> Generator[Any, An
 
 
 @app.orchestration_trigger(context_name="context")
+def call_many(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """``n`` calls one after the other (each waits for the previous answer)."""
+    given = context.get_input()
+    entity = df.EntityId("Counter", given["key"])
+    for _ in range(given["n"]):
+        yield context.call_entity(entity, "add", 1)
+    return (yield context.call_entity(entity, "get"))
+
+
+@app.orchestration_trigger(context_name="context")
 def call_broken(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     try:
         yield context.call_entity(df.EntityId("Broken", "x"), "anything")

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from yarl import URL
 
 from devhost import entities_http
 from devhost.engine import Engine
@@ -179,23 +180,7 @@ def _decode_token(token: str | None) -> tuple[float, str] | None:
         raise DurableError(400, "The x-ms-continuation-token header is not a token this host issued.") from None
 
 
-INSTANCE_OPS = ("terminate", "suspend", "resume", "rewind", "restart")
-
-
-def _management_methods(parts: list[str]) -> list[str]:
-    """Methods the management API accepts on a path (split into segments); empty when no such path."""
-    if not parts:
-        return []
-    if parts[0] == "orchestrators" and len(parts) in (2, 3):
-        return ["POST"]
-    if parts[0] == "instances":
-        if len(parts) in (1, 2):
-            return ["DELETE", "GET"]
-        if len(parts) == 3 and parts[2] in INSTANCE_OPS:
-            return ["POST"]
-        if len(parts) == 4 and parts[2] == "raiseEvent":
-            return ["POST"]
-    return []
+ManagementHandler = Callable[["Server", web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 
 
 class Server:
@@ -220,6 +205,9 @@ class Server:
         self.own_hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
         self.own_origins = {f"http://{h}" for h in self.own_hosts} | {host.public_origin.lower()}
         self.app.router.add_route("*", "/{path:.*}", self.dispatch)
+        self.management = web.UrlDispatcher()
+        for name, (method, pattern, _) in MANAGEMENT_ROUTES.items():
+            self.management.add_route(method, pattern, _unrouted, name=name)
 
     # ------------------------------------------------------------------ helpers
 
@@ -417,126 +405,115 @@ class Server:
         return out
 
     async def durable(self, request: web.Request, sub: str) -> web.StreamResponse:
-        """Handle ``orchestrators/…``, ``instances/…``, ``entities/…``."""
+        """Route ``orchestrators/…``, ``instances/…``, ``entities/…`` through the management routes table."""
         raw = request.raw_path.split("?")[0]
         for pre in ("/runtime/webhooks/durabletask/", f"/durabletask/{self.rpc_token}/"):
             if raw.startswith(pre):
                 sub = raw[len(pre) :]
                 break
-        parts = [urllib.parse.unquote(p) for p in sub.split("/") if p]
+        # Segments stay percent-encoded (an encoded "/" stays inside its segment); empty ones are dropped, as the
+        # SDK asks for ``instances/`` when it lists instances.
+        path = "/" + "/".join(p for p in sub.split("/") if p)
         method = request.method.upper()
-        q = request.query
-        eng = self.engine
-        if not parts:
+        if path == "/":
             return error_response(404, f"No route matches {method} {request.path}.")
-        head = parts[0]
-        if head == "orchestrators" and method == "POST" and len(parts) in (2, 3):
-            body = (await request.read()).decode("utf-8")
-            serialized = body if body.strip() else None
-            if serialized is not None:
-                try:
-                    json.loads(serialized)
-                except ValueError:
-                    return _err(400, "The request body must be JSON.")
-            iid = eng.start_new(parts[1], parts[2] if len(parts) == 3 else None, serialized)
-            payload = self._payload(request, iid)
-            if q.get("timeout"):
-                deadline = time.monotonic() + float(q["timeout"])
-                interval = float(q.get("pollingInterval") or 1)
-                while time.monotonic() < deadline:
-                    row = eng.get(iid)
-                    if row is not None and row["status"] in TERMINAL:
-                        if row["status"] == "Completed":
-                            return _json(parse_json_or_raw(row["output"]), 200)
-                        return _json(self.status_json(row, True, False, False), 200)
-                    await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-            return _json(payload, 202, {"Location": payload["statusQueryGetUri"], "Retry-After": "10"})
-        if head == "instances" and len(parts) == 1 and method not in ("GET", "DELETE"):
-            return error_response(
-                405, f"{method} is not allowed here; allowed: DELETE, GET.", headers={"Allow": "DELETE, GET"}
-            )
-        if head == "instances":
-            if len(parts) == 1:
-                if method == "GET":
-                    return self._list(request)
-                if method == "DELETE":
-                    if "createdTimeFrom" not in q:
-                        return _err(400, "createdTimeFrom is required.")
-                    n = eng.purge_by(
-                        self._time(q, "createdTimeFrom") or 0.0,
-                        self._time(q, "createdTimeTo"),
-                        self._statuses(q.get("runtimeStatus")),
-                    )
-                    if n == 0:
-                        return _err(404, "No instances matched the purge filters.")
-                    return _json({"instancesDeleted": n})
-            iid = parts[1]
-            if len(parts) == 2:
-                if method == "GET":
-                    row = eng.get(iid)
-                    if row is None:
-                        return _err(404, f"No instance with ID '{iid}' found.")
-                    sbody = self.status_json(
-                        row,
-                        _bool(q, "showInput", True),
-                        _bool(q, "showHistory", False),
-                        _bool(q, "showHistoryOutput", False),
-                    )
-                    if row["status"] == "Failed" and _bool(q, "returnInternalServerErrorOnFailure", False):
-                        return _json(sbody, 500)
-                    if row["status"] in TERMINAL:
-                        return _json(sbody, 200)
-                    loc = self._payload(request, iid)["statusQueryGetUri"]
-                    return _json(sbody, 202, {"Location": loc, "Retry-After": "5"})
-                if method == "DELETE":
-                    try:
-                        n = eng.purge(iid)
-                    except DurableError as exc:
-                        return _err(exc.status, str(exc))
-                    return _json({"instancesDeleted": n})
-            if method == "POST" and len(parts) >= 3:
-                op = parts[2]
-                reason = q.get("reason", "")
-                if op == "raiseEvent" and len(parts) == 4:
-                    ctype = request.headers.get("Content-Type", "")
-                    body = (await request.read()).decode("utf-8")
-                    if body.strip() and "json" not in ctype.lower():
-                        return _err(400, "Only application/json request content is supported")
-                    text = None
-                    if body.strip():
-                        try:
-                            text = json.dumps(json.loads(body))
-                        except ValueError:
-                            return _err(400, "The request body must be JSON.")
-                    eng.raise_event(iid, parts[3], text)
-                    return web.Response(status=202)
-                if op == "terminate":
-                    eng.terminate(iid, reason)
-                    return web.Response(status=202)
-                if op == "suspend":
-                    eng.suspend(iid, reason)
-                    return web.Response(status=202)
-                if op == "resume":
-                    eng.resume(iid, reason)
-                    return web.Response(status=202)
-                if op == "rewind":
-                    eng.rewind(iid, reason)
-                    return web.Response(status=202)
-                if op == "restart":
-                    new_id = _bool(q, "restartWithNewInstanceId", True)
-                    try:
-                        target = eng.restart(iid, new_id)
-                    except DurableError as exc:
-                        return _err(exc.status, str(exc))
-                    payload = self._payload(request, target)
-                    return _json(payload, 202, {"Location": payload["statusQueryGetUri"], "Retry-After": "10"})
-        if head == "entities":
-            return await entities_http.handle(eng.entities, request, parts)
-        allowed = _management_methods(parts)
-        if allowed:
+        match = await self.management.resolve(request.clone(rel_url=URL(path, encoded=True)))
+        failure = match.http_exception
+        if isinstance(failure, web.HTTPMethodNotAllowed):
+            allowed = sorted(failure.allowed_methods)
             message = f"{method} is not allowed here; allowed: {', '.join(allowed)}."
             return error_response(405, message, headers={"Allow": ", ".join(allowed)})
-        return _err(404, f"No management operation matches {method} {request.path}.")
+        if failure is not None or match.route.name is None:
+            return _err(404, f"No management operation matches {method} {request.path}.")
+        return await MANAGEMENT_ROUTES[match.route.name][2](self, request, dict(match))
+
+    async def _start(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        q = request.query
+        body = (await request.read()).decode("utf-8")
+        serialized = body if body.strip() else None
+        if serialized is not None:
+            try:
+                json.loads(serialized)
+            except ValueError:
+                return _err(400, "The request body must be JSON.")
+        iid = self.engine.start_new(params["name"], params.get("instance_id"), serialized)
+        payload = self._payload(request, iid)
+        if q.get("timeout"):
+            deadline = time.monotonic() + float(q["timeout"])
+            interval = float(q.get("pollingInterval") or 1)
+            while time.monotonic() < deadline:
+                row = self.engine.get(iid)
+                if row is not None and row["status"] in TERMINAL:
+                    if row["status"] == "Completed":
+                        return _json(parse_json_or_raw(row["output"]), 200)
+                    return _json(self.status_json(row, True, False, False), 200)
+                await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        return _json(payload, 202, {"Location": payload["statusQueryGetUri"], "Retry-After": "10"})
+
+    async def _list_instances(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        return self._list(request)
+
+    async def _purge_instances(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        q = request.query
+        if "createdTimeFrom" not in q:
+            return _err(400, "createdTimeFrom is required.")
+        n = self.engine.purge_by(
+            self._time(q, "createdTimeFrom") or 0.0,
+            self._time(q, "createdTimeTo"),
+            self._statuses(q.get("runtimeStatus")),
+        )
+        if n == 0:
+            return _err(404, "No instances matched the purge filters.")
+        return _json({"instancesDeleted": n})
+
+    async def _status(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        q = request.query
+        iid = params["instance_id"]
+        row = self.engine.get(iid)
+        if row is None:
+            return _err(404, f"No instance with ID '{iid}' found.")
+        body = self.status_json(
+            row, _bool(q, "showInput", True), _bool(q, "showHistory", False), _bool(q, "showHistoryOutput", False)
+        )
+        if row["status"] == "Failed" and _bool(q, "returnInternalServerErrorOnFailure", False):
+            return _json(body, 500)
+        if row["status"] in TERMINAL:
+            return _json(body, 200)
+        loc = self._payload(request, iid)["statusQueryGetUri"]
+        return _json(body, 202, {"Location": loc, "Retry-After": "5"})
+
+    async def _purge(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        return _json({"instancesDeleted": self.engine.purge(params["instance_id"])})
+
+    async def _raise_event(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        ctype = request.headers.get("Content-Type", "")
+        body = (await request.read()).decode("utf-8")
+        if body.strip() and "json" not in ctype.lower():
+            return _err(400, "Only application/json request content is supported")
+        text = None
+        if body.strip():
+            try:
+                text = json.dumps(json.loads(body))
+            except ValueError:
+                return _err(400, "The request body must be JSON.")
+        self.engine.raise_event(params["instance_id"], params["event"], text)
+        return web.Response(status=202)
+
+    async def _operation(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        """terminate, suspend, resume, rewind (with ``reason``)."""
+        operation = getattr(self.engine, params["op"])
+        operation(params["instance_id"], request.query.get("reason", ""))
+        return web.Response(status=202)
+
+    async def _restart(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        new_id = _bool(request.query, "restartWithNewInstanceId", True)
+        target = self.engine.restart(params["instance_id"], new_id)
+        payload = self._payload(request, target)
+        return _json(payload, 202, {"Location": payload["statusQueryGetUri"], "Retry-After": "10"})
+
+    async def _entities(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        parts = ["entities", params["entity_name"]] + ([params["entity_key"]] if "entity_key" in params else [])
+        return await entities_http.handle(self.engine.entities, request, parts)
 
     @staticmethod
     def _statuses(text: str | None) -> list[str] | None:
@@ -656,3 +633,26 @@ class Server:
                     return error_response(400, '"ids" must be a list of dead-letter ids.')
                 return _json({"redriven": self.host.eventgrid.redrive(ids)})
         return error_response(404, f"No admin operation matches {method} {request.path}.")
+
+
+async def _unrouted(request: web.Request) -> web.StreamResponse:
+    """Placeholder handler of the management router, which only matches; ``MANAGEMENT_ROUTES`` handles."""
+    raise web.HTTPNotFound
+
+
+# The extension's management API (docs/durable-protocol.md §6): name -> (method, path under the prefix, handler).
+MANAGEMENT_ROUTES: dict[str, tuple[str, str, ManagementHandler]] = {
+    "start": ("POST", "/orchestrators/{name}", Server._start),
+    "start_with_id": ("POST", "/orchestrators/{name}/{instance_id}", Server._start),
+    "list": ("GET", "/instances", Server._list_instances),
+    "purge_many": ("DELETE", "/instances", Server._purge_instances),
+    "status": ("GET", "/instances/{instance_id}", Server._status),
+    "purge": ("DELETE", "/instances/{instance_id}", Server._purge),
+    "raise_event": ("POST", "/instances/{instance_id}/raiseEvent/{event}", Server._raise_event),
+    "operation": ("POST", "/instances/{instance_id}/{op:terminate|suspend|resume|rewind}", Server._operation),
+    "restart": ("POST", "/instances/{instance_id}/restart", Server._restart),
+    "entity_list": ("GET", "/entities/{entity_name}", Server._entities),
+    "entity_state": ("GET", "/entities/{entity_name}/{entity_key}", Server._entities),
+    "entity_signal": ("POST", "/entities/{entity_name}/{entity_key}", Server._entities),
+    "entity_delete": ("DELETE", "/entities/{entity_name}/{entity_key}", Server._entities),
+}

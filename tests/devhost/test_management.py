@@ -237,3 +237,20 @@ def test_unauthorized_is_json(tmp_path: Path, counter_db: Path) -> None:
         _assert_json_error(requests.get(host.base + "/admin/durabletask/binding", timeout=10), 401, "unauthorized")
     finally:
         host.stop()
+
+
+def test_management_routes_keep_encoded_segments_and_answer_the_sdks_paths(durable_host: Devhost) -> None:
+    mgmt = durable_host.base + "/runtime/webhooks/durabletask"
+    listed = requests.get(mgmt + "/instances/", timeout=10)  # the SDK's get_status_all asks for "instances/"
+    assert listed.status_code == 200 and isinstance(listed.json(), list)
+    missing = _assert_json_error(requests.get(mgmt + "/instances/a%2Fb%20c", timeout=10), 404, "not_found")
+    assert "'a/b c'" in missing["error"]["message"]
+    r = requests.get(mgmt + "/instances/x/terminate", timeout=10)
+    _assert_json_error(r, 405, "method_not_allowed")
+    assert r.headers["Allow"] == "POST"
+    r = requests.post(mgmt + "/instances/x", timeout=10)
+    assert _assert_json_error(r, 405, "method_not_allowed") and r.headers["Allow"] == "DELETE, GET"
+    _assert_json_error(requests.get(mgmt + "/entities/counter/k", timeout=10), 404, "not_found")
+    r = requests.put(mgmt + "/entities/counter/k", timeout=10)
+    assert _assert_json_error(r, 405, "method_not_allowed") and r.headers["Allow"] == "DELETE, GET, POST"
+    _assert_json_error(requests.post(mgmt + "/instances/no-such/terminate", timeout=10), 404, "not_found")

@@ -108,10 +108,10 @@ class Decision:
         """The decision of the entity's answer; a malformed one means go (never block work on a bad answer)."""
         if not isinstance(data, dict) or data.get("go") is not False:
             return cls(True, probe=bool(isinstance(data, dict) and data.get("probe") is True))
-        wait = data.get("waitS")
+        wait, reason = data.get("waitS"), str(data.get("reason") or "")
         if isinstance(wait, (int, float)) and not isinstance(wait, bool) and math.isfinite(wait):
-            return cls(False, min(max(float(wait), 0.0), MAX_PAUSE_S), str(data.get("reason")))
-        return cls(False, DEFAULT_PAUSE_S, str(data.get("reason")))
+            return cls(False, min(max(float(wait), 0.0), MAX_PAUSE_S), reason)
+        return cls(False, DEFAULT_PAUSE_S, reason)
 
 
 def _refill(state: QuotaState, now: float, policy: QuotaPolicy) -> QuotaState:

@@ -89,7 +89,7 @@ def test_state_and_decisions_survive_json_and_refuse_garbage() -> None:
     assert QuotaState.from_json(json.loads(json.dumps(state.to_json()))) == state
     assert QuotaState.from_json("nonsense") == QuotaState()
     assert QuotaState.from_json({"open_until": "x", "storms": True}) == QuotaState()
-    assert Decision.from_json({"go": False, "waitS": 3}) == Decision(False, 3.0, "None")
+    assert Decision.from_json({"go": False, "waitS": 3}) == Decision(False, 3.0, "")
     assert Decision.from_json(None).go and Decision.from_json({"go": "no"}).go
     assert Decision.from_json({"go": False, "waitS": 1e9}).wait_s == quota.MAX_PAUSE_S
     assert Decision.from_json({"go": False, "waitS": "x"}).wait_s == quota.DEFAULT_PAUSE_S

@@ -68,6 +68,27 @@ def test_entity_ids_follow_the_extension() -> None:
             EntityId.of(name, key)
 
 
+def test_the_python_sdk_has_no_entity_locks() -> None:
+    """Critical sections cannot be asked for from Python (docs/devhost.md): if a future SDK adds them, this
+    fails and the devhost must learn them."""
+    context = df.DurableOrchestrationContext
+    assert not any(hasattr(context, name) for name in ("lock", "is_locked", "lock_entities", "critical_section"))
+    assert {a.name for a in df.models.actions.ActionType} == {
+        "CALL_ACTIVITY",
+        "CALL_ACTIVITY_WITH_RETRY",
+        "CALL_SUB_ORCHESTRATOR",
+        "CALL_SUB_ORCHESTRATOR_WITH_RETRY",
+        "CONTINUE_AS_NEW",
+        "CREATE_TIMER",
+        "WAIT_FOR_EXTERNAL_EVENT",
+        "CALL_ENTITY",
+        "CALL_HTTP",
+        "SIGNAL_ENTITY",
+        "WHEN_ANY",
+        "WHEN_ALL",
+    }
+
+
 # ---------------------------------------------------------------------------------------------------
 # requests
 # ---------------------------------------------------------------------------------------------------

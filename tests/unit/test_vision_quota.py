@@ -255,3 +255,19 @@ def test_without_the_quota_flag_the_pipeline_calls_vision_directly(pipeline: Any
     state = run(pipeline, h)
     assert kinds(state)[-1] == (1, "analyze_image")
     assert "visionQuota" not in json.loads(flatten(state["actions"])[-1]["input"])  # a 429 raises and is retried
+
+
+@pytest.mark.parametrize(("provider", "expected"), [("azure", True), ("local", False)])
+def test_runs_use_the_quota_when_the_provider_is_ai_vision(
+    monkeypatch: pytest.MonkeyPatch, provider: str, expected: bool
+) -> None:
+    from imagepipe.settings import load_settings
+    from triggers.runs import pipeline_input
+
+    monkeypatch.setenv("IMAGES_STORAGE", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("VISION_PROVIDER", provider)
+    monkeypatch.setenv("VISION__endpoint", "https://example.cognitiveservices.azure.com/")
+    given = pipeline_input(
+        load_settings(), "01jabcdefghjkmnpqrstvwxyz0", "01jabcdefghjkmnpqrstvwxyz0.jpg", "0x1", "test"
+    )
+    assert given["visionQuota"] is expected

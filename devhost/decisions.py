@@ -183,6 +183,7 @@ class Episode:
     now: float
     new_id: Callable[[], str]
     decision: Decision
+    default_version: str = ""
     error: str | None = None
     continue_as_new: tuple[bool, Any] = (False, None)
     entity_names: frozenset[str] | None = None  # the app's entity functions (lowercased); None: not checked
@@ -292,15 +293,25 @@ def decide(
     result: OrchestratorResult,
     now: float,
     new_id: Callable[[], str],
+    default_version: str = "",
     entity_names: frozenset[str] | None = None,
 ) -> Decision:
     """The episode's decision. ``opening`` is what ``begin`` returned (the SDK saw it after the old history);
-    ``instance`` and ``tasks`` are not modified. ``entity_names``: the app's entity functions (lowercased),
-    to refuse calls and signals to others."""
+    ``default_version`` is the version of sub-orchestrations that name none; ``entity_names`` are the app's
+    entity functions (lowercased), to refuse calls and signals to others. ``instance`` and ``tasks`` are not
+    modified."""
     inst = InstanceState(
         **{**instance.__dict__, "rewind_cache": {k: list(v) for k, v in instance.rewind_cache.items()}}
     )
-    ep = Episode(inst, dict(tasks), now, new_id, Decision(history=list(opening)), entity_names=entity_names)
+    ep = Episode(
+        inst,
+        dict(tasks),
+        now,
+        new_id,
+        Decision(history=list(opening)),
+        default_version=default_version,
+        entity_names=entity_names,
+    )
     for ev in opening[1:]:
         _answer(ep, ev)
     flat = list(flatten(result.actions))
@@ -436,7 +447,7 @@ def _schedule(
             ep.decision.work.append(WorkItem(tid, name, serialized_input))
         return
     child = child_id or f"{inst.execution_id}:{tid}"
-    child_version = version or ""
+    child_version = ep.default_version if version is None else version
     ep.emit(
         event(
             EventType.SUB_ORCHESTRATION_INSTANCE_CREATED,

@@ -9,6 +9,7 @@ map is in ``docs/devhost-engine.md``; the protocol in ``docs/durable-protocol.md
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import traceback
@@ -34,7 +35,11 @@ from devhost.protocol import (
 )
 from devhost.store import Store
 from devhost.taskhub import ActivityWork, TaskHub
+from devhost.versioning import read_versioning
 from devhost.workers import ActivityWorkers, OrchestrationWorkers
+
+# How long an instance this host must not run (versionFailureStrategy Reject) waits before it is looked at again.
+REJECT_DELAY_S = 5.0
 
 
 def _new_id() -> str:
@@ -90,6 +95,8 @@ class Engine:
         self.registry = registry
         self.config = config
         self.app_dir = str(app_dir)
+        self.versioning = read_versioning(app_dir)
+        self._rejected: set[str] = set()
         self.orchestrations = OrchestrationWorkers(self.hub, config.max_orchestrators, self.episode)
         self.activities = ActivityWorkers(
             self.hub,
@@ -146,11 +153,26 @@ class Engine:
             self.hub.drop_messages([first.msg_id])  # stale or duplicate
             return True
         batch = messages[:taken]
+        why = self.versioning.mismatch(instance.version)
+        if why is not None and self.versioning.failure == "Reject":
+            self._reject(instance_id, why, now)
+            return False
         t, opening = decisions.begin(instance, [m.event for m in batch], now)
         history_len = int(row["history_len"])
         stored = self._history.read(self.hub, instance, history_len)
-        result = self._invoke_orchestrator(instance, stored, opening)
-        decision = decisions.decide(instance, tasks, opening, result, t, _new_id, self.entities.names)
+        result = (
+            OrchestratorResult(error=why) if why is not None else self._invoke_orchestrator(instance, stored, opening)
+        )
+        decision = decisions.decide(
+            instance,
+            tasks,
+            opening,
+            result,
+            t,
+            _new_id,
+            self.versioning.default_version,
+            entity_names=self.entities.names,
+        )
         if not self.hub.commit_episode(instance, history_len, [m.msg_id for m in batch], decision):
             return True  # terminated, purged or rewound while the episode ran
         if decision.finished and self.on_instance_done is not None:
@@ -161,6 +183,13 @@ class Engine:
         if decision.entity_requests:
             self.entities.wake()
         return True
+
+    def _reject(self, instance_id: str, why: str, now: float) -> None:
+        """Leave an instance this host must not run for later (versionFailureStrategy Reject), saying so once."""
+        self.hub.defer(instance_id, now, now + REJECT_DELAY_S)
+        if instance_id not in self._rejected:
+            self._rejected.add(instance_id)
+            sys.stderr.write(f"devhost: instance '{instance_id}' waits: {why}\n")
 
     def _invoke_orchestrator(
         self, instance: InstanceState, stored: list[str], opening: list[Event]
@@ -257,7 +286,8 @@ class Engine:
         iid = instance_id or _new_id()
         if not valid_instance_id(iid):
             raise DurableError(400, f"Instance ID '{iid}' is not valid (empty, too long, or contains /, \\, # or ?).")
-        self.hub.start(iid, name, serialized_input, time.time(), _new_id(), version or "")
+        chosen = self.versioning.default_version if version is None else version
+        self.hub.start(iid, name, serialized_input, time.time(), _new_id(), chosen)
         self.orchestrations.wake.set()
         return iid
 

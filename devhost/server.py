@@ -400,6 +400,8 @@ class Server:
             "createdTime": row["created_time"],
             "lastUpdatedTime": row["updated_time"],
         }
+        if row["version"]:
+            out["version"] = row["version"]
         if show_history:
             out["historyEvents"] = render_history(self.engine.history(row["instance_id"]), show_output, show_input)
         return out
@@ -436,7 +438,7 @@ class Server:
                 json.loads(serialized)
             except ValueError:
                 return _err(400, "The request body must be JSON.")
-        iid = self.engine.start_new(params["name"], params.get("instance_id"), serialized)
+        iid = self.engine.start_new(params["name"], params.get("instance_id"), serialized, q.get("version"))
         payload = self._payload(request, iid)
         if q.get("timeout"):
             deadline = time.monotonic() + float(q["timeout"])

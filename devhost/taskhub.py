@@ -314,6 +314,13 @@ class TaskHub:
         """The current execution's history events."""
         return [json.loads(text) for text in self.history_texts(instance_id)]
 
+    def defer(self, instance_id: str, now: float, until: float) -> None:
+        """Make the instance's visible messages visible again only from ``until``."""
+        with self.store.tx() as conn:
+            conn.execute(
+                "UPDATE inbox SET visible_at=? WHERE instance_id=? AND visible_at<=?", (until, instance_id, now)
+            )
+
     def drop_messages(self, msg_ids: list[int]) -> None:
         """Delete inbox messages (stale ones, or those of a finished execution)."""
         with self.store.tx() as conn:

@@ -186,7 +186,9 @@ def test_entity_call_and_signal_send_requests_with_the_next_ids() -> None:
     inst = instance(next_id=2)
     _, opening = decisions.begin(inst, [], NOW)
     actions = [SignalEntityAction(counter, "add", 5).to_json(), CallEntityAction(counter, "get").to_json()]
-    d = decisions.decide(inst, {}, opening, OrchestratorResult(actions=actions), NOW, ids(), frozenset({"counter"}))
+    d = decisions.decide(
+        inst, {}, opening, OrchestratorResult(actions=actions), NOW, ids(), entity_names=frozenset({"counter"})
+    )
     sent = [e for e in d.history if e["EventType"] == EventType.EVENT_SENT]
     assert [e["EventId"] for e in sent] == [2, 3] and all(e["InstanceId"] == "@counter@k" for e in sent)
     (signal_target, signal), (call_target, call) = d.entity_requests
@@ -201,7 +203,9 @@ def test_entity_actions_to_unknown_entities_or_malformed_fail_the_orchestration(
     inst = instance()
     _, opening = decisions.begin(inst, [], NOW)
     call = CallEntityAction(SdkEntityId("Nope", "k"), "get").to_json()
-    d = decisions.decide(inst, {}, opening, OrchestratorResult(actions=[call]), NOW, ids(), frozenset({"counter"}))
+    d = decisions.decide(
+        inst, {}, opening, OrchestratorResult(actions=[call]), NOW, ids(), entity_names=frozenset({"counter"})
+    )
     assert d.status == "Failed" and "The function 'nope' doesn't exist" in (d.output or "") and not d.entity_requests
     bad = run([{"actionType": int(ActionType.CALL_ENTITY), "instanceId": "counter", "operation": "add"}])
     assert bad.status == "Failed" and "invalid entity action" in (bad.output or "")

@@ -53,7 +53,7 @@ def vision_call(
 ) -> Generator[Any, Any, Any]:
     """The result of vision activity ``name``. With the quota (``wants_quota(given)``): called when the quota
     allows, and again after a pause when it was throttled; after ``MAX_THROTTLED_CALLS`` throttled answers,
-    that answer (``ok: false``, ``error.code`` ``vision_throttled``)."""
+    that answer (``ok: false``, ``error.code`` ``vision_rate_limited``)."""
     if not wants_quota(given):
         return (yield context.call_activity_with_retry(name, retry, payload))
     paused = 0.0

@@ -271,3 +271,20 @@ def test_runs_use_the_quota_when_the_provider_is_ai_vision(
         load_settings(), "01jabcdefghjkmnpqrstvwxyz0", "01jabcdefghjkmnpqrstvwxyz0.jpg", "0x1", "test"
     )
     assert given["visionQuota"] is expected
+
+
+def test_a_step_throttled_again_and_again_ends_with_the_throttled_failure(pipeline: Any) -> None:
+    from orchestrators.vision_gate import MAX_THROTTLED_CALLS
+
+    throttled = {"ok": False, "throttled": True, "retryAfterS": 1, "error": {"code": "vision_rate_limited"}}
+    h = EntityHistory(INPUT).scheduled(0, "fetch_image_metadata").completed(0, META_OK)
+    for round_ in range(MAX_THROTTLED_CALLS):
+        base = 1 + 3 * round_
+        if round_:
+            h.signalled(base - 1)  # the previous round reported its throttled call
+        h.entity_called(base, f"q{round_}").entity_answered(f"q{round_}", {"go": True})
+        h.scheduled(base + 1, "analyze_image").completed(base + 1, throttled)
+    state = run(pipeline, h)
+    assert kinds(state)[-2:] == [(9, "throttled"), (1, "persist_record")]
+    persisted = json.loads(flatten(state["actions"])[-1]["input"])
+    assert persisted["status"] == "failed" and persisted["error"]["code"] == "vision_rate_limited"

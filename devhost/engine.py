@@ -104,9 +104,9 @@ class Engine:
             config.function_timeout_s,
             self._run_activity,
             self._timed_out,
-            self.orchestrations.wake.set,
+            lambda item: self.orchestrations.kick(item.instance_id),
         )
-        self.entities = EntityWorker(self.hub, registry, config, app_dir, self.orchestrations.wake.set)
+        self.entities = EntityWorker(self.hub, registry, config, app_dir, self.orchestrations.kick)
         self.on_instance_done: Callable[[str], None] | None = None
         self._history = HistoryCache()
 
@@ -173,13 +173,14 @@ class Engine:
             self.versioning.default_version,
             entity_names=self.entities.names,
         )
-        if not self.hub.commit_episode(instance, history_len, [m.msg_id for m in batch], decision):
+        work = self.hub.commit_episode(instance, history_len, [m.msg_id for m in batch], decision)
+        if work is None:
             return True  # terminated, purged or rewound while the episode ran
+        self.activities.submit(work)
         if decision.finished and self.on_instance_done is not None:
             self.on_instance_done(instance_id)
-        self.orchestrations.wake.set()
-        if decision.work:
-            self.activities.wake.set()
+        if decision.messages or decision.children:
+            self.orchestrations.wake.set()
         if decision.entity_requests:
             self.entities.wake()
         return True

@@ -42,7 +42,7 @@ class EntityWorker:
         registry: Registry,
         config: HostConfig,
         app_dir: Path,
-        on_answered: Callable[[], None] = lambda: None,
+        on_answered: Callable[[str], None] = lambda instance_id: None,
     ) -> None:
         self.hub = hub
         self.config = config
@@ -145,8 +145,8 @@ class EntityWorker:
         self.hub.commit_entity_batch(batch, effects, time.time())
         if effects.signals:
             self._wake.set()
-        if effects.responses:
-            self.on_answered()
+        for instance_id in dict.fromkeys(r.instance_id for r in effects.responses):
+            self.on_answered(instance_id)  # run the answered orchestrations now
 
     def _execute(
         self, entity: ent.EntityId, record: ent.EntityRecord, requests: tuple[ent.EntityRequest, ...]

@@ -328,9 +328,11 @@ class TaskHub:
 
     # ------------------------------------------------------------------ episodes
 
-    def commit_episode(self, instance: InstanceState, history_len: int, msg_ids: list[int], d: Decision) -> bool:
-        """Commit an episode's decision in one transaction. False when the instance changed meanwhile
-        (terminated, purged, rewound): its messages are then dropped and nothing else is written."""
+    def commit_episode(
+        self, instance: InstanceState, history_len: int, msg_ids: list[int], d: Decision
+    ) -> list[ActivityWork] | None:
+        """Commit an episode's decision in one transaction; the activity work items it created. None when the
+        instance changed meanwhile (terminated, purged, rewound): its messages are then dropped, nothing else."""
         iid, exec_id = instance.instance_id, instance.execution_id
         now = d.last_ts
         with self.store.tx() as conn:
@@ -340,7 +342,8 @@ class TaskHub:
             marks = ",".join("?" * len(msg_ids))
             consumed = conn.execute(f"DELETE FROM inbox WHERE msg_id IN ({marks})", msg_ids).rowcount  # noqa: S608
             if cur is None or cur["execution_id"] != exec_id or cur["status"] in TERMINAL:
-                return False
+                return None
+            work: list[ActivityWork] = []
             if consumed != len(msg_ids) or int(cur["history_len"]) != history_len:
                 raise RuntimeError(f"the task hub of {iid} changed during an episode")
             status = d.status
@@ -396,10 +399,12 @@ class TaskHub:
                 conn.executemany(
                     "DELETE FROM inbox WHERE instance_id=? AND timer_id=?", [(iid, t) for t in d.cancel_timers]
                 )
-                conn.executemany(
-                    "INSERT INTO work_items(instance_id, execution_id, task_id, name, input) VALUES(?,?,?,?,?)",
-                    [(iid, exec_id, w.task_id, w.name, w.input) for w in d.work],
-                )
+                for w in d.work:
+                    cursor = conn.execute(
+                        "INSERT INTO work_items(instance_id, execution_id, task_id, name, input) VALUES(?,?,?,?,?)",
+                        (iid, exec_id, w.task_id, w.name, w.input),
+                    )
+                    work.append(ActivityWork(int(cursor.lastrowid or 0), iid, exec_id, w.task_id, w.name, w.input))
             for msg in d.messages:
                 self.enqueue(conn, msg)
             for target, request in d.entity_requests:
@@ -413,7 +418,8 @@ class TaskHub:
                 conn.execute("DELETE FROM open_tasks WHERE instance_id=?", (iid,))
                 conn.execute("DELETE FROM work_items WHERE instance_id=?", (iid,))
                 conn.execute("DELETE FROM inbox WHERE instance_id=? AND execution_id=?", (iid, exec_id))
-        return True
+                work = []
+        return work
 
     @staticmethod
     def _cache(d: Decision, instance: InstanceState) -> str | None:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from devhost.protocol import Event
 from devhost.taskhub import ActivityWork, TaskHub
 
+# How often the activity dispatcher looks for work items no episode handed over (after a restart: at once).
+SWEEP_S = 5.0
 # An activity runner returns the answer event (TaskCompleted / TaskFailed) of a work item.
 ActivityRunner = Callable[[ActivityWork], Event]
 # Called when a call exceeded the timeout: the answer event to record for it.
@@ -59,6 +61,19 @@ class OrchestrationWorkers:
         self.wake.set()
         self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def kick(self, instance_id: str) -> None:
+        """Run the instance's episodes now if it is idle and a slot is free; else leave it to the dispatcher."""
+        with self._lock:
+            if self._stop.is_set() or instance_id in self._busy or len(self._busy) >= self.size:
+                submit = False
+            else:
+                self._busy.add(instance_id)
+                submit = True
+        if submit:
+            self._pool.submit(self._run_instance, instance_id)
+        else:
+            self.wake.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -102,7 +117,7 @@ class ActivityWorkers:
         timeout_s: float | None,
         run: ActivityRunner,
         timed_out: TimeoutAnswer,
-        on_answer: Callable[[], None],
+        on_answer: Callable[[ActivityWork], None],
     ) -> None:
         self.hub = hub
         self.size = max(1, size)
@@ -115,7 +130,8 @@ class ActivityWorkers:
         self._queue: queue.SimpleQueue[ActivityWork] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
-        self._seen = 0  # the highest work id queued so far
+        self._queued: set[int] = set()  # work ids queued or running
+        self._finished: set[int] | None = None  # ids finished while a sweep reads the task hub
         self._live = 0  # worker threads that are not stuck in a timed-out call
         self._stuck = 0
         self._warned = False
@@ -143,21 +159,36 @@ class ActivityWorkers:
         t.start()
         self._threads.append(t)
 
+    def submit(self, items: list[ActivityWork]) -> None:
+        """Queue work items an episode just committed (each work item is queued once)."""
+        with self._lock:
+            done = self._finished or set()
+            fresh = [item for item in items if item.work_id not in self._queued and item.work_id not in done]
+            self._queued.update(item.work_id for item in fresh)
+        for item in fresh:
+            self._queue.put(item)
+
     def _dispatch(self) -> None:
-        """Queue new work items as episodes create them (each is queued once; a restart queues all left)."""
+        """Queue the work items left in the task hub: at start (a restart runs them again), then as a safety
+        net every few seconds; episodes hand their new work over directly (``submit``)."""
         while not self._stop.is_set():
             self.wake.clear()
+            after = 0
+            with self._lock:
+                self._finished = set()  # a row read below may belong to an item that finishes meanwhile
             try:
-                items = self.hub.work_after(self._seen, 1000)
+                while True:
+                    items = self.hub.work_after(after, 1000)
+                    self.submit(items)
+                    if len(items) < 1000:
+                        break
+                    after = items[-1].work_id
             except Exception:  # noqa: BLE001 - keep the dispatcher alive
                 traceback.print_exc()
-                self._stop.wait(0.5)
-                continue
-            for item in items:
-                self._seen = max(self._seen, item.work_id)
-                self._queue.put(item)
-            if len(items) < 1000:
-                self.wake.wait(0.5)
+            finally:
+                with self._lock:
+                    self._finished = None
+            self.wake.wait(SWEEP_S)
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -168,32 +199,41 @@ class ActivityWorkers:
             running = _Running(item, time.monotonic())
             with self._lock:
                 self._running[item.work_id] = running
+            answer: Event | None = None
             try:
                 answer = self.run(item)
             except Exception:  # noqa: BLE001 - the runner reports function failures itself
                 traceback.print_exc()
-                continue
-            finally:
-                with self._lock:
-                    self._running.pop(item.work_id, None)
-            if running.abandoned:
+            with self._lock:
+                self._running.pop(item.work_id, None)
+            if running.abandoned:  # the watchdog recorded its timeout; this thread was replaced meanwhile
+                self._forget(item.work_id)
                 with self._lock:
                     self._stuck -= 1
                     self._warned = False
                     if self._live >= self.size:
-                        return  # a replacement took this thread's place
+                        return
                     self._live += 1
                 continue
             if self._stop.is_set():
                 return
-            self._record(item, answer)
+            if answer is not None:
+                self._record(item, answer)
+            self._forget(item.work_id)
+
+    def _forget(self, work_id: int) -> None:
+        """The item's answer is recorded (or it was abandoned): a later sweep may not queue it again."""
+        with self._lock:
+            self._queued.discard(work_id)
+            if self._finished is not None:
+                self._finished.add(work_id)
 
     def _record(self, item: ActivityWork, answer: Event) -> None:
         try:
             self.hub.complete_activity(item, answer, time.time())
         except Exception:  # noqa: BLE001
             traceback.print_exc()
-        self.on_answer()
+        self.on_answer(item)
 
     def _watchdog(self) -> None:
         assert self.timeout_s is not None

@@ -37,7 +37,7 @@ def test_history_rows_are_appended_never_rewritten(tmp_path: Path) -> None:
         t, opening = decisions.begin(inst, [m.event for m in msgs], NOW + step)
         d = decisions.decide(inst, hub.open_tasks("i1"), opening, OrchestratorResult(), t, lambda: "x")
         before = hub.history_texts("i1")
-        assert hub.commit_episode(inst, int(row["history_len"]), [m.msg_id for m in msgs], d)
+        assert hub.commit_episode(inst, int(row["history_len"]), [m.msg_id for m in msgs], d) is not None
         after = hub.history_texts("i1")
         assert after[: len(before)] == before and len(after) == len(before) + len(d.history)
     kinds = [e["EventType"] for e in hub.history("i1")]

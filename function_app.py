@@ -7,7 +7,7 @@ import azure.durable_functions as df
 
 from activities import analyze_image, fetch_image_metadata, persist_record, read_text
 from orchestrators import image_pipeline
-from triggers import api_deadletters, api_images, api_runs, api_stats, dashboard, reconcile, starter
+from triggers import api_deadletters, api_images, api_runs, api_stats, dashboard, reconcile, starter, vision_quota
 
 app = df.DFApp()
 
@@ -24,5 +24,6 @@ for module in (
     analyze_image,
     read_text,
     persist_record,
+    vision_quota,
 ):
     app.register_functions(module.bp)

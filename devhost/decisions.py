@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from devhost.entities import EntityId, EntityProtocolError, EntityRequest, request_from_action
 from devhost.protocol import (
     COMPLETIONS,
-    ENTITIES_UNSUPPORTED,
     SCHEDULED_SIGNAL_ENTITY,
     STATUS_CODE,
     ActionType,
@@ -171,6 +171,7 @@ class Decision:
     rewind_cache: dict[str, list[Any]] | None = None  # the new cache when it changed
     new_execution: tuple[str, str | None] | None = None  # continue-as-new: (execution id, input)
     finished: bool = False  # Completed or Failed
+    entity_requests: list[tuple[EntityId, EntityRequest]] = field(default_factory=list)  # calls and signals
 
 
 @dataclass
@@ -185,6 +186,7 @@ class Episode:
     default_version: str = ""
     error: str | None = None
     continue_as_new: tuple[bool, Any] = (False, None)
+    entity_names: frozenset[str] | None = None  # the app's entity functions (lowercased); None: not checked
 
     def allocate(self) -> int:
         """The next task id, in the order the SDK numbers its tasks."""
@@ -292,14 +294,24 @@ def decide(
     now: float,
     new_id: Callable[[], str],
     default_version: str = "",
+    entity_names: frozenset[str] | None = None,
 ) -> Decision:
     """The episode's decision. ``opening`` is what ``begin`` returned (the SDK saw it after the old history);
-    ``default_version`` is the version of sub-orchestrations that name none. ``instance`` and ``tasks`` are
-    not modified."""
+    ``default_version`` is the version of sub-orchestrations that name none; ``entity_names`` are the app's
+    entity functions (lowercased), to refuse calls and signals to others. ``instance`` and ``tasks`` are not
+    modified."""
     inst = InstanceState(
         **{**instance.__dict__, "rewind_cache": {k: list(v) for k, v in instance.rewind_cache.items()}}
     )
-    ep = Episode(inst, dict(tasks), now, new_id, Decision(history=list(opening)), default_version=default_version)
+    ep = Episode(
+        inst,
+        dict(tasks),
+        now,
+        new_id,
+        Decision(history=list(opening)),
+        default_version=default_version,
+        entity_names=entity_names,
+    )
     for ev in opening[1:]:
         _answer(ep, ev)
     flat = list(flatten(result.actions))
@@ -523,11 +535,32 @@ def _call_http(ep: Episode, index: int, action: dict[str, Any]) -> None:
     ep.to_self(event(EventType.TASK_FAILED, ep.now, TaskScheduledId=tid, Reason=reason, Details=""))
 
 
-@handles(ActionType.CALL_ENTITY, ActionType.SIGNAL_ENTITY, SCHEDULED_SIGNAL_ENTITY)
+@handles(ActionType.CALL_ENTITY, ActionType.SIGNAL_ENTITY)
 def _entity(ep: Episode, index: int, action: dict[str, Any]) -> None:
-    """Durable entities are not emulated yet: the orchestration fails saying so."""
+    """A call or a signal: an ``EventSent`` and a request in the entity queue (docs/durable-protocol.md §8).
+
+    The SDK numbers both (a call when yielded, a signal when called); it answers a call's task by the request
+    id it reads back from the ``EventSent``, so no task is opened here.
+    """
+    tid = ep.allocate()
+    inst = ep.instance
+    try:
+        made = request_from_action(action, inst.instance_id, inst.execution_id, tid)
+    except EntityProtocolError as exc:
+        ep.error = f"invalid entity action: {exc}"
+        return
+    if ep.entity_names is not None and made.target.name not in ep.entity_names:
+        ep.error = f"The function '{made.target.name}' doesn't exist, is disabled, or is not an entity function."
+        return
+    ep.emit(event(EventType.EVENT_SENT, ep.now, tid, **made.event_sent_fields()))
+    ep.decision.entity_requests.append((made.target, made.request))
+
+
+@handles(SCHEDULED_SIGNAL_ENTITY)
+def _scheduled_signal(ep: Episode, index: int, action: dict[str, Any]) -> None:
+    """Never sent by the Python SDK (it has no scheduled signals): the orchestration fails saying so."""
     ep.allocate()
-    ep.error = ENTITIES_UNSUPPORTED
+    ep.error = "scheduled entity signals (action type 10) are not supported by devhost"
 
 
 def _unknown_action(ep: Episode, index: int, action: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from devhost import decisions
 from devhost.app_loader import HostConfig, Registry
 from devhost.decisions import InstanceState, OrchestratorResult
+from devhost.entities_worker import EntityWorker
 from devhost.invoke import build_kwargs, call_sync, log_execution, new_invocation_id
 from devhost.protocol import (
     MARKER,
@@ -105,6 +106,7 @@ class Engine:
             self._timed_out,
             lambda item: self.orchestrations.kick(item.instance_id),
         )
+        self.entities = EntityWorker(self.hub, registry, config, app_dir, self.orchestrations.kick)
         self.on_instance_done: Callable[[str], None] | None = None
         self._history = HistoryCache()
 
@@ -114,16 +116,19 @@ class Engine:
         """Start the dispatchers and workers."""
         self.orchestrations.start()
         self.activities.start()
+        self.entities.start()
 
     def stop(self) -> None:
         """Stop dispatching; running functions are abandoned (their work stays in the store)."""
+        self.entities.stop()
         self.orchestrations.stop()
         self.activities.stop()
 
     def wake(self) -> None:
-        """Nudge both dispatchers."""
+        """Nudge the dispatchers."""
         self.orchestrations.wake.set()
         self.activities.wake.set()
+        self.entities.wake()
 
     # ------------------------------------------------------------------ episodes
 
@@ -158,7 +163,16 @@ class Engine:
         result = (
             OrchestratorResult(error=why) if why is not None else self._invoke_orchestrator(instance, stored, opening)
         )
-        decision = decisions.decide(instance, tasks, opening, result, t, _new_id, self.versioning.default_version)
+        decision = decisions.decide(
+            instance,
+            tasks,
+            opening,
+            result,
+            t,
+            _new_id,
+            self.versioning.default_version,
+            entity_names=self.entities.names,
+        )
         work = self.hub.commit_episode(instance, history_len, [m.msg_id for m in batch], decision)
         if work is None:
             return True  # terminated, purged or rewound while the episode ran
@@ -167,6 +181,8 @@ class Engine:
             self.on_instance_done(instance_id)
         if decision.messages or decision.children:
             self.orchestrations.wake.set()
+        if decision.entity_requests:
+            self.entities.wake()
         return True
 
     def _reject(self, instance_id: str, why: str, now: float) -> None:

@@ -207,11 +207,6 @@ class Host:
 
             self.eventgrid = EventGridEmulator(self)
             tasks.append(asyncio.create_task(self.eventgrid.run()))
-        if self.registry.entities:
-            sys.stderr.write(
-                "devhost: entity functions are not supported (registered but never run): "
-                f"{', '.join(sorted(self.registry.entities))}\n"
-            )
         self.running = True
         self._banner()
         try:

@@ -40,7 +40,6 @@ STATUS_CODE = {
 STATUS_NAME = {code: name for name, code in STATUS_CODE.items()}
 # The text a failing orchestrator's exception carries before the SDK's state JSON.
 MARKER = "$OutOfProcData$:"
-ENTITIES_UNSUPPORTED = "Durable entities are not supported by devhost"
 # The events that complete an open task, and the key naming that task.
 COMPLETIONS = (
     EventType.TASK_COMPLETED,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from yarl import URL
 
+from devhost import entities_http
 from devhost.engine import Engine
 from devhost.invoke import build_kwargs, call_async, log_execution, new_invocation_id
 from devhost.protocol import TERMINAL, DurableError, parse_json_or_raw, parse_time, render_history
@@ -513,7 +514,8 @@ class Server:
         return _json(payload, 202, {"Location": payload["statusQueryGetUri"], "Retry-After": "10"})
 
     async def _entities(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        return _err(501, "Durable entities are not supported by devhost")
+        parts = ["entities", params["entity_name"]] + ([params["entity_key"]] if "entity_key" in params else [])
+        return await entities_http.handle(self.engine.entities, request, parts)
 
     @staticmethod
     def _statuses(text: str | None) -> list[str] | None:
@@ -651,6 +653,8 @@ MANAGEMENT_ROUTES: dict[str, tuple[str, str, ManagementHandler]] = {
     "raise_event": ("POST", "/instances/{instance_id}/raiseEvent/{event}", Server._raise_event),
     "operation": ("POST", "/instances/{instance_id}/{op:terminate|suspend|resume|rewind}", Server._operation),
     "restart": ("POST", "/instances/{instance_id}/restart", Server._restart),
-    "entities": ("*", "/entities/{rest:.*}", Server._entities),
-    "entities_root": ("*", "/entities", Server._entities),
+    "entity_list": ("GET", "/entities/{entity_name}", Server._entities),
+    "entity_state": ("GET", "/entities/{entity_name}/{entity_key}", Server._entities),
+    "entity_signal": ("POST", "/entities/{entity_name}/{entity_key}", Server._entities),
+    "entity_delete": ("DELETE", "/entities/{entity_name}/{entity_key}", Server._entities),
 }

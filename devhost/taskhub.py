@@ -12,6 +12,10 @@ Tables (in the devhost's one SQLite file, ``devhost.store.Store``):
   the same transaction that appends its history and schedules its work.
 * ``work_items`` — activity executions to run. An activity's completion is enqueued in the same transaction
   that deletes its work item, so a finished activity is never lost nor re-run.
+* ``entities`` — one row per existing durable entity (its state as JSON text); ``entity_queue`` — every
+  entity operation not yet run, in arrival order (``seq``), written by ``enqueue_entity`` only. An episode
+  queues its calls and signals with its history; a finished batch dequeues its operations, stores the state,
+  queues its signals and answers its callers in one transaction (``commit_entity_batch``).
 
 The schema carries ``PRAGMA user_version``; a task hub of an older devhost is refused with one line that says
 to delete the state folder (the devhost's state is disposable).
@@ -25,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from devhost import entities as ent
 from devhost.decisions import Decision, InstanceState, Message, OpenTask, RetryPolicy
 from devhost.protocol import (
     STATUS_CODE,
@@ -97,6 +102,21 @@ CREATE TABLE IF NOT EXISTS work_items(
   input TEXT
 );
 CREATE INDEX IF NOT EXISTS work_items_instance ON work_items(instance_id);
+CREATE TABLE IF NOT EXISTS entities(
+  scheduler_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  key TEXT NOT NULL,
+  state TEXT,
+  last_operation_ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entities_name ON entities(name, scheduler_id);
+CREATE TABLE IF NOT EXISTS entity_queue(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  scheduler_id TEXT NOT NULL,
+  request TEXT NOT NULL,
+  enqueued_ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entity_queue_target ON entity_queue(scheduler_id, seq);
 """
 
 
@@ -387,6 +407,8 @@ class TaskHub:
                     work.append(ActivityWork(int(cursor.lastrowid or 0), iid, exec_id, w.task_id, w.name, w.input))
             for msg in d.messages:
                 self.enqueue(conn, msg)
+            for target, request in d.entity_requests:
+                self.enqueue_entity(conn, target, request, now)
             for child in d.children:
                 self.create_instance(
                     conn, child.instance_id, child.name, child.input, now, child.execution_id, child.parent,
@@ -570,6 +592,124 @@ class TaskHub:
         sql += " ORDER BY created_ts, instance_id LIMIT ?"
         args.append(limit)
         return [dict(r) for r in self.store.query(sql, args)]
+
+    # ------------------------------------------------------------------ entities
+
+    @staticmethod
+    def enqueue_entity(conn: sqlite3.Connection, target: ent.EntityId, request: ent.EntityRequest, now: float) -> None:
+        """Queue one operation for an entity (the only INSERT into ``entity_queue``)."""
+        conn.execute(
+            "INSERT INTO entity_queue(scheduler_id, request, enqueued_ts) VALUES(?, ?, ?)",
+            (target.scheduler_id, json.dumps(request.to_message()), now),
+        )
+
+    def signal_entity(self, target: ent.EntityId, request: ent.EntityRequest, now: float) -> None:
+        """Queue a client's signal."""
+        with self.store.tx() as conn:
+            self.enqueue_entity(conn, target, request, now)
+
+    def entity(self, entity: ent.EntityId) -> ent.EntityRecord:
+        """The entity's record (a never-used or deleted entity does not exist)."""
+        row = self.store.one("SELECT state FROM entities WHERE scheduler_id=?", (entity.scheduler_id,))
+        return ent.EntityRecord(False, None) if row is None else ent.EntityRecord(True, row["state"])
+
+    def ready_entities(self, busy: Iterable[str], limit: int) -> list[ent.EntityId]:
+        """Up to ``limit`` entities with queued operations and no batch running, longest waiting first."""
+        skip = set(busy)
+        rows = self.store.query(
+            "SELECT scheduler_id FROM entity_queue GROUP BY scheduler_id ORDER BY MIN(seq) LIMIT ?",
+            (limit + len(skip),),
+        )
+        out: list[ent.EntityId] = []
+        for row in rows:
+            sid = row["scheduler_id"]
+            if sid in skip:
+                continue
+            try:
+                out.append(ent.EntityId.parse(sid))
+            except ent.EntityProtocolError:
+                self.store.execute("DELETE FROM entity_queue WHERE scheduler_id=?", (sid,))  # not ours
+            if len(out) >= limit:
+                break
+        return out
+
+    def entity_batch(self, entity: ent.EntityId, limit: int = ent.MAX_BATCH) -> EntityBatch:
+        """The entity's record and its oldest queued operations (unreadable rows are dropped)."""
+        with self.store.tx() as conn:
+            row = conn.execute("SELECT state FROM entities WHERE scheduler_id=?", (entity.scheduler_id,)).fetchone()
+            record = ent.EntityRecord(False, None) if row is None else ent.EntityRecord(True, row["state"])
+            seqs: list[int] = []
+            requests: list[ent.EntityRequest] = []
+            for seq, text in conn.execute(
+                "SELECT seq, request FROM entity_queue WHERE scheduler_id=? ORDER BY seq LIMIT ?",
+                (entity.scheduler_id, limit),
+            ).fetchall():
+                try:
+                    requests.append(ent.EntityRequest.from_message(json.loads(text)))
+                except (ValueError, ent.EntityProtocolError):
+                    conn.execute("DELETE FROM entity_queue WHERE seq=?", (seq,))
+                    continue
+                seqs.append(int(seq))
+        return EntityBatch(entity, record, tuple(seqs), tuple(requests))
+
+    def commit_entity_batch(self, batch: EntityBatch, effects: ent.BatchEffects, now: float) -> None:
+        """Apply a finished batch in one transaction: dequeue it, store the entity, queue its signals and
+        answer its calls (an answer to an execution that has ended or moved on is dropped)."""
+        sid = batch.entity.scheduler_id
+        with self.store.tx() as conn:
+            conn.executemany("DELETE FROM entity_queue WHERE seq=?", [(s,) for s in batch.seqs])
+            if effects.record.exists:
+                conn.execute(
+                    "INSERT INTO entities(scheduler_id, name, key, state, last_operation_ts) VALUES(?, ?, ?, ?, ?) "
+                    "ON CONFLICT(scheduler_id) DO UPDATE SET state=excluded.state, "
+                    "last_operation_ts=excluded.last_operation_ts",
+                    (sid, batch.entity.name, batch.entity.key, effects.record.state, now),
+                )
+            else:
+                conn.execute("DELETE FROM entities WHERE scheduler_id=?", (sid,))
+            for target, request in effects.signals:
+                self.enqueue_entity(conn, target, request, now)
+            for answer in effects.responses:
+                row = conn.execute(
+                    "SELECT status, execution_id FROM instances WHERE instance_id=?", (answer.instance_id,)
+                ).fetchone()
+                if row is None or row["status"] in TERMINAL:
+                    continue
+                if answer.execution_id is not None and row["execution_id"] != answer.execution_id:
+                    continue
+                ev = event(EventType.EVENT_RAISED, now, Name=answer.event_name, Input=answer.event_input)
+                self.enqueue(conn, Message(answer.instance_id, answer.execution_id, now, ev))
+
+    def list_entities(self, name: str, after: str | None, top: int) -> tuple[list[EntityListing], str | None]:
+        """Existing entities of function ``name`` (case-insensitive) by id after the continuation ``after``;
+        the page and the next page's token (None on the last page)."""
+        rows = self.store.query(
+            "SELECT scheduler_id, last_operation_ts, state FROM entities WHERE name=? AND scheduler_id>? "
+            "ORDER BY scheduler_id LIMIT ?",
+            (name.lower(), after or "", top + 1),
+        )
+        page = [EntityListing(ent.EntityId.parse(r[0]), float(r[1]), r[2]) for r in rows[:top]]
+        token = page[-1].entity.scheduler_id if len(rows) > top and page else None
+        return page, token
+
+
+@dataclass(frozen=True)
+class EntityBatch:
+    """An entity's record and its oldest queued operations, with their queue positions."""
+
+    entity: ent.EntityId
+    record: ent.EntityRecord
+    seqs: tuple[int, ...]
+    requests: tuple[ent.EntityRequest, ...]
+
+
+@dataclass(frozen=True)
+class EntityListing:
+    """One entity as the management API lists it."""
+
+    entity: ent.EntityId
+    last_operation_ts: float
+    state: str | None
 
 
 def _created_range(created_from: float | None, created_to: float | None) -> tuple[str, list[Any]]:

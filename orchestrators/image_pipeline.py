@@ -15,6 +15,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from imagepipe.retry import ExponentialRetryOptions
+from orchestrators.vision_gate import vision_call
 
 bp = df.Blueprint()
 
@@ -117,15 +118,15 @@ def image_pipeline(context: df.DurableOrchestrationContext) -> Generator[Any, An
         if meta.get("ok"):
             current = "analyze_image"
             stage(current)
-            analysis = yield context.call_activity_with_retry(
-                current, vision_retry, {**step, "profile": meta["profile"]}
+            analysis = yield from vision_call(
+                context, given, current, vision_retry, {**step, "profile": meta["profile"]}
             )
             done(current)
             if analysis.get("ok") and analysis.get("textHeavy"):
                 current = "read_text"
                 stage(current)
-                text = yield context.call_activity_with_retry(
-                    current, vision_retry, {**step, "profile": meta["profile"]}
+                text = yield from vision_call(
+                    context, given, current, vision_retry, {**step, "profile": meta["profile"]}
                 )
                 done(current)
                 if not text.get("ok"):

@@ -21,6 +21,7 @@ def pipeline_input(settings: Settings, image_id: str, blob_name: str, etag: str,
         "etag": etag.strip('"'),
         "instanceId": instance_id(image_id, etag),
         "source": source,
+        "visionQuota": settings.vision_provider == "azure",  # orchestrators/vision_gate.py
         "retry": {
             "firstRetryIntervalInMilliseconds": settings.vision_first_retry_ms,
             "maxNumberOfAttempts": settings.vision_max_attempts,

@@ -243,7 +243,7 @@ def translate_vision_error(exc: Exception) -> ImagepipeError:
         if status == 429 or status >= 500 or status == 408:
             return TransientServiceError(
                 f"Azure AI Vision answered {status} ({code or 'no code'}); retry later",
-                code="vision_unavailable",
+                code="vision_rate_limited" if status == 429 else "vision_unavailable",  # 429: the quota entity pauses
                 retry_after_s=_retry_after(exc),
             )
         if status in (401, 403):

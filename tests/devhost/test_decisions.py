@@ -16,19 +16,23 @@ import pytest
 from azure.durable_functions import RetryOptions
 from azure.durable_functions.models.actions.CallActivityAction import CallActivityAction
 from azure.durable_functions.models.actions.CallActivityWithRetryAction import CallActivityWithRetryAction
+from azure.durable_functions.models.actions.CallEntityAction import CallEntityAction
 from azure.durable_functions.models.actions.CallSubOrchestratorAction import CallSubOrchestratorAction
 from azure.durable_functions.models.actions.CallSubOrchestratorWithRetryAction import (
     CallSubOrchestratorWithRetryAction,
 )
 from azure.durable_functions.models.actions.ContinueAsNewAction import ContinueAsNewAction
 from azure.durable_functions.models.actions.CreateTimerAction import CreateTimerAction
+from azure.durable_functions.models.actions.SignalEntityAction import SignalEntityAction
 from azure.durable_functions.models.actions.WaitForExternalEventAction import WaitForExternalEventAction
 from azure.durable_functions.models.actions.WhenAllAction import WhenAllAction
 from azure.durable_functions.models.actions.WhenAnyAction import WhenAnyAction
+from azure.durable_functions.models.utils.entity_utils import EntityId as SdkEntityId
 
 from devhost import decisions
 from devhost.decisions import InstanceState, OpenTask, OrchestratorResult, RetryPolicy
-from devhost.protocol import ENTITIES_UNSUPPORTED, ActionType, EventType, event, iso
+from devhost.entities import EntityId
+from devhost.protocol import ActionType, EventType, event, iso
 
 pytestmark = [pytest.mark.unit]
 
@@ -177,10 +181,36 @@ def test_failure_records_the_message_and_fails_the_parent() -> None:
     assert d.messages[0].event["EventType"] == EventType.SUB_ORCHESTRATION_INSTANCE_FAILED
 
 
-@pytest.mark.parametrize("action_type", [ActionType.CALL_ENTITY, ActionType.SIGNAL_ENTITY, 10])
-def test_entity_actions_fail_the_orchestration_until_entities_exist(action_type: int) -> None:
-    d = run([{"actionType": int(action_type), "instanceId": "@counter@k", "operation": "add"}])
-    assert d.status == "Failed" and ENTITIES_UNSUPPORTED in (d.output or "")
+def test_entity_call_and_signal_send_requests_with_the_next_ids() -> None:
+    counter = SdkEntityId("Counter", "k")
+    inst = instance(next_id=2)
+    _, opening = decisions.begin(inst, [], NOW)
+    actions = [SignalEntityAction(counter, "add", 5).to_json(), CallEntityAction(counter, "get").to_json()]
+    d = decisions.decide(
+        inst, {}, opening, OrchestratorResult(actions=actions), NOW, ids(), entity_names=frozenset({"counter"})
+    )
+    sent = [e for e in d.history if e["EventType"] == EventType.EVENT_SENT]
+    assert [e["EventId"] for e in sent] == [2, 3] and all(e["InstanceId"] == "@counter@k" for e in sent)
+    (signal_target, signal), (call_target, call) = d.entity_requests
+    assert signal_target == call_target == EntityId("counter", "k")
+    assert signal.is_signal and signal.operation == "add" and signal.input == json.dumps("5")
+    assert not call.is_signal and (call.parent_instance, call.parent_execution) == ("i1", "e1")
+    assert [json.loads(e["Input"])["id"] for e in sent] == [signal.id, call.id]  # what the SDK re-keys by
+    assert d.opened == [] and d.status == "Running" and d.next_id == 4
+
+
+def test_entity_actions_to_unknown_entities_or_malformed_fail_the_orchestration() -> None:
+    inst = instance()
+    _, opening = decisions.begin(inst, [], NOW)
+    call = CallEntityAction(SdkEntityId("Nope", "k"), "get").to_json()
+    d = decisions.decide(
+        inst, {}, opening, OrchestratorResult(actions=[call]), NOW, ids(), entity_names=frozenset({"counter"})
+    )
+    assert d.status == "Failed" and "The function 'nope' doesn't exist" in (d.output or "") and not d.entity_requests
+    bad = run([{"actionType": int(ActionType.CALL_ENTITY), "instanceId": "counter", "operation": "add"}])
+    assert bad.status == "Failed" and "invalid entity action" in (bad.output or "")
+    scheduled = run([{"actionType": 10, "instanceId": "@counter@k", "operation": "add"}])
+    assert scheduled.status == "Failed" and "action type 10" in (scheduled.output or "")
 
 
 def test_rewind_cache_answers_a_scheduled_activity() -> None:

@@ -253,9 +253,12 @@ def test_start_and_wait_over_public_api(durable_host: Devhost) -> None:
     assert r.json() == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
 
 
-def test_entities_are_reported_unsupported(durable_host: Devhost) -> None:
-    r = requests.get(durable_host.base + "/runtime/webhooks/durabletask/entities/counter/a", timeout=10)
-    assert r.status_code == 501 and "not supported" in r.json()["Message"]
+def test_entity_endpoints_of_an_app_without_entities(durable_host: Devhost) -> None:
+    url = durable_host.base + "/runtime/webhooks/durabletask/entities/counter/a"
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = requests.post(url, params={"op": "add"}, timeout=10)
+    assert r.status_code == 400 and "is not an entity function" in r.json()["Message"]
 
 
 def test_client_binding_shape(durable_host: Devhost) -> None:

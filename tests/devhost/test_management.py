@@ -250,5 +250,7 @@ def test_management_routes_keep_encoded_segments_and_answer_the_sdks_paths(durab
     assert r.headers["Allow"] == "POST"
     r = requests.post(mgmt + "/instances/x", timeout=10)
     assert _assert_json_error(r, 405, "method_not_allowed") and r.headers["Allow"] == "DELETE, GET"
-    _assert_json_error(requests.get(mgmt + "/entities/counter/k", timeout=10), 501, "not_implemented")
+    _assert_json_error(requests.get(mgmt + "/entities/counter/k", timeout=10), 404, "not_found")
+    r = requests.put(mgmt + "/entities/counter/k", timeout=10)
+    assert _assert_json_error(r, 405, "method_not_allowed") and r.headers["Allow"] == "DELETE, GET, POST"
     _assert_json_error(requests.post(mgmt + "/instances/no-such/terminate", timeout=10), 404, "not_found")

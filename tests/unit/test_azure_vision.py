@@ -109,6 +109,7 @@ def test_throttling_past_the_wait_budget_is_transient_with_retry_after(
     with pytest.raises(TransientServiceError) as info:
         analyzer.analyze(JPEG, AnalysisRequest(features=["tags"]))
     assert info.value.retry_after_s == 60  # not waited for in the activity: the orchestration retries later
+    assert info.value.code == "vision_rate_limited"  # the vision quota entity pauses every run on this code
     assert len(transport.requests) == 3
 
 
@@ -116,8 +117,9 @@ def test_service_unavailable_exhaustion_is_transient(
     analyzer: AzureVisionAnalyzer, transport: FakeVisionTransport
 ) -> None:
     transport.script([Fault(503, retry_after="0")] * (RETRIES + 1))
-    with pytest.raises(TransientServiceError):
+    with pytest.raises(TransientServiceError) as info:
         analyzer.read_text(JPEG, AnalysisRequest(features=["read"]))
+    assert info.value.code == "vision_unavailable"  # not a throttle: the activity's retries handle it
     assert len(transport.requests) == RETRIES + 1
 
 

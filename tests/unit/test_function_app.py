@@ -26,6 +26,7 @@ EXPECTED = {
     "analyze_image",
     "read_text",
     "persist_record",
+    "vision_quota",
     "list_runs",
     "get_run",
     "replay_run",
@@ -68,3 +69,4 @@ def test_trigger_kinds() -> None:
         "activityTrigger"
     }
     assert kinds["upload_image"] == "httpTrigger"
+    assert kinds["vision_quota"] == "entityTrigger"

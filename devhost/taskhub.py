@@ -185,7 +185,7 @@ class TaskHub:
     def _clear_execution(conn: sqlite3.Connection, instance_id: str) -> None:
         """Forget the current execution's history, open tasks, pending messages and work."""
         for table in ("history", "open_tasks", "inbox", "work_items"):
-            conn.execute(f"DELETE FROM {table} WHERE instance_id=?", (instance_id,))  # noqa: S608 - fixed names
+            conn.execute(f"DELETE FROM {table} WHERE instance_id=?", (instance_id,))
 
     def delete_instance(self, conn: sqlite3.Connection, instance_id: str) -> None:
         """Remove an instance and everything of it."""
@@ -340,7 +340,7 @@ class TaskHub:
                 "SELECT execution_id, status, history_len FROM instances WHERE instance_id=?", (iid,)
             ).fetchone()
             marks = ",".join("?" * len(msg_ids))
-            consumed = conn.execute(f"DELETE FROM inbox WHERE msg_id IN ({marks})", msg_ids).rowcount  # noqa: S608
+            consumed = conn.execute(f"DELETE FROM inbox WHERE msg_id IN ({marks})", msg_ids).rowcount
             if cur is None or cur["execution_id"] != exec_id or cur["status"] in TERMINAL:
                 return None
             work: list[ActivityWork] = []
@@ -352,7 +352,7 @@ class TaskHub:
             if d.new_execution is not None:
                 # Raised events (no execution id) wait for the next execution; the rest of this one goes.
                 for table in ("history", "open_tasks", "work_items"):
-                    conn.execute(f"DELETE FROM {table} WHERE instance_id=?", (iid,))  # noqa: S608 - fixed names
+                    conn.execute(f"DELETE FROM {table} WHERE instance_id=?", (iid,))
                 conn.execute("DELETE FROM inbox WHERE instance_id=? AND execution_id=?", (iid, exec_id))
                 new_exec, new_input = d.new_execution
                 conn.execute(
@@ -498,7 +498,7 @@ class TaskHub:
                 (RuntimeStatus.Terminated.value, output, iso(now, False), length, instance_id),
             )
             for table in ("open_tasks", "inbox", "work_items"):
-                conn.execute(f"DELETE FROM {table} WHERE instance_id=?", (instance_id,))  # noqa: S608
+                conn.execute(f"DELETE FROM {table} WHERE instance_id=?", (instance_id,))
 
     def set_suspended(self, instance_id: str, suspend: bool, now: float) -> None:
         """Suspend a live instance, or resume a suspended one."""

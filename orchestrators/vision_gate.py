@@ -38,7 +38,7 @@ def _await_go(context: df.DurableOrchestrationContext, budget_s: float) -> Gener
     while True:
         try:
             answer = yield context.call_entity(QUOTA, quota.ACQUIRE)
-        except Exception:  # the entity failed: the quota must never stop the pipeline
+        except Exception:  # noqa: BLE001 - the entity failed: the quota must never stop the pipeline
             return False, waited
         decision = quota.Decision.from_json(answer)
         if decision.go or waited >= budget_s:

@@ -14,7 +14,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from imagepipe import vision_quota as quota
-from imagepipe.settings import get_settings
+from imagepipe.composition import services
 
 bp = df.Blueprint()
 
@@ -32,12 +32,12 @@ def vision_quota(context: df.DurableEntityContext) -> None:
     now = time.time()
     operation = context.operation_name
     if operation == quota.ACQUIRE:
-        state, decision = quota.acquire(state, now, quota.QuotaPolicy.from_settings(get_settings()))
+        state, decision = quota.acquire(state, now, quota.QuotaPolicy.from_settings(services().settings))
         context.set_result(decision.to_json())
     elif operation == quota.THROTTLED:
         given = _input(context)
         retry_after = given.get("retryAfterS") if isinstance(given, dict) else None
-        state = quota.throttled(state, now, retry_after, quota.QuotaPolicy.from_settings(get_settings()))
+        state = quota.throttled(state, now, retry_after, quota.QuotaPolicy.from_settings(services().settings))
     elif operation == quota.SUCCEEDED:
         state = quota.succeeded(state, now)
     elif operation == quota.STATUS:

@@ -104,7 +104,7 @@ def call_and_signal(context: df.DurableOrchestrationContext) -> Generator[Any, A
     try:
         yield context.call_entity(entity, "explode")
         error = None
-    except Exception as exc:  # the entity's exception, as a message
+    except Exception as exc:  # noqa: BLE001 - the entity's exception, as a message
         error = str(exc)
     return {"first": first, "second": second, "error": error}
 
@@ -117,7 +117,7 @@ def bank(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     try:
         yield context.call_entity(entity, "withdraw", 1000)
         refused = None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the SDK raises a plain Exception for a failed entity operation
         refused = str(exc)
     final = yield context.call_entity(entity, "get")
     return {"left": left, "refused": refused, "final": final}
@@ -153,7 +153,7 @@ def call_many(context: df.DurableOrchestrationContext) -> Generator[Any, Any, An
 def call_broken(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     try:
         yield context.call_entity(df.EntityId("Broken", "x"), "anything")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the SDK raises a plain Exception for a failed entity operation
         return str(exc)
     return None
 
@@ -162,7 +162,7 @@ def call_broken(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
 def call_hanging(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     try:
         yield context.call_entity(df.EntityId("Counter", context.get_input()["key"]), "hang")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the SDK raises a plain Exception for a failed entity operation
         return str(exc)
     return None
 

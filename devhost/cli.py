@@ -1,7 +1,7 @@
 """Command line: ``python -m devhost start --app DIR --port PORT --state DIR [--storage azurite|none] [--no-auth]``.
 
-A start-up problem of the app (host.json, local.settings.json, function_app.py) is one line on stderr naming
-the file and the problem, and exit status 2.
+A start-up problem of the app (host.json, local.settings.json, function_app.py) or of the state folder (a task
+hub of another devhost version) is one line on stderr naming the file and the problem, and exit status 2.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from devhost.app_loader import AppStartupError
     from devhost.host import Host
+    from devhost.taskhub import HubFormatError
 
     try:
         host = Host(args.app, args.port, args.state, storage=args.storage, no_auth=args.no_auth, bind=args.host)
-    except AppStartupError as exc:
+    except (AppStartupError, HubFormatError) as exc:
         sys.stderr.write(f"devhost: cannot start: {exc}\n")  # one line; the file and the problem, no traceback
         return 2
     host.run()

@@ -120,8 +120,8 @@ CREATE INDEX IF NOT EXISTS entity_queue_target ON entity_queue(scheduler_id, seq
 """
 
 
-class HubFormatError(SystemExit):
-    """The state file holds a task hub this devhost cannot read: the process exits with this one line."""
+class HubFormatError(Exception):
+    """The state file holds a task hub this devhost cannot read; the command line reports it as one line."""
 
 
 @dataclass
@@ -155,7 +155,7 @@ class TaskHub:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if columns and (version != HUB_FORMAT or "state" in columns):
                 raise HubFormatError(
-                    f"devhost: {store.path} holds a task hub of another devhost version (format {version}, this "
+                    f"{store.path} holds a task hub of another devhost version (format {version}, this "
                     f"devhost reads {HUB_FORMAT}); delete the state folder {store.path.parent} (or start with another "
                     "--state) and start again"
                 )

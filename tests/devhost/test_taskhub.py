@@ -52,7 +52,7 @@ def test_old_format_hub_is_refused_with_one_line(tmp_path: Path) -> None:
     _old_hub(path)
     with pytest.raises(HubFormatError) as info:
         TaskHub(Store(path))
-    message = str(info.value.code)
+    message = str(info.value)
     assert str(path) in message and "delete the state folder" in message and "\n" not in message
 
 
@@ -61,7 +61,7 @@ def test_devhost_on_an_old_hub_exits_naming_the_file(tmp_path: Path) -> None:
     state = tmp_path / "state"
     _old_hub(state / "taskhub.sqlite3")
     host = Devhost(APPS / "noop_app", state)
-    with pytest.raises(RuntimeError, match="devhost exited with 1"):
+    with pytest.raises(RuntimeError, match="devhost exited with code 2"):
         host.start(timeout=60)
     log = host.log.read_text()
     assert "Traceback" not in log

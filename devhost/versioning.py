@@ -19,12 +19,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from devhost.app_loader import AppStartupError
+
 MATCH_STRATEGIES = ("None", "Strict", "CurrentOrOlder")
 FAILURE_STRATEGIES = ("Reject", "Fail")
 
 
-class VersioningConfigError(SystemExit):
-    """host.json's versioning settings are invalid: the process exits with this one line."""
+def _config_error(path: Path, problem: str) -> AppStartupError:
+    """A host.json versioning setting the devhost cannot use: a start-up error naming the file."""
+    return AppStartupError(path, f"extensions.durableTask.{problem}")
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,12 @@ def read_versioning(app_dir: Path) -> Versioning:
     match = durable.get("versionMatchStrategy", "CurrentOrOlder")
     failure = durable.get("versionFailureStrategy", "Reject")
     if not isinstance(default, str):
-        raise VersioningConfigError(f"devhost: {path}: extensions.durableTask.defaultVersion must be a string")
+        raise _config_error(path, "defaultVersion must be a string")
     for name, value, allowed in (
         ("versionMatchStrategy", match, MATCH_STRATEGIES),
         ("versionFailureStrategy", failure, FAILURE_STRATEGIES),
     ):
         canon = {a.lower(): a for a in allowed}
         if not isinstance(value, str) or value.lower() not in canon:
-            raise VersioningConfigError(
-                f"devhost: {path}: extensions.durableTask.{name} {value!r} is not one of {', '.join(allowed)}"
-            )
+            raise _config_error(path, f"{name} {value!r} is not one of {', '.join(allowed)}")
     return Versioning(default, {a.lower(): a for a in MATCH_STRATEGIES}[match.lower()], failure.lower().capitalize())

@@ -98,7 +98,7 @@ def test_in_flight_instance_keeps_its_version_across_an_upgrade(app: Path, tmp_p
 def test_invalid_strategy_is_one_line(app: Path, tmp_path: Path) -> None:
     _set_host_json(app, versionMatchStrategy="Newest")
     host = Devhost(app, tmp_path / "state")
-    with pytest.raises(RuntimeError, match="devhost exited with 1"):
+    with pytest.raises(RuntimeError, match="devhost exited with code 2"):
         host.start(timeout=60)
     log = host.log.read_text()
     assert "Traceback" not in log and "versionMatchStrategy 'Newest' is not one of None, Strict, CurrentOrOlder" in log

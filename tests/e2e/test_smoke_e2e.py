@@ -48,13 +48,15 @@ def test_smoke_passes_on_a_working_stack_and_never_prints_a_key(
 ) -> None:
     keys = host.keys()
     function_key, master = keys["functionKeys"]["default"], keys["masterKey"]
-    first, out = smoke(capsys, "--url", host.base, "--key", function_key, "--admin-key", master, "--timeout", "240")
+    first, out = smoke(capsys, "--url", host.base, f"--key={function_key}", f"--admin-key={master}", "--timeout", "240")
     assert first == 0, out
     for name in ("upload", "completes", "record", "run listed", "run detail", "runs paging", "stats"):
         assert f"PASS  {name}" in out, out
     assert "smoke PASSED" in out
     # a second run makes two runs: the paging check follows a continuation token to the next page
-    second, out = smoke(capsys, "--url", host.base, "--key", function_key, "--admin-key", master, "--timeout", "240")
+    second, out = smoke(
+        capsys, "--url", host.base, f"--key={function_key}", f"--admin-key={master}", "--timeout", "240"
+    )
     assert second == 0, out
     assert "2 page(s) of one run each via continuation tokens; 2 runs in total" in out
     assert function_key not in out and master not in out
@@ -62,7 +64,7 @@ def test_smoke_passes_on_a_working_stack_and_never_prints_a_key(
 
 def test_smoke_fails_clearly_with_a_wrong_admin_key(host: Devhost, capsys: pytest.CaptureFixture[str]) -> None:
     function_key = host.keys()["functionKeys"]["default"]
-    code, out = smoke(capsys, "--url", host.base, "--key", function_key, "--admin-key", function_key)
+    code, out = smoke(capsys, "--url", host.base, f"--key={function_key}", f"--admin-key={function_key}")
     assert code == 1
     assert "PASS  record" in out and "FAIL  run listed" in out
     assert "HTTP 401: the key was refused; check --admin-key" in out
@@ -76,12 +78,12 @@ def test_smoke_without_an_admin_key_checks_the_client_side_only(
 ) -> None:
     monkeypatch.delenv("IMAGEPIPE_ADMIN_KEY", raising=False)
     function_key = host.keys()["functionKeys"]["default"]
-    code, out = smoke(capsys, "--url", host.base, "--key", function_key)
+    code, out = smoke(capsys, "--url", host.base, f"--key={function_key}")
     assert code == 0 and "SKIP  run listed" in out and "no --admin-key" in out
 
 
 def test_smoke_fails_on_a_wrong_function_key(host: Devhost, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = smoke(capsys, "--url", host.base, "--key", "not-a-key", "--admin-key", "not-a-key-either")
+    code, out = smoke(capsys, "--url", host.base, "--key=not-a-key", "--admin-key=not-a-key-either")
     assert code == 1 and "FAIL  upload" in out and "SKIP  completes" in out
     assert "HTTP 401: the key was refused; check --key" in out
     assert "not-a-key" not in out

@@ -17,7 +17,7 @@ from azure.storage.blob import BlobServiceClient
 
 from imagepipe.adapters.azure_blob import AzureBlobStore
 from imagepipe.errors import NotFoundError
-from tests.inprocess import body_json, call_http
+from tests.support.inprocess import body_json, call_http
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,8 @@ from imagepipe.composition import services
 from imagepipe.errors import TransientServiceError
 from tests import images
 from tests.conftest import free_port
-from tests.inprocess import body_json, call_http
 from tests.integration.samples import SAMPLES as SAMPLES_DIR
+from tests.support.inprocess import body_json, call_http
 
 pytestmark = pytest.mark.integration
 

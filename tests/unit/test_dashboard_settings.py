@@ -9,7 +9,7 @@ import pytest
 
 from devhost.azurite import connection_string as storage
 from imagepipe.composition import reset_services
-from tests.inprocess import call_http
+from tests.support.inprocess import call_http
 
 pytestmark = pytest.mark.unit
 

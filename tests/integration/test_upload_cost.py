@@ -18,9 +18,9 @@ from PIL import ImageFile
 from imagepipe.adapters.azure_blob import AzureBlobStore
 from imagepipe.composition import services
 from imagepipe.errors import TransientServiceError
-from tests import images
 from tests.conftest import free_port
 from tests.integration.samples import SAMPLES as SAMPLES_DIR
+from tests.support import images
 from tests.support.inprocess import body_json, call_http
 
 pytestmark = pytest.mark.integration

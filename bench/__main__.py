@@ -16,6 +16,7 @@ from bench.common import RESULTS, targets_table
 # name -> module; each module writes bench/results/<name>.json.
 BENCHMARKS: dict[str, str] = {
     "analyzer": "bench.bench_analyzer",
+    "ocr": "bench.bench_ocr",
     "pipeline": "bench.bench_pipeline",
     "queries": "bench.bench_queries",
     "soak": "bench.bench_soak",

@@ -36,6 +36,20 @@ def test_a_faint_space_needs_a_wide_ink_gap() -> None:
     assert _texts(decode(probs, CHARSET, 8.0, wide, 24)) == ["a", "b"]
 
 
+def test_no_weak_space_before_closing_punctuation_or_inside_numbers() -> None:
+    charset = ["blank", "a", "1", ":", ",", " "]
+    blank = np.zeros(40, dtype=bool)  # every gap between characters is wide
+    for text, words in (("a:", ["a:"]), ("1,1", ["1,1"]), ("a,1", ["a,", "1"])):
+        steps = []
+        for ch in text:
+            steps += [(ch, 0.0), ("blank", 0.002)]
+        table = np.zeros((len(steps), len(charset)), dtype=np.float32)
+        for row, (name, space) in enumerate(steps):
+            table[row, charset.index(name)] = 1.0 - space
+            table[row, -1] = space
+        assert _texts(decode(table, charset, 6.0, blank, 24)) == words, text
+
+
 def test_emitted_spaces_and_repeats() -> None:
     probs = _probs([("a", 0), ("a", 0), (" ", 0), ("b", 0), ("blank", 0), ("b", 0)])
     assert _texts(decode(probs, CHARSET, 8.0)) == ["a", "bb"]

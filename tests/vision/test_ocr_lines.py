@@ -87,3 +87,11 @@ def test_words_are_not_split_or_run_together(analyzer: LocalAnalyzer, family: st
     assert [len(g.split()) for g in got] == [len(f.split()) for f in FIELDS], got
     words = [w["text"] for b in result["readResult"]["blocks"] for ln in b["lines"] for w in ln["words"]]
     assert words == [w for g in got for w in g.split()]
+
+
+def test_detected_polygons_can_be_reused_for_recognition(analyzer: LocalAnalyzer) -> None:
+    image = _page(FIELDS[:3], "serif", 24, width=700, right_aligned=False)
+    polygons = analyzer.ocr.detect(image)
+    assert len(polygons) == 3
+    assert all(p.shape == (4, 2) and (p[:, 0] <= image.width).all() for p in polygons)
+    assert analyzer.ocr.lines(image, polygons) == analyzer.ocr.lines(image)

@@ -1,8 +1,11 @@
-"""OCR with RapidOCR (PaddleOCR PP-OCRv4 detector + recogniser, ONNX) into the AI Vision ``readResult`` shape.
+"""OCR with RapidOCR's models (PaddleOCR PP-OCRv4 detector + recogniser, ONNX) into the AI Vision ``readResult`` shape.
 
-PP-OCR recognises whole lines and sometimes drops the spaces between words; we put them back from the
-pixels: in the line's crop, a blank column run wider than ``SPACE_GAP`` x line height that falls between
-two recognised characters (their boxes come from the CTC decoder) is a word break.
+We drive the three models ourselves rather than through ``RapidOCR.__call__``: the page is padded with its own
+edge pixels before detection (a line running to the image border keeps its full box and its crop a margin);
+a line the angle classifier calls upside down is read both ways and the surer reading wins (the classifier
+sees long lines squashed to 192 px and flipped upright ones, which then vanished below the score threshold);
+words come from the recogniser's own CTC output (``ocr_words``), not from pixel gaps.
+``RapidOcr.detect`` returns the line polygons alone, which ``lines`` accepts to skip a second detection.
 ``TextDetector.evidence`` runs only the detector on a downscaled copy: the share of the image covered by text
 boxes, cheap enough to decide whether an image deserves full OCR.
 """
@@ -12,19 +15,28 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
 from imagepipe.errors import ModelUnavailableError
+from imagepipe.vision.ocr_words import Word, decode, ink_columns, place
 from imagepipe.vision.runtime import LazyModel, ModelInfo, ort_threads
 
-#: A space goes between two characters when the blank pixel run between them is at least SPACE_GAP x the
-#: line box height and their CTC centres are WIDE_STEP x the line's median character step apart, or when
-#: the blank run alone is at least WIDE_GAP x the line height.
-SPACE_GAP = 0.18
-WIDE_STEP = 1.15
-WIDE_GAP = 0.35
+#: Lines whose mean character probability is below this are dropped (RapidOCR's text_score).
+TEXT_SCORE = 0.5
+#: Angle-classifier score from which a line is also read upside down (RapidOCR's cls_thresh).
+CLS_THRESH = 0.9
+#: Pixels of edge padding around the page before detection.
+PAD = 16
+#: Pages are scaled down to this longest side, and flatter than MAX_ASPECT or lower than MIN_HEIGHT padded.
+MAX_SIDE = 2000
+MAX_ASPECT = 8
+MIN_HEIGHT = 32
+#: Lines per recogniser batch (padded to the widest of the batch) and the narrowest input (320 / 48 px).
+REC_BATCH = 6
+REC_MIN_RATIO = 320 / 48
 #: Longest side of the copy the evidence detector sees.
 EVIDENCE_SIDE = 640
 
@@ -50,14 +62,70 @@ class RapidOcr(LazyModel[Any]):
             raise ModelUnavailableError("rapidocr-onnxruntime is not installed (requirements-nodeps.txt)") from exc
         return RapidOCR(**_engine_kwargs())
 
-    def lines(self, image: Image.Image) -> list[dict[str, Any]]:
-        """[{text, polygon, confidence, words:[{text, polygon, confidence}]}] in reading order."""
+    def detect(self, image: Image.Image) -> list[NDArray[np.float32]]:
+        """Text line polygons (4 x 2 float32, image pixels) in reading order: the detector alone."""
+        with self.call_lock:
+            page = _Page(image)
+            return [page.to_image(b) for b in self._boxes(page)]
+
+    def lines(self, image: Image.Image, polygons: list[NDArray[Any]] | None = None) -> list[dict[str, Any]]:
+        """[{text, polygon, confidence, words:[{text, polygon, confidence}]}] in reading order.
+
+        ``polygons`` (from ``detect`` on the same image) skips the detector."""
         engine = self.get()
-        bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
-        with self.call_lock:  # RapidOCR mutates its post-processing settings per call
-            result, _ = engine(bgr, return_word_box=True)
-        gray = np.asarray(image.convert("L"))
-        return [_line(item, gray) for item in (result or [])]
+        with self.call_lock:  # RapidOCR's detector keeps per-call state
+            page = _Page(image)
+            boxes = self._boxes(page) if polygons is None else [page.from_image(p) for p in polygons]
+            if not boxes:
+                return []
+            crops = engine.get_crop_img_list(page.bgr, boxes)
+            _, orientation, _ = engine.text_cls(crops)
+            # The angle classifier sees a line squashed to 192 x 48 px and sometimes calls a long upright line
+            # upside down; for those, read both ways and keep the surer reading.
+            flagged = [i for i, (label, score) in enumerate(orientation) if "180" in label and score > CLS_THRESH]
+            readings = self._recognise([*crops, *(np.ascontiguousarray(crops[i][::-1, ::-1]) for i in flagged)])
+            out: list[dict[str, Any]] = []
+            for i, box in enumerate(boxes):
+                reading, flipped = readings[i], False
+                if i in flagged:
+                    other = readings[len(crops) + flagged.index(i)]
+                    if other[1] > reading[1]:
+                        reading, flipped = other, True
+                words, confidence = reading
+                if not words or confidence < TEXT_SCORE:
+                    continue
+                out.append(_line(page, box, crops[i], words, confidence, flipped))
+            return out
+
+    def _boxes(self, page: _Page) -> list[NDArray[np.float32]]:
+        engine = self.get()
+        boxes, _ = engine.text_det(page.bgr)
+        if boxes is None or len(boxes) == 0:
+            return []
+        return [np.asarray(b, dtype=np.float32) for b in engine.sorted_boxes(boxes)]
+
+    def _recognise(self, crops: list[NDArray[Any]]) -> list[tuple[list[Word], float]]:
+        """(words, mean character probability) per crop; crops of similar shape share a batch."""
+        rec = self.get().text_rec
+        charset: list[str] = rec.postprocess_op.character
+        height = int(rec.rec_image_shape[1])
+        order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / max(1, crops[i].shape[0]))
+        results: list[tuple[list[Word], float]] = [([], 0.0)] * len(crops)
+        for start in range(0, len(order), REC_BATCH):
+            batch = order[start : start + REC_BATCH]
+            ratio = max(REC_MIN_RATIO, *(crops[i].shape[1] / max(1, crops[i].shape[0]) for i in batch))
+            tensor = np.concatenate([rec.resize_norm_img(crops[i], ratio)[np.newaxis] for i in batch])
+            probs = rec.session(tensor.astype(np.float32))[0]
+            input_width = int(height * ratio)
+            for row, i in enumerate(batch):
+                crop_h, crop_w = crops[i].shape[:2]
+                resized = min(input_width, int(np.ceil(height * crop_w / max(1, crop_h))))
+                step_px = input_width / probs.shape[1] * crop_w / max(1, resized)
+                cols = ink_columns(cv2.cvtColor(crops[i], cv2.COLOR_BGR2GRAY))
+                glyph_words = decode(probs[row], charset, step_px, cols, crop_h)
+                confs = [g.confidence for w in glyph_words for g in w]
+                results[i] = (place(glyph_words, crop_w), float(np.mean(confs)) if confs else 0.0)
+        return results
 
 
 class TextDetector(LazyModel[Any]):
@@ -108,90 +176,62 @@ def _poly(points: Any) -> list[dict[str, int]]:
     return [{"x": int(round(float(p[0]))), "y": int(round(float(p[1])))} for p in points]
 
 
-def _merge_boxes(boxes: list[Any]) -> list[list[float]]:
-    pts = np.asarray([p for b in boxes for p in b], dtype=np.float32)
-    x0, y0 = pts.min(axis=0)
-    x1, y1 = pts.max(axis=0)
-    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+class _Page:
+    """The image as the detector sees it: BGR, scaled down past ``MAX_SIDE`` and padded with its own edge
+    pixels, so lines that touch the border get a full box and their crops a margin on every side."""
+
+    def __init__(self, image: Image.Image) -> None:
+        rgb = np.asarray(image.convert("RGB"))
+        h, w = rgb.shape[:2]
+        self.scale = min(1.0, MAX_SIDE / max(h, w))
+        if self.scale < 1.0:
+            rgb = cv2.resize(rgb, (round(w * self.scale), round(h * self.scale)), interpolation=cv2.INTER_AREA)
+            h, w = rgb.shape[:2]
+        # very flat images also get height, as the detector wants a page rather than a strip
+        self.left = PAD
+        self.top = max(PAD, int((w / MAX_ASPECT - h) / 2) + 1, int((MIN_HEIGHT - h) / 2) + 1)
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        self.bgr = cv2.copyMakeBorder(bgr, self.top, self.top, self.left, self.left, cv2.BORDER_REPLICATE)
+        self.width, self.height = image.width, image.height
+
+    def to_image(self, points: NDArray[Any]) -> NDArray[np.float32]:
+        pts = (np.asarray(points, dtype=np.float32) - (self.left, self.top)) / self.scale
+        pts[:, 0] = pts[:, 0].clip(0, self.width)
+        pts[:, 1] = pts[:, 1].clip(0, self.height)
+        return pts
+
+    def from_image(self, points: NDArray[Any]) -> NDArray[np.float32]:
+        offset = np.asarray((self.left, self.top), dtype=np.float32)
+        pts: NDArray[np.float32] = np.asarray(points, dtype=np.float32) * np.float32(self.scale) + offset
+        return pts
 
 
-def blank_runs(gray: NDArray[Any], box: Any, min_width: float) -> list[tuple[float, float]]:
-    """(start x, end x) of ink-free column runs at least ``min_width`` wide inside the line box."""
-    pts = np.asarray(box, dtype=np.float32)
-    x0, y0 = (max(0, int(v)) for v in pts.min(axis=0))
-    x1, y1 = (int(v) + 1 for v in pts.max(axis=0))
-    crop = gray[y0:y1, x0:x1].astype(np.float32)
-    if crop.size == 0 or crop.shape[1] < 3:
-        return []
-    lo, hi = float(crop.min()), float(crop.max())
-    if hi - lo < 30:
-        return []
-    ink = crop < (lo + hi) / 2
-    if ink.mean() > 0.5:  # light text on a dark background: the ink is the bright minority
-        ink = ~ink
-    cols = ink.any(axis=0)
-    runs: list[tuple[float, float]] = []
-    start: int | None = None
-    for i, has_ink in enumerate([*cols.tolist(), True]):
-        if not has_ink and start is None:
-            start = i
-        elif has_ink and start is not None:
-            if i - start >= min_width:
-                runs.append((x0 + start, x0 + i))
-            start = None
-    return runs
+def _line(
+    page: _Page, box: NDArray[np.float32], crop: NDArray[Any], words: list[Word], confidence: float, flipped: bool
+) -> dict[str, Any]:
+    """A readResult line; each word's polygon is its stretch of the line box (the crop maps onto the box)."""
+    width = float(crop.shape[1])
+    turned = crop.shape[0] != int(max(np.linalg.norm(box[0] - box[3]), np.linalg.norm(box[1] - box[2])))
+    tl, tr, br, bl = box
 
+    def span(left: float, right: float) -> list[dict[str, int]]:
+        if turned:  # a vertical line (the crop was rotated): the words share the line box
+            return _poly(page.to_image(box))
+        u0, u1 = left / width, right / width
+        if flipped:
+            u0, u1 = 1 - u1, 1 - u0
+        pts = [tl + (tr - tl) * u0, tl + (tr - tl) * u1, bl + (br - bl) * u1, bl + (br - bl) * u0]
+        return _poly(page.to_image(np.asarray(pts)))
 
-def _line(item: list[Any], gray: NDArray[Any]) -> dict[str, Any]:
-    box, text, score = item[0], str(item[1]), float(item[2])
-    words: list[dict[str, Any]] = []
-    # With return_word_box, RapidOCR 1.4 gives [box, text, score, char boxes, chars, char scores].
-    if len(item) >= 6 and item[3] and len(item[3]) == len(item[4]) == len(item[5]) > 0:
-        char_boxes, chars, confs = item[3], item[4], item[5]
-        ys = [p[1] for p in box]
-        line_h = max(1.0, float(max(ys) - min(ys)))
-        gaps = blank_runs(gray, box, SPACE_GAP * line_h)
-        centers = [float(np.mean([p[0] for p in b])) for b in char_boxes]
-        steps = [b - a for a, b in zip(centers, centers[1:], strict=False) if b > a]
-        median_step = float(np.median(steps)) if steps else line_h
-
-        def is_break(a: int, b: int) -> bool:
-            for g0, g1 in gaps:
-                if centers[a] < (g0 + g1) / 2 < centers[b]:
-                    wide = centers[b] - centers[a] >= WIDE_STEP * median_step
-                    if wide or g1 - g0 >= WIDE_GAP * line_h:
-                        return True
-            return False
-
-        groups: list[list[int]] = []
-        current: list[int] = []
-        previous: int | None = None
-        for i, ch in enumerate(chars):
-            if not str(ch).strip():
-                if current:
-                    groups.append(current)
-                current, previous = [], None
-                continue
-            if previous is not None and current and is_break(previous, i):
-                groups.append(current)
-                current = []
-            current.append(i)
-            previous = i
-        if current:
-            groups.append(current)
-        for g in groups:
-            words.append(
-                {
-                    "text": "".join(str(chars[i]) for i in g),
-                    "boundingPolygon": _poly(_merge_boxes([char_boxes[i] for i in g])),
-                    "confidence": round(float(np.mean([float(confs[i]) for i in g])), 4),
-                }
-            )
-        text = " ".join(w["text"] for w in words)
-    else:  # no character boxes: the line's words share the line polygon
-        for part in text.split():
-            words.append({"text": part, "boundingPolygon": _poly(box), "confidence": round(score, 4)})
-    return {"text": text, "boundingPolygon": _poly(box), "confidence": score, "words": words}
+    json_words = [
+        {"text": w.text, "boundingPolygon": span(w.left, w.right), "confidence": round(w.confidence, 4)} for w in words
+    ]
+    return {
+        "text": " ".join(w.text for w in words),
+        "boundingPolygon": _poly(page.to_image(box)),
+        "confidence": round(confidence, 4),
+        "words": json_words,
+    }
 
 
 def read_result(lines: list[dict[str, Any]]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Runs in the conversion venv made by ``imagepipe.vision.prepare`` (needs only ``onnx`` and ``numpy``; it imports
 nothing from imagepipe). Batch norm is folded into each convolution (Darknet's ``(x - mean) / (sqrt(var) +
 1e-6)``); the graph ends at the two ``[yolo]`` layers' inputs (N x 255 x 13 x 13 and N x 255 x 26 x 26 for a
-416 px input); decoding (sigmoid, anchors, grid) happens in numpy at run time (``imagepipe.vision.detector``).
+416 px input; any multiple of 32 works); decoding (sigmoid, anchors, grid) happens in numpy at run time
+(``imagepipe.vision.detector``).
 Usage: ``python convert_yolo.py MODEL.cfg MODEL.weights OUT.onnx``.
 """
 
@@ -40,7 +41,6 @@ def parse_cfg(text: str) -> list[dict[str, str]]:
 def convert(cfg_path: Path, weights_path: Path, onnx_path: Path) -> None:
     sections = parse_cfg(cfg_path.read_text(encoding="utf-8"))
     net, layers = sections[0], sections[1:]
-    size = int(net.get("width", "416"))
     data = np.fromfile(weights_path, dtype=np.uint8)
     major, minor, _ = np.frombuffer(data[:12].tobytes(), dtype=np.int32)
     offset = 12 + (8 if major * 10 + minor >= 2 else 4)
@@ -130,7 +130,7 @@ def convert(cfg_path: Path, weights_path: Path, onnx_path: Path) -> None:
     graph = helper.make_graph(
         nodes,
         "yolov3_tiny",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
         [helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", 255, None, None]) for h in heads],
         inits,
     )

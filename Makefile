@@ -28,7 +28,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt package.json package-lock.jso
 
 models: $(MODELS_STAMP)
 
-$(MODELS_STAMP): $(STAMP) requirements-convert.txt imagepipe/vision/prepare.py imagepipe/vision/convert_efficientnet.py
+$(MODELS_STAMP): $(STAMP) requirements-convert.txt imagepipe/vision/prepare.py imagepipe/vision/convert_efficientnet.py imagepipe/vision/convert_yolo.py
 	$(PY) -m imagepipe.vision.prepare
 
 local.settings.json:

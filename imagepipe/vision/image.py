@@ -1,12 +1,15 @@
-"""Decoding the uploaded bytes once: an upright RGB Pillow image, its size, and its EXIF facts."""
+"""Decoding the uploaded bytes once: an upright RGB Pillow image (and its pixel array), its size, its EXIF facts."""
 
 from __future__ import annotations
 
 import io
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from imagepipe.errors import PermanentImageError
@@ -23,6 +26,12 @@ class DecodedImage:
     rgb: Image.Image
     format: str
     exif: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def array(self) -> NDArray[np.uint8]:
+        """The pixels as one read-only H x W x 3 uint8 array, made on first use and shared by the models."""
+        pixels: NDArray[np.uint8] = np.asarray(self.rgb)
+        return pixels
 
     @property
     def width(self) -> int:

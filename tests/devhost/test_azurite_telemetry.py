@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devhost import azurite
-from tests.conftest import ROOT, free_port
+from tests.support.devhost import ROOT, free_port
 
 pytestmark = [pytest.mark.devhost, pytest.mark.integration]
 

@@ -15,10 +15,10 @@ import pytest
 import requests.utils
 from PIL import ImageFile
 
+from devhost.process import free_port
 from imagepipe.adapters.azure_blob import AzureBlobStore
 from imagepipe.composition import services
 from imagepipe.errors import TransientServiceError
-from tests.conftest import free_port
 from tests.integration.samples import SAMPLES as SAMPLES_DIR
 from tests.support import images
 from tests.support.inprocess import body_json, call_http

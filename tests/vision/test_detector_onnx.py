@@ -13,8 +13,7 @@ from imagepipe.errors import ModelUnavailableError
 from imagepipe.vision.detector import ONNX_NAME, CocoDetector, decode_heads
 from imagepipe.vision.prepare import TOLERANCE, yolo_reference
 from imagepipe.vision.runtime import DEFAULT_MODEL_DIR, ort_session
-
-from .conftest import SAMPLES
+from tests.support.images import SAMPLES
 
 pytestmark = pytest.mark.vision
 

@@ -12,8 +12,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from imagepipe.ports import AnalysisRequest
 from imagepipe.vision import LocalAnalyzer
+from tests.support.images import png_bytes
 
-from .conftest import png_bytes
 from .text_metrics import cer
 
 pytestmark = pytest.mark.vision

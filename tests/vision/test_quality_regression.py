@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from .conftest import tag_names
+from tests.support.analysis import tag_names
 
 pytestmark = pytest.mark.vision
 

@@ -1,15 +1,15 @@
 """Activity: OCR of a text-heavy image (raises on transient failures so Durable retries)."""
 
-from typing import Any
-
 import azure.durable_functions as df
 
 from imagepipe import pipeline
 from imagepipe.composition import services
+from imagepipe.domain import JsonDict
+from imagepipe.vocabulary import Step
 
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="step")
-def read_text(step: dict[str, Any]) -> dict[str, Any]:
-    return pipeline.read_text(services(), step)
+def read_text(step: JsonDict) -> JsonDict:
+    return pipeline.run_activity(Step.READ_TEXT, services(), step)

@@ -33,9 +33,9 @@ from imagepipe.operators.runs import (
 )
 from imagepipe.operators.stats import compute_stats
 from imagepipe.timeutil import iso
-from imagepipe.vocabulary import ACTIVITY_STEPS, is_active
+from imagepipe.vocabulary import ACTIVITY_STEPS, ORCHESTRATOR, is_active
 from triggers.http_common import base_url, handles_errors, json_response, off_loop, query_int
-from triggers.runs import ORCHESTRATOR, start_if_new
+from triggers.runs import start_if_new
 
 bp = df.Blueprint()
 log = logging.getLogger("imagepipe.operators")

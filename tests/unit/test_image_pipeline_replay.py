@@ -7,6 +7,7 @@ from typing import Any
 import azure.durable_functions as df
 import pytest
 
+from imagepipe.ids import instance_id
 from orchestrators import image_pipeline as module
 from tests.unit.durable_history import History, flatten, run
 
@@ -16,7 +17,7 @@ INPUT = {
     "imageId": "01jabcdefghjkmnpqrstvwxyz0",
     "blobName": "01jabcdefghjkmnpqrstvwxyz0.jpg",
     "etag": "0x8DC",
-    "instanceId": "01jabcdefghjkmnpqrstvwxyz0-abc",
+    "instanceId": instance_id("01jabcdefghjkmnpqrstvwxyz0", "0x8DC"),
     "source": "eventgrid",
     "retry": {
         "firstRetryIntervalInMilliseconds": 500,

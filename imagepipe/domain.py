@@ -423,7 +423,7 @@ class Record(Wire):
     near_duplicates: list[NearDuplicate] = Field(default_factory=list, description="found when completed")
     run: RecordRun = Field(default_factory=lambda: RecordRun(), description="the run that wrote the version")
     error: RunError | None = Field(default=None, description="why the image failed (status `failed`)")
-    acceptance: Acceptance | None = Field(default=None, description="absent for blobs that arrived without the API")
+    acceptance: Acceptance | None = Field(default=None, description="null for blobs that arrived without the API")
     created_at: Timestamp = Field(description="first acceptance of this image id")
     updated_at: Timestamp = Field(description="last write")
 

@@ -85,7 +85,11 @@ class Stages:
 def read_input(context: df.DurableOrchestrationContext) -> PipelineInput:
     """The validated input; a hostile or malformed one ends the run with the reason."""
     try:
-        return PipelineInput.model_validate(context.get_input())
+        given = context.get_input()
+    except (TypeError, ValueError) as exc:
+        raise PipelineFailed(f"the orchestration input is not readable JSON: {exc}") from exc
+    try:
+        return PipelineInput.model_validate(given)
     except ValidationError as exc:
         raise PipelineFailed(f"the orchestration input is not acceptable: {describe(exc)}") from exc
 

@@ -125,10 +125,14 @@ def blob_gone(svc: StepServices, step: StepInput, name: Step) -> Failure | Super
     if stored_etag is None and (record.get("acceptance") or {}).get("source") == "sas":
         return NOT_ARRIVED  # an upload URL not used yet: only its expiry (the sweep) ends the record
     if record.get("status") == "failed" and isinstance(record.get("error"), dict):
-        try:
-            return Failure(error=RunError.model_validate(record["error"]))
-        except ValidationError:
-            pass
+        stored = record["error"]
+        reason = RunError.of(
+            str(stored.get("code") or "failed"),
+            str(stored.get("message") or "the image failed"),
+            str(stored.get("step") or name),
+            str(stored["guidance"]) if stored.get("guidance") else None,
+        )
+        return Failure(error=reason)
     error = lost_error(name)
     record.update(
         status="failed",

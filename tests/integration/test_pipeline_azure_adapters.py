@@ -59,6 +59,7 @@ def test_document_runs_through_cosmos_and_ai_vision(azure_services: tuple[Servic
     assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, step)["ok"]
     analysis = pipeline.run_activity(Step.ANALYZE_IMAGE, svc, {**step, "profile": "insurance"})
     assert analysis == {
+        "outcome": "ok",
         "ok": True,
         "textHeavy": True,
         "topTags": ["text", "document", "paper"],
@@ -66,6 +67,7 @@ def test_document_runs_through_cosmos_and_ai_vision(azure_services: tuple[Servic
         "provider": svc.vision.provider,
     }
     assert pipeline.run_activity(Step.READ_TEXT, svc, {**step, "profile": "insurance"}) == {
+        "outcome": "ok",
         "ok": True,
         "lines": 2,
         "characters": 22,

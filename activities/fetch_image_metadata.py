@@ -1,15 +1,15 @@
 """Activity: read the blob version, validate and decode it, write the processing record."""
 
-from typing import Any
-
 import azure.durable_functions as df
 
 from imagepipe import pipeline
 from imagepipe.composition import services
+from imagepipe.domain import JsonDict
+from imagepipe.vocabulary import Step
 
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="step")
-def fetch_image_metadata(step: dict[str, Any]) -> dict[str, Any]:
-    return pipeline.fetch_image_metadata(services(), step)
+def fetch_image_metadata(step: JsonDict) -> JsonDict:
+    return pipeline.run_activity(Step.FETCH_IMAGE_METADATA, services(), step)

@@ -1,15 +1,15 @@
 """Activity: the final, idempotent record write (status, error, run facts, near-duplicates)."""
 
-from typing import Any
-
 import azure.durable_functions as df
 
 from imagepipe import pipeline
 from imagepipe.composition import services
+from imagepipe.domain import JsonDict
+from imagepipe.vocabulary import Step
 
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="step")
-def persist_record(step: dict[str, Any]) -> dict[str, Any]:
-    return pipeline.persist_record(services(), step)
+def persist_record(step: JsonDict) -> JsonDict:
+    return pipeline.run_activity(Step.PERSIST_RECORD, services(), step)

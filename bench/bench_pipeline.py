@@ -1,13 +1,13 @@
 """End-to-end pipeline benchmark: images/s through the whole local stack against the bare analyzer, orchestration
-overhead per run, event-arrival latency, upload latency under concurrency and peak memory.
+overhead per run, where the activities' time goes, event-arrival latency and peak memory.
 
 Starts the devhost (which starts its own Azurite on a free port) in a temp directory, exactly like the e2e
 tests, warms it with one image, uploads ``--images`` images (the samples cycled, each with its profile from
 ``samples/profiles.json``) and waits for every run. The bare analyzer runs the same images in a child process
 (what the pipeline's activities do: ``analyze``, then ``read_text`` when ``policy.is_text_heavy``) with 1, 2
-and ``maxConcurrentActivityFunctions`` threads. Upload latency is measured on a second, quiet stack whose
-images container lies outside the Event Grid subscription filter, so no run competes with the API for the
-two cores. Writes ``bench/results/pipeline.json``.
+and ``maxConcurrentActivityFunctions`` threads. The target (issue 11, target 3): end-to-end images/s at least
+``TARGET_RATIO`` of the bare analyzer at the pipeline's own activity concurrency. Upload latency is
+``bench_uploads``'s. Writes ``bench/results/pipeline.json`` with its ``targets`` row.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,12 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, ROOT, machine_facts, parse_ts, peak_rss_mib, summarize, write_result
+from bench.common import RESULTS, ROOT, machine_facts, parse_ts, peak_rss_mib, summarize, target, write_result
 from devhost.process import DevhostProcess, free_port
+from imagepipe.vocabulary import ACTIVITY_STEPS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
-ACTIVITIES = ("fetch_image_metadata", "analyze_image", "read_text", "persist_record")
+ACTIVITIES: tuple[str, ...] = tuple(ACTIVITY_STEPS)
+#: Issue 11, target 3: end-to-end images/s >= this share of the bare analyzer at the activity concurrency.
+TARGET_RATIO = 0.9
 
 
 @dataclass(frozen=True)
@@ -207,8 +209,16 @@ def _collect(stack: Stack, client: Any, uploaded_at: dict[str, float], statuses:
         start, end = run_window(run)
         ends.append(end)
         arrival_ms.append((start - uploaded) * 1000)
+    per_function: dict[str, list[float]] = {}
+    for image_id in uploaded_at:
+        instance_id = (statuses.get(image_id) or {}).get("instanceId")
+        for function, durations in executions.get(instance_id or "", {}).items():
+            per_function.setdefault(function, []).extend(durations)
     return {
         "completedRuns": len(overheads),
+        "executionMsByFunction": {
+            name: {"totalMs": round(sum(v), 1), **summarize(v)} for name, v in sorted(per_function.items())
+        },
         "notCompleted": {i: s.get("status") for i, s in statuses.items() if s.get("status") != "completed"},
         "lastCompletion": max(ends, default=0.0),
         "runMs": {
@@ -319,33 +329,7 @@ def bare(samples_dir: Path, n: int, threads: list[int]) -> dict[str, Any]:
     return result
 
 
-def upload_latency(stack: Stack, samples: list[Sample], levels: list[int], per_level: int) -> dict[str, Any]:
-    """POST /api/images with 1, 4, 16 … client threads, ``per_level`` uploads each level."""
-    from imagepipe.client import ImagepipeClient
-
-    client = ImagepipeClient(stack.base, key="", timeout_s=60)
-    _upload(client, samples[0])  # first-request costs
-    out: dict[str, Any] = {}
-    for k in levels:
-        latencies: list[float] = []
-        lock = threading.Lock()
-        work = cycle(samples, per_level)
-
-        def send(sample: Sample, sink: list[float] = latencies, guard: threading.Lock = lock) -> None:
-            started = time.perf_counter()
-            _upload(client, sample)
-            with guard:
-                sink.append((time.perf_counter() - started) * 1000)
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(k) as pool:
-            list(pool.map(send, work))
-        wall = time.perf_counter() - started
-        out[str(k)] = {"latencyMs": summarize(latencies), "uploadsPerSecond": round(per_level / wall, 2)}
-    return out
-
-
-def run(n: int, samples_dir: Path, levels: list[int], per_level: int, timeout_s: float) -> dict[str, Any]:
+def run(n: int, samples_dir: Path, timeout_s: float) -> dict[str, Any]:
     samples = load_samples(samples_dir)
     images = cycle(samples, n)
     concurrency = host_concurrency()
@@ -357,6 +341,11 @@ def run(n: int, samples_dir: Path, levels: list[int], per_level: int, timeout_s:
         "ortThreads": int(os.environ.get("IMAGEPIPE_ORT_THREADS", "1")),
         "samples": {s.name: {"bytes": len(s.data), "profile": s.profile} for s in samples},
     }
+    activity_threads = concurrency["maxConcurrentActivityFunctions"]
+    # The bare loop at the activity concurrency runs before and after the pipeline; the target compares with the
+    # mean of the two, so a change in the machine's load during the run weighs on both sides alike.
+    bare_before = bare(samples_dir, n, [activity_threads])
+    print(f"bare before: {json.dumps(bare_before)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="imagepipe-bench-") as tmp:
         with running_stack(Path(tmp) / "e2e") as (stack, startup):
             assert stack.proc is not None
@@ -369,10 +358,6 @@ def run(n: int, samples_dir: Path, levels: list[int], per_level: int, timeout_s:
         print(f"e2e: {json.dumps(e2e)}", flush=True)
         bare_result = bare(samples_dir, n, threads)
         print(f"bare: {json.dumps(bare_result)}", flush=True)
-        # a quiet stack: its container is outside the Event Grid filter, so uploads start no runs
-        with running_stack(Path(tmp) / "uploads", container="uploadbench") as (stack, _):
-            uploads = upload_latency(stack, samples, levels, per_level)
-        print(f"uploads: {json.dumps(uploads)}", flush=True)
 
     e2e_rate = e2e["imagesPerSecond"] or 0.0
     result["endToEnd"] = e2e
@@ -381,11 +366,31 @@ def run(n: int, samples_dir: Path, levels: list[int], per_level: int, timeout_s:
     result["ratioEndToEndOverBare"] = {
         f"{k}thread": round(e2e_rate / v["imagesPerSecond"], 3) for k, v in bare_result["threads"].items()
     }
-    result["uploads"] = {"perLevel": per_level, "concurrentClients": uploads}
     result["peakRssMiB"] = {"devhost": devhost_rss, "bareAnalyzer": bare_result.get("peakRssMiB")}
+    bracket = [bare_before["threads"][str(activity_threads)], bare_result["threads"][str(activity_threads)]]
+    bare_rate = sum(b["imagesPerSecond"] for b in bracket) / 2
+    result["bareAtActivityConcurrency"] = {
+        "threads": activity_threads,
+        "imagesPerSecondBefore": bracket[0]["imagesPerSecond"],
+        "imagesPerSecondAfter": bracket[1]["imagesPerSecond"],
+        "imagesPerSecondMean": round(bare_rate, 3),
+    }
+    ratio = round(e2e_rate / bare_rate, 3) if bare_rate else None
+    result["ratioEndToEndOverBareBracketed"] = ratio
+    result["targets"] = [
+        target(
+            f"e2e images/s / bare analyzer at {activity_threads} threads (mean of before and after)",
+            ratio,
+            TARGET_RATIO,
+            "x",
+            higher_is_better=True,
+        )
+    ]
     result["notes"] = [
         "run start/end = the history's ExecutionStarted/ExecutionCompleted timestamps: the devhost reports "
         "createdTime/lastUpdatedTime in whole seconds only",
+        "target ratio = e2e images/s / the mean of the bare loop at maxConcurrentActivityFunctions threads run "
+        "just before and just after the pipeline phase (the machine's load drifts; bracketing weighs it alike)",
         "images/s e2e = completed images / (last run's completion - first upload), after one warm-up image "
         "(models loaded); the devhost runs up to maxConcurrentActivityFunctions activities in threads on the "
         "machine's cores, with ONNX Runtime at ortThreads intra-op threads per session",
@@ -401,7 +406,6 @@ def run(n: int, samples_dir: Path, levels: list[int], per_level: int, timeout_s:
         "orchestratorEpisodeMs = the orchestrator episodes' own execution time",
         "eventArrivalMs = run createdTime - client-side end of the upload request (Event Grid emulator polls "
         "Azurite every 0.5 s)",
-        "upload latency on a second, quiet stack (container outside the Event Grid filter: no runs compete)",
         "peak RSS = VmHWM of the devhost process after the run (Azurite is a separate node process, not included) "
         "and of the bare analyzer child process",
     ]
@@ -412,8 +416,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--samples", type=Path, default=ROOT / "samples")
-    parser.add_argument("--levels", default="1,4,16", help="concurrent upload clients, comma-separated")
-    parser.add_argument("--uploads-per-level", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the runs")
     parser.add_argument("--out", type=Path, default=RESULTS / "pipeline.json")
     parser.add_argument("--bare-worker", action="store_true", help=argparse.SUPPRESS)
@@ -423,10 +425,10 @@ def main(argv: list[str] | None = None) -> int:
         threads = [int(x) for x in args.threads.split(",")]
         print(json.dumps(bare_worker(args.samples, args.images, threads)))
         return 0
-    levels = [int(x) for x in args.levels.split(",")]
-    result = run(args.images, args.samples, levels, args.uploads_per_level, args.timeout)
+    result = run(args.images, args.samples, args.timeout)
     write_result(args.out, result)
-    print(json.dumps({k: result[k] for k in ("ratioEndToEndOverBare", "peakRssMiB")}, indent=2))
+    keys = ("ratioEndToEndOverBare", "bareAtActivityConcurrency", "peakRssMiB", "targets")
+    print(json.dumps({k: result[k] for k in keys}, indent=2))
     print(f"wrote {args.out}")
     return 0
 

@@ -27,12 +27,13 @@ from imagepipe.composition import Services
 from imagepipe.errors import ImagepipeError, NotFoundError, TransientServiceError
 from imagepipe.ids import image_id_from_blob_name, instance_id
 from imagepipe.ports import BlobInfo, JsonDict, SearchQuery
-from imagepipe.records import iso, record_skeleton, utc_now
+from imagepipe.records import record_skeleton
+from imagepipe.timeutil import iso, utc_now
+from imagepipe.vocabulary import is_active
 
 log = logging.getLogger("imagepipe.acceptance")
 
 UNFINISHED = ("pending", "processing")
-ACTIVE_RUN = ("Pending", "Running", "ContinuedAsNew", "Suspended")
 
 #: How a run's state is looked up by the sweep: instance id -> (runtime status name, output) or None.
 RunState = Callable[[str], Awaitable[tuple[str, Any] | None]]
@@ -249,7 +250,7 @@ def settle(
     if stored.get("etag") != blob.etag or run is None:
         return None  # the sweep's blob pass starts (or has started) the run of the live version
     runtime, output = run
-    if runtime in ACTIVE_RUN:
+    if is_active(runtime):
         return None
     return run_ended_error(instance_id(str(record["id"]), blob.etag), runtime, str(output or "no reason recorded"))
 

@@ -213,10 +213,6 @@ def difference_hash(data: bytes) -> str:
     return f"{bits:016x}"
 
 
-def hamming_distance(a_hex: str, b_hex: str) -> int:
-    return (int(a_hex, 16) ^ int(b_hex, 16)).bit_count()
-
-
 def _gps_degrees(dms: Any, ref: Any) -> float | None:
     try:
         deg = float(dms[0]) + float(dms[1]) / 60.0 + float(dms[2]) / 3600.0

@@ -11,27 +11,19 @@ import re
 import unicodedata
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
+from imagepipe.domain import BlobFacts, Record
 from imagepipe.errors import InvalidInputError
 from imagepipe.imagefacts import ImageFacts
 from imagepipe.ports import BlobInfo, JsonDict, RecordStore
-
-SCHEMA_VERSION = 1
+from imagepipe.timeutil import iso, utc_now
 
 #: Blob metadata keys we write on upload (values percent-encoded: blob metadata is ASCII only).
 META_PROFILE = "profile"
 META_ORIGINAL_NAME = "originalname"
 META_CLIENT = "clientmetadata"
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -134,44 +126,52 @@ def decode_blob_metadata(metadata: Mapping[str, str]) -> tuple[str, str | None, 
     return profile, original, client
 
 
-def record_origin(existing: JsonDict | None, metadata: Mapping[str, str]) -> tuple[str, str | None, dict[str, str]]:
-    """(profile, original name, client metadata) of a blob version: for the first blob of an accepted upload
-    (the record is still pending, no blob version yet), what the API validated when it accepted the upload;
-    otherwise the blob metadata (a newer version, or a blob that arrived another way)."""
+@dataclass(frozen=True)
+class RecordOrigin:
+    """Where a blob version came from: its profile, the client's file name and the client's metadata."""
+
+    profile: str
+    original_name: str | None
+    client: dict[str, str]
+
+
+def record_origin(existing: JsonDict | None, metadata: Mapping[str, str]) -> RecordOrigin:
+    """The origin of a blob version: for the first blob of an accepted upload (the record is still pending, no
+    blob version yet), what the API validated when it accepted the upload; otherwise the blob metadata (a newer
+    version, or a blob that arrived another way)."""
     pending = existing is not None and not (existing.get("blob") or {}).get("etag")
     if existing and pending and existing.get("acceptance") and isinstance(existing.get("client"), dict):
         client = existing["client"]
         metadata_of = client.get("metadata") if isinstance(client.get("metadata"), dict) else {}
-        return (
+        return RecordOrigin(
             str(existing.get("profile") or "general"),
             client.get("originalName") if isinstance(client.get("originalName"), str) else None,
             {str(k): str(v) for k, v in metadata_of.items()},
         )
-    return decode_blob_metadata(dict(metadata))
+    return RecordOrigin(*decode_blob_metadata(dict(metadata)))
 
 
 def blob_json(info: BlobInfo) -> JsonDict:
-    return {
-        "container": info.container,
-        "name": info.name,
-        "etag": info.etag,
-        "size": info.size,
-        "contentType": info.content_type,
-        "lastModified": iso(info.last_modified),
-    }
+    return BlobFacts(
+        container=info.container,
+        name=info.name,
+        etag=info.etag,
+        size=info.size,
+        content_type=info.content_type,
+        last_modified=iso(info.last_modified),
+    ).to_json()
 
 
 def new_record(
     image_id: str,
     info: BlobInfo,
     facts: ImageFacts | None,
-    profile: str,
-    original_name: str | None,
-    client: dict[str, str],
+    origin: RecordOrigin,
+    *,
     instance_id: str,
     existing: JsonDict | None,
 ) -> JsonDict:
-    """The record of a blob version entering processing (keeps ``createdAt`` of an earlier version)."""
+    """The record of a blob version entering processing (keeps ``createdAt`` and ``acceptance`` of ``existing``)."""
     now = utc_now()
     image: JsonDict | None = None
     if facts is not None:
@@ -185,11 +185,11 @@ def new_record(
         }
     return record_skeleton(
         image_id,
-        profile=profile,
+        profile=origin.profile,
         status="processing",
         blob=blob_json(info),
         image=image,
-        client={"originalName": original_name, "metadata": client},
+        client={"originalName": origin.original_name, "metadata": origin.client},
         run={"instanceId": instance_id},
         acceptance=(existing or {}).get("acceptance"),
         created_at=(existing or {}).get("createdAt") or now,
@@ -210,28 +210,21 @@ def record_skeleton(
     created_at: str,
     now: str,
 ) -> JsonDict:
-    """Every field of a record (docs/contracts.md), with no analysis yet: the one place the shape is spelled out."""
-    return {
-        "id": image_id,
-        "schemaVersion": SCHEMA_VERSION,
-        "profile": profile,
-        "status": status,
-        "blob": blob,
-        "image": image,
-        "client": client,
-        "analysis": None,
-        "readResult": None,
-        "text": "",
-        "tags": [],
-        "labels": [],
-        "labelNames": [],
-        "nearDuplicates": [],
-        "run": run,
-        "error": None,
-        "acceptance": acceptance,
-        "createdAt": created_at,
-        "updatedAt": now,
-    }
+    """Every field of a record (``imagepipe.domain.Record``, docs/contracts.md) with no analysis yet, validated."""
+    return Record.model_validate(
+        {
+            "id": image_id,
+            "profile": profile,
+            "status": status,
+            "blob": blob,
+            "image": image,
+            "client": client,
+            "run": run,
+            "acceptance": acceptance,
+            "createdAt": created_at,
+            "updatedAt": now,
+        }
+    ).to_json()
 
 
 def merge_into_record(store: RecordStore, image_id: str, etag: str, patch: dict[str, Any]) -> JsonDict | None:

@@ -34,11 +34,3 @@ class ExponentialRetryOptions(RetryOptions):  # type: ignore[misc]
         data["backoffCoefficient"] = self.backoff_coefficient
         data["maxRetryIntervalInMilliseconds"] = self.max_retry_interval_in_milliseconds
         return data
-
-
-def retry_delay_ms(options: dict[str, Any], failed_attempt: int) -> int:
-    """Delay before the attempt after ``failed_attempt`` (1-based), as the extension computes it."""
-    first = int(options["firstRetryIntervalInMilliseconds"])
-    coefficient = float(options.get("backoffCoefficient", 1.0))
-    cap = int(options.get("maxRetryIntervalInMilliseconds", 6 * 24 * 3600 * 1000))
-    return int(min(first * coefficient ** (failed_attempt - 1), cap))

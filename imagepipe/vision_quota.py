@@ -198,6 +198,7 @@ def throttled_result(step: str, exc: TransientServiceError, given: Any) -> dict[
         _reraise(exc)
     return {
         "ok": False,
+        "outcome": "failed",
         "throttled": True,
         "retryAfterS": exc.retry_after_s,
         "error": {"code": THROTTLED_CODE, "message": exc.message, "step": step},

@@ -1,166 +1,228 @@
 """The ``image_pipeline`` orchestration: one instance per image version.
 
 fetch_image_metadata -> analyze_image (retried) -> read_text when text-heavy (retried) -> persist_record.
-Deterministic: the retry policy travels in the input (the starter reads settings), time comes from
-``context.current_utc_datetime``, and the custom status names the current stage. A permanent failure is
-persisted on the record and then ends the run as Failed with the reason, so operators can find and replay it.
-The run reports what ``persist_record`` actually did: ``completed`` only when it wrote the result;
-``superseded`` / ``deleted`` when there was nothing to write; Failed when the record says failed (``lost``
-included) or when the final write itself kept failing (the reconcile sweep then ends the record).
+Each step is a small generator (``yield from``) that schedules one activity and returns its typed result
+(``imagepipe.domain``); the run reads as that sequence. Deterministic: the vision retry policy travels in the
+input (the starter reads settings), time comes from ``context.current_utc_datetime``, and the custom status
+names the current stage. A permanent failure is persisted on the record and then ends the run as Failed with
+the reason, so operators can find and replay it. The run reports what ``persist_record`` actually did:
+``completed`` only when it wrote the result; ``superseded`` / ``deleted`` when there was nothing to write;
+Failed when the record says failed (``lost`` included) or when the final write itself kept failing (the
+reconcile sweep then ends the record). The input is hostile: one that ``PipelineInput`` refuses fails the
+run at once, naming the problem, before anything is scheduled.
 """
 
 from collections.abc import Generator
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import azure.durable_functions as df
+from pydantic import TypeAdapter, ValidationError
 
-from imagepipe.retry import ExponentialRetryOptions
+from imagepipe.domain import (
+    ANALYZE_RESULT,
+    FETCH_RESULT,
+    PERSIST_RESULT,
+    READ_TEXT_RESULT,
+    STORAGE_RETRY,
+    Analyzed,
+    Deleted,
+    Failure,
+    Fetched,
+    JsonDict,
+    Persisted,
+    PersistInput,
+    PipelineInput,
+    RetryPolicy,
+    RunError,
+    RunFacts,
+    Superseded,
+    TextRead,
+    VisionStepInput,
+    Wire,
+    decode_result,
+    describe,
+)
+from imagepipe.timeutil import iso
+from imagepipe.vocabulary import Step
 from orchestrators.vision_gate import vision_call
 
 bp = df.Blueprint()
 
-STORAGE_RETRY = {"firstRetryIntervalInMilliseconds": 1000, "maxNumberOfAttempts": 3, "backoffCoefficient": 2.0}
-DEFAULT_VISION_RETRY = {
-    "firstRetryIntervalInMilliseconds": 2000,
-    "maxNumberOfAttempts": 5,
-    "backoffCoefficient": 2.0,
-    "maxRetryIntervalInMilliseconds": 60000,
-}
+R = TypeVar("R")
+Steps = Generator[Any, Any, R]
 
 
 class PipelineFailed(Exception):
     """Ends the orchestration as Failed; the message is what operators read."""
 
 
-def _retry(spec: Any) -> ExponentialRetryOptions:
+class Stages:
+    """The run's clock: the custom status names the current stage, and each step's duration is kept."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, image_id: str) -> None:
+        self.context = context
+        self.image_id = image_id
+        self.started: datetime = context.current_utc_datetime
+        self.mark = self.started
+        self.ms: dict[str, int] = {}
+
+    def enter(self, name: str) -> None:
+        self.context.set_custom_status({"stage": name, "imageId": self.image_id})
+        self.mark = self.context.current_utc_datetime
+
+    def leave(self, name: str) -> None:
+        self.ms[name] = int((self.context.current_utc_datetime - self.mark).total_seconds() * 1000)
+
+    def facts(self) -> RunFacts:
+        now = self.context.current_utc_datetime
+        return RunFacts(started_at=iso(self.started), completed_at=iso(now), stages_ms=self.ms)
+
+    def end(self, outcome: str, step: str | None = None) -> None:
+        status = {"stage": outcome, "imageId": self.image_id}
+        self.context.set_custom_status(status if step is None else {**status, "step": step})
+
+
+def read_input(context: df.DurableOrchestrationContext) -> PipelineInput:
+    """The validated input; a hostile or malformed one ends the run with the reason."""
     try:
-        return ExponentialRetryOptions(
-            int(spec["firstRetryIntervalInMilliseconds"]),
-            int(spec["maxNumberOfAttempts"]),
-            float(spec.get("backoffCoefficient", 2.0)),
-            int(spec.get("maxRetryIntervalInMilliseconds", 60000)),
+        given = context.get_input()
+    except (TypeError, ValueError) as exc:
+        raise PipelineFailed(f"the orchestration input is not readable JSON: {exc}") from exc
+    try:
+        return PipelineInput.model_validate(given)
+    except ValidationError as exc:
+        raise PipelineFailed(f"the orchestration input is not acceptable: {describe(exc)}") from exc
+
+
+def exhausted(name: Step, exc: Exception) -> Failure:
+    """The failure of a step whose transient errors outlasted its retries."""
+    reason = str(exc).split(" \n ", 1)[0].strip()  # "<reason> \n <details/stack trace>"
+    return Failure(error=RunError.of("retries_exhausted", f"{name} kept failing after its retries: {reason}", name))
+
+
+def call_step(
+    context: df.DurableOrchestrationContext,
+    stages: Stages,
+    name: Step,
+    retry: RetryPolicy,
+    payload: Wire,
+    result: TypeAdapter[R],
+    *,
+    vision_quota: bool = False,
+) -> Steps[R | Failure]:
+    """Schedule activity ``name`` with retries and return its typed result (a ``Failure`` when retries ran out).
+    With ``vision_quota`` the call goes through the shared vision-quota entity (``orchestrators/vision_gate``)."""
+    stages.enter(name)
+    try:
+        if vision_quota:
+            raw = yield from vision_call(context, name, retry.options(), payload.to_json())
+        else:
+            raw = yield context.call_activity_with_retry(name, retry.options(), payload.to_json())
+    except Exception as exc:  # noqa: BLE001 - the activity's transient failure after the last retry
+        return exhausted(name, exc)
+    stages.leave(name)
+    return decode_result(result, raw, name)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The steps
+# ---------------------------------------------------------------------------------------------------
+
+
+Fetch = Fetched | Failure | Superseded | Deleted
+Analysis = Analyzed | Failure | Superseded | Deleted
+Text = TextRead | Failure | Superseded | Deleted
+Persist = Persisted | Failure | Superseded | Deleted
+
+
+def fetch(context: df.DurableOrchestrationContext, stages: Stages, given: PipelineInput) -> Steps[Fetch]:
+    """Validate and decode the blob version; its record becomes ``processing``."""
+    name, payload = Step.FETCH_IMAGE_METADATA, given.step()
+    return (yield from call_step(context, stages, name, STORAGE_RETRY, payload, FETCH_RESULT))
+
+
+def analyze(
+    context: df.DurableOrchestrationContext, stages: Stages, given: PipelineInput, profile: str
+) -> Steps[Analysis]:
+    """The vision analysis, with the input's retry policy."""
+    payload = VisionStepInput(**given.step().model_dump(), profile=profile)
+    return (
+        yield from call_step(
+            context, stages, Step.ANALYZE_IMAGE, given.retry, payload, ANALYZE_RESULT, vision_quota=given.vision_quota
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise PipelineFailed(f"the orchestration input has a malformed retry policy: {exc}") from exc
+    )
 
 
-def _iso(context: df.DurableOrchestrationContext) -> str:
-    return str(context.current_utc_datetime.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+def read_text(
+    context: df.DurableOrchestrationContext, stages: Stages, given: PipelineInput, profile: str
+) -> Steps[Text]:
+    """OCR of a text-heavy image, with the input's retry policy."""
+    payload = VisionStepInput(**given.step().model_dump(), profile=profile)
+    return (
+        yield from call_step(
+            context, stages, Step.READ_TEXT, given.retry, payload, READ_TEXT_RESULT, vision_quota=given.vision_quota
+        )
+    )
 
 
-def _step_of(given: Any) -> dict[str, str]:
-    """The step fields of the (untrusted) input; a malformed input ends the run with a clear reason."""
-    if not isinstance(given, dict):
-        raise PipelineFailed("the orchestration input must be a JSON object with imageId, blobName, etag, instanceId")
-    step = {k: given.get(k) for k in ("imageId", "blobName", "etag", "instanceId")}
-    missing = [k for k, v in step.items() if not isinstance(v, str) or not v]
-    if missing:
-        raise PipelineFailed(f"the orchestration input lacks string field(s): {', '.join(missing)}")
-    return {k: str(v) for k, v in step.items()}
+def persist(
+    context: df.DurableOrchestrationContext, stages: Stages, given: PipelineInput, failure: RunError | None
+) -> Steps[Persist]:
+    """The final write: ``completed``, or ``failed`` with the reason."""
+    payload = PersistInput(
+        **given.step().model_dump(),
+        status="failed" if failure else "completed",
+        error=failure,
+        run=stages.facts(),
+    )
+    return (yield from call_step(context, stages, Step.PERSIST_RECORD, STORAGE_RETRY, payload, PERSIST_RESULT))
 
 
-def _ended(result: Any) -> str | None:
-    """'superseded' or 'deleted' when a step found the run has nothing left to do, else None."""
-    if not isinstance(result, dict):
-        return None
-    if result.get("superseded"):
-        return "superseded"
-    if result.get("deleted"):
-        return "deleted"
-    return None
+def failed(stages: Stages, failure: RunError | None) -> PipelineFailed:
+    """The exception that ends the run Failed with the recorded reason."""
+    reason = failure or RunError.of("unknown", "the run ended without a result", "run")
+    stages.end("failed", reason.step)
+    return PipelineFailed(f"{reason.step} failed ({reason.code}): {reason.message}")
+
+
+def ended(stages: Stages, result: Superseded | Deleted) -> JsonDict:
+    """The output of a run that had nothing (left) to write."""
+    stages.end(result.outcome)
+    return {"status": str(result.outcome), "imageId": stages.image_id}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The orchestrator
+# ---------------------------------------------------------------------------------------------------
 
 
 @bp.orchestration_trigger(context_name="context")
-def image_pipeline(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
-    given: Any = context.get_input()
-    step = _step_of(given)
-    vision_retry = _retry(given.get("retry") or DEFAULT_VISION_RETRY)
-    storage_retry = _retry(STORAGE_RETRY)
-    started = context.current_utc_datetime
-    stages: dict[str, int] = {}
-    mark = started
+def image_pipeline(context: df.DurableOrchestrationContext) -> Steps[JsonDict]:
+    given = read_input(context)
+    stages = Stages(context, given.image_id)
+    output: JsonDict = {}
 
-    def stage(name: str) -> None:
-        nonlocal mark
-        now = context.current_utc_datetime
-        context.set_custom_status({"stage": name, "imageId": step["imageId"]})
-        mark = now
+    last: Fetch | Analysis | Text = yield from fetch(context, stages, given)
+    if isinstance(last, Fetched):
+        profile = last.profile
+        last = yield from analyze(context, stages, given, profile)
+        if isinstance(last, Analyzed):
+            output["analysis"] = last.to_json()
+            if last.text_heavy:
+                last = yield from read_text(context, stages, given, profile)
+                if isinstance(last, TextRead):
+                    output["ocr"] = last.to_json()
+    if isinstance(last, Superseded | Deleted):
+        return ended(stages, last)
+    failure = last.error if isinstance(last, Failure) else None
 
-    def done(name: str) -> None:
-        stages[name] = int((context.current_utc_datetime - mark).total_seconds() * 1000)
-
-    def run_facts() -> dict[str, Any]:
-        return {
-            "startedAt": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "completedAt": _iso(context),
-            "stagesMs": stages,
-        }
-
-    def finish(outcome: str) -> dict[str, Any]:
-        context.set_custom_status({"stage": outcome, "imageId": step["imageId"]})
-        return {"status": outcome, "imageId": step["imageId"]}
-
-    def exhausted(name: str, exc: Exception) -> dict[str, Any]:
-        reason = str(exc).split(" \n ", 1)[0].strip()  # "<reason> \n <details/stack trace>"
-        return {
-            "code": "retries_exhausted",
-            "message": f"{name} kept failing after its retries: {reason}",
-            "step": name,
-        }
-
-    failure: dict[str, Any] | None = None
-    current = "fetch_image_metadata"
-    result: dict[str, Any] = {}
-    try:
-        stage(current)
-        meta = yield context.call_activity_with_retry(current, storage_retry, step)
-        done(current)
-        if meta.get("ok"):
-            current = "analyze_image"
-            stage(current)
-            analysis = yield from vision_call(
-                context, given, current, vision_retry, {**step, "profile": meta["profile"]}
-            )
-            done(current)
-            if analysis.get("ok") and analysis.get("textHeavy"):
-                current = "read_text"
-                stage(current)
-                text = yield from vision_call(
-                    context, given, current, vision_retry, {**step, "profile": meta["profile"]}
-                )
-                done(current)
-                if not text.get("ok"):
-                    meta = text
-                result["ocr"] = text
-            elif not analysis.get("ok"):
-                meta = analysis
-            result["analysis"] = analysis
-        outcome = _ended(meta) or _ended(result.get("analysis"))
-        if outcome:
-            return finish(outcome)
-        if not meta.get("ok"):
-            failure = meta["error"]
-    except Exception as exc:  # noqa: BLE001 - the activity's transient failure after the last retry
-        failure = exhausted(current, exc)
-
-    current = "persist_record"
-    stage(current)
-    try:
-        persisted = yield context.call_activity_with_retry(
-            current,
-            storage_retry,
-            {**step, "status": "failed" if failure else "completed", "error": failure, "run": run_facts()},
-        )
-    except Exception as exc:  # noqa: BLE001 - the record stays unfinished; the reconcile sweep ends it with this reason
-        failure = exhausted(current, exc)
-        persisted = {"ok": False, "error": failure}
-    outcome = _ended(persisted)
-    if outcome:
-        return finish(outcome)
-    if not persisted.get("ok"):
-        failure = persisted.get("error") or failure  # what the record says (e.g. lost), not what was asked
-    if failure:
-        context.set_custom_status({"stage": "failed", "step": failure["step"], "imageId": step["imageId"]})
-        raise PipelineFailed(f"{failure['step']} failed ({failure['code']}): {failure['message']}")
-    context.set_custom_status({"stage": "completed", "imageId": step["imageId"]})
-    return {"status": persisted.get("status", "completed"), "imageId": step["imageId"], **result}
+    persisted = yield from persist(context, stages, given, failure)
+    if isinstance(persisted, Superseded | Deleted):
+        return ended(stages, persisted)
+    if isinstance(persisted, Failure):
+        failure = persisted.error  # what the record says (e.g. lost), or the write kept failing
+    if failure is not None or not isinstance(persisted, Persisted):
+        raise failed(stages, failure)
+    stages.end("completed")
+    return {"status": persisted.status, "imageId": given.image_id, **output}

@@ -1,7 +1,7 @@
 """Orchestration side of the vision quota: ask the ``vision_quota`` entity before calling AI Vision.
 
 ``vision_call`` replaces one ``yield context.call_activity_with_retry(...)`` of a vision step with
-``yield from vision_call(...)``. When the run's input asks for the quota (``visionQuota``) it waits on
+``yield from vision_call(...)`` in runs whose input asks for the quota (``visionQuota``): it waits on
 durable timers until the entity says go, calls the activity, and when the activity reports a throttled call
 (``imagepipe.vision_quota.throttled_result``) it signals the entity, which pauses every run, and asks again.
 The quota is advisory: an entity that fails to answer lets the call go. Deterministic: time comes from
@@ -27,11 +27,6 @@ MAX_THROTTLED_CALLS = 10
 MIN_WAIT_S = 0.2
 
 
-def wants_quota(given: Any) -> bool:
-    """Whether the run's input asks for the quota (the starter sets it when the provider is AI Vision)."""
-    return isinstance(given, dict) and given.get("visionQuota") is True
-
-
 def _await_go(context: df.DurableOrchestrationContext, budget_s: float) -> Generator[Any, Any, tuple[bool, float]]:
     """Wait until the entity says go or ``budget_s`` is spent; returns (this call is a probe, seconds waited)."""
     waited = 0.0
@@ -49,13 +44,12 @@ def _await_go(context: df.DurableOrchestrationContext, budget_s: float) -> Gener
 
 
 def vision_call(
-    context: df.DurableOrchestrationContext, given: Any, name: str, retry: df.RetryOptions, payload: Any
+    context: df.DurableOrchestrationContext, name: str, retry: df.RetryOptions, payload: Any
 ) -> Generator[Any, Any, Any]:
-    """The result of vision activity ``name``. With the quota (``wants_quota(given)``): called when the quota
-    allows, and again after a pause when it was throttled; after ``MAX_THROTTLED_CALLS`` throttled answers,
-    that answer (``ok: false``, ``error.code`` ``vision_rate_limited``)."""
-    if not wants_quota(given):
-        return (yield context.call_activity_with_retry(name, retry, payload))
+    """The result of vision activity ``name`` of a run that uses the quota (its input's ``visionQuota``, set by
+    the starter when the provider is AI Vision): called when the quota allows, and again after a pause when it
+    was throttled; after ``MAX_THROTTLED_CALLS`` throttled answers, that answer (a failure with
+    ``error.code`` ``vision_rate_limited``)."""
     paused = 0.0
     result: Any = None
     for _ in range(MAX_THROTTLED_CALLS):

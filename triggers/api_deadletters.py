@@ -13,7 +13,7 @@ import azure.functions as func
 from imagepipe.composition import services
 from imagepipe.errors import InvalidInputError, NotFoundError
 from imagepipe.operators import deadletters as dl
-from imagepipe.operators.timeutil import iso
+from imagepipe.timeutil import iso
 from triggers.http_common import handles_errors, json_object_body, json_response, off_loop, query_int
 from triggers.runs import start_if_new
 

@@ -21,6 +21,7 @@ from imagepipe.imagefacts import Limits, validate_image
 from imagepipe.ports import BlobInfo, JsonDict, SearchQuery
 from imagepipe.profiles import resolve_profile
 from imagepipe.records import encode_blob_metadata, safe_filename, validate_client_metadata
+from imagepipe.vocabulary import is_active
 from triggers.http_common import base_url, handles_errors, json_response, off_loop, query_int, query_time
 from triggers.runs import run_status
 
@@ -276,7 +277,7 @@ async def get_image_status(req: func.HttpRequest, client: df.DurableOrchestratio
         return json_response(body, 200, {"Retry-After": "1"})
     custom = status.custom_status if isinstance(status.custom_status, dict) else {}
     runtime = status.runtime_status.name if status.runtime_status else "Unknown"
-    if runtime in ("Pending", "Running", "ContinuedAsNew", "Suspended"):
+    if is_active(runtime):
         body.update(status="processing", stage=str(custom.get("stage", "starting")), runtimeStatus=runtime)
         return json_response(body, 200, {"Retry-After": "1"})
     if runtime == "Completed":
@@ -352,7 +353,7 @@ async def delete_image(req: func.HttpRequest, client: df.DurableOrchestrationCli
         raise NotFoundError(f"image {image_id} does not exist")
     if blob is not None:
         status = await run_status(client, instance_id(image_id, blob.etag))
-        if status is not None and status.runtime_status and status.runtime_status.name in ("Pending", "Running"):
+        if status is not None and is_active(status.runtime_status):
             await client.terminate(instance_id(image_id, blob.etag), "image deleted by the client")
     # the record first: a run that then finds the blob gone knows it was deleted, not lost
     await off_loop(services().records.delete, image_id)

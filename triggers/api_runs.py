@@ -26,9 +26,9 @@ from imagepipe.operators.runs import (
     run_filter_from,
     summarize,
 )
+from imagepipe.vocabulary import ACTIVITY_STEPS, ORCHESTRATOR, is_active
 from triggers.http_common import base_url, handles_errors, json_object_body, json_response, off_loop, query_int
 from triggers.run_queries import fetch_status, fetch_summaries
-from triggers.runs import ORCHESTRATOR
 
 bp = df.Blueprint()
 log = logging.getLogger("imagepipe.operators")
@@ -98,10 +98,7 @@ async def get_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
         output=status.get("output") if status.get("runtimeStatus") != "Completed" else None,
         timeline=timeline,
         rewindable=status.get("runtimeStatus") == "Failed" and is_rewindable(timeline),
-        scheduled={
-            name: scheduled_count(events, name)
-            for name in ("fetch_image_metadata", "analyze_image", "read_text", "persist_record")
-        },
+        scheduled={name: scheduled_count(events, name) for name in ACTIVITY_STEPS},
         record=(
             None
             if record is None
@@ -178,7 +175,7 @@ async def replay_runs(req: func.HttpRequest, client: df.DurableOrchestrationClie
 async def purge_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     instance = require_instance_id(req.route_params.get("id", ""))
     status = await fetch_status(client, instance)
-    if status.get("runtimeStatus") in ("Pending", "Running", "ContinuedAsNew", "Suspended"):
+    if is_active(status.get("runtimeStatus")):
         raise ConflictError(f"run {instance} is {status['runtimeStatus']}; terminate it first", code="run_active")
     result = await client.purge_instance_history(instance)
     deleted = getattr(result, "instances_deleted", None)

@@ -13,9 +13,9 @@ from imagepipe.composition import services
 from imagepipe.errors import NotFoundError
 from imagepipe.operators.instances import query_instances
 from imagepipe.operators.runs import RunFilter, image_id_of, summarize
-from imagepipe.operators.timeutil import iso
+from imagepipe.timeutil import iso
+from imagepipe.vocabulary import ORCHESTRATOR
 from triggers.http_common import off_loop
-from triggers.runs import ORCHESTRATOR
 
 
 def status_json(status: Any) -> dict[str, Any]:

@@ -1,34 +1,33 @@
 """Starting pipeline runs: one orchestration per blob version, never two (shared by starter and sweep)."""
 
 import logging
-from typing import Any
 
 import azure.durable_functions as df
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
+from imagepipe.domain import JsonDict, PipelineInput, RetryPolicy
 from imagepipe.ids import instance_id
 from imagepipe.settings import Settings
+from imagepipe.vocabulary import ORCHESTRATOR
 
 log = logging.getLogger("imagepipe.runs")
 
-ORCHESTRATOR = "image_pipeline"
 
-
-def pipeline_input(settings: Settings, image_id: str, blob_name: str, etag: str, source: str) -> dict[str, Any]:
-    return {
-        "imageId": image_id,
-        "blobName": blob_name,
-        "etag": etag.strip('"'),
-        "instanceId": instance_id(image_id, etag),
-        "source": source,
-        "visionQuota": settings.vision_provider == "azure",  # orchestrators/vision_gate.py
-        "retry": {
-            "firstRetryIntervalInMilliseconds": settings.vision_first_retry_ms,
-            "maxNumberOfAttempts": settings.vision_max_attempts,
-            "backoffCoefficient": 2.0,
-            "maxRetryIntervalInMilliseconds": 60000,
-        },
-    }
+def pipeline_input(settings: Settings, image_id: str, blob_name: str, etag: str, source: str) -> JsonDict:
+    """The orchestration input of one blob version (``imagepipe.domain.PipelineInput``)."""
+    retry = RetryPolicy(
+        first_retry_interval_in_milliseconds=settings.vision_first_retry_ms,
+        max_number_of_attempts=settings.vision_max_attempts,
+    )
+    return PipelineInput(
+        image_id=image_id,
+        blob_name=blob_name,
+        etag=etag.strip('"'),
+        instance_id=instance_id(image_id, etag),
+        source=source,
+        retry=retry,
+        vision_quota=settings.vision_provider == "azure",  # orchestrators/vision_gate.py
+    ).to_json()
 
 
 async def run_status(client: df.DurableOrchestrationClient, instance: str) -> DurableOrchestrationStatus | None:

@@ -47,17 +47,16 @@ from imagepipe.adapters.records_common import (
     decode_token,
     encode_token,
     filter_bounds,
-    hamming,
     is_older_version,
     normalize_timestamps,
     phash_bands,
-    phash_to_int,
     probe_bands,
     project,
     record_phash,
     search_words,
 )
 from imagepipe.errors import ConfigurationError, ImagepipeError, InvalidInputError, TransientServiceError
+from imagepipe.phash import hamming, phash_to_int
 from imagepipe.ports import SearchPage, SearchQuery
 
 T = TypeVar("T")

@@ -14,17 +14,18 @@ import base64
 import binascii
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from itertools import combinations
 from typing import Any
 
 from imagepipe.errors import InvalidInputError
+from imagepipe.phash import phash_to_int
+from imagepipe.timeutil import iso, parse_time
 
 JsonDict = dict[str, Any]
 
 MAX_LIMIT = 1000
-_MASK64 = (1 << 64) - 1
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -32,31 +33,10 @@ _MASK64 = (1 << 64) - 1
 # ---------------------------------------------------------------------------------------------------
 
 
-def parse_ts(value: Any) -> datetime | None:
-    """An ISO-8601 timestamp (``...Z`` or with an offset) as an aware UTC datetime; None when unparseable."""
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def sortable_ts(value: Any) -> str:
     """A fixed-width UTC string (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) that sorts like the instant; '' if unknown."""
-    parsed = parse_ts(value)
+    parsed = parse_time(value)
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if parsed else ""
-
-
-def iso_ms(moment: datetime) -> str:
-    """The records' timestamp form (docs/contracts.md): UTC, milliseconds, ``Z``; sorts like the instant."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 #: The record fields holding timestamps (dotted paths), normalised on every write.
@@ -71,14 +51,14 @@ def normalize_timestamps(record: JsonDict) -> JsonDict:
     """
     out = dict(record)
     for name in ("createdAt", "updatedAt"):
-        parsed = parse_ts(out.get(name))
+        parsed = parse_time(out.get(name))
         if parsed is not None:
-            out[name] = iso_ms(parsed)
+            out[name] = iso(parsed)
     blob = out.get("blob")
     if isinstance(blob, dict):
-        parsed = parse_ts(blob.get("lastModified"))
+        parsed = parse_time(blob.get("lastModified"))
         if parsed is not None:
-            out["blob"] = {**blob, "lastModified": iso_ms(parsed)}
+            out["blob"] = {**blob, "lastModified": iso(parsed)}
     return out
 
 
@@ -92,13 +72,13 @@ def filter_bounds(created_from: Any, created_to: Any) -> tuple[str | None, str |
     def bound(value: Any, *, up: bool) -> str | None:
         if value is None:
             return None
-        parsed = parse_ts(value)
+        parsed = parse_time(value)
         if parsed is None:
             raise InvalidInputError("created_from/created_to must be ISO-8601 times", code="invalid_time")
         extra = parsed.microsecond % 1000
         if up and extra:
             parsed += timedelta(microseconds=1000 - extra)
-        return iso_ms(parsed - timedelta(microseconds=parsed.microsecond % 1000))
+        return iso(parsed - timedelta(microseconds=parsed.microsecond % 1000))
 
     return bound(created_from, up=True), bound(created_to, up=False)
 
@@ -114,7 +94,7 @@ def blob_version(record: JsonDict) -> tuple[datetime | None, str]:
     if not isinstance(blob, dict):
         return None, ""
     etag = blob.get("etag")
-    return parse_ts(blob.get("lastModified")), (etag.strip('"') if isinstance(etag, str) else "")
+    return parse_time(blob.get("lastModified")), (etag.strip('"') if isinstance(etag, str) else "")
 
 
 def is_older_version(new: JsonDict, stored: JsonDict) -> bool:
@@ -166,24 +146,9 @@ def decode_token(token: str) -> JsonDict:
 # ---------------------------------------------------------------------------------------------------
 
 
-def phash_to_int(phash: Any) -> int | None:
-    """A 64-bit perceptual hash given as 16 hex digits, as an unsigned int; None when malformed."""
-    if not isinstance(phash, str) or len(phash) != 16:
-        return None
-    try:
-        return int(phash, 16)
-    except ValueError:
-        return None
-
-
 def to_signed64(value: int) -> int:
     """An unsigned 64-bit value as SQLite's signed INTEGER."""
     return value - (1 << 64) if value >= (1 << 63) else value
-
-
-def hamming(a: int, b: int) -> int:
-    """Number of differing bits between two 64-bit values (signed or unsigned)."""
-    return ((a ^ b) & _MASK64).bit_count()
 
 
 def record_phash(record: JsonDict) -> str | None:
@@ -196,6 +161,7 @@ def record_phash(record: JsonDict) -> str | None:
 PHASH_HALVES = 2
 HALF_BITS = 64 // PHASH_HALVES
 _HALF_MASK = (1 << HALF_BITS) - 1
+_MASK64 = (1 << 64) - 1
 #: Write-side radius: each record stores, per half, the key of the half and of every value this many bits
 #: away (1 + 32 = 33 keys per half, 66 in all), whatever the lookup distance.
 WRITE_RADIUS = 1

@@ -32,11 +32,9 @@ from imagepipe.adapters.records_common import (
     decode_token,
     encode_token,
     filter_bounds,
-    hamming,
     is_older_version,
     normalize_timestamps,
     phash_key_ints,
-    phash_to_int,
     probe_key_ints,
     project,
     record_phash,
@@ -45,6 +43,7 @@ from imagepipe.adapters.records_common import (
     to_signed64,
 )
 from imagepipe.errors import InvalidInputError
+from imagepipe.phash import hamming, phash_to_int
 from imagepipe.ports import SearchPage, SearchQuery
 
 #: ``PRAGMA user_version`` of the current layout; older files are migrated when a store opens them.

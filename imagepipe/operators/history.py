@@ -15,41 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from imagepipe.operators.timeutil import iso, millis_between, parse_time
-
-EVENT_NAMES = {
-    0: "ExecutionStarted",
-    1: "ExecutionCompleted",
-    2: "ExecutionFailed",
-    3: "ExecutionTerminated",
-    4: "TaskScheduled",
-    5: "TaskCompleted",
-    6: "TaskFailed",
-    7: "SubOrchestrationInstanceCreated",
-    8: "SubOrchestrationInstanceCompleted",
-    9: "SubOrchestrationInstanceFailed",
-    10: "TimerCreated",
-    11: "TimerFired",
-    12: "OrchestratorStarted",
-    13: "OrchestratorCompleted",
-    14: "EventSent",
-    15: "EventRaised",
-    16: "ContinueAsNew",
-    17: "GenericEvent",
-    18: "HistoryState",
-    19: "ExecutionSuspended",
-    20: "ExecutionResumed",
-}
-ORCHESTRATION_STATUS_NAMES = {
-    0: "Running",
-    1: "Completed",
-    2: "ContinuedAsNew",
-    3: "Failed",
-    4: "Canceled",
-    5: "Terminated",
-    6: "Pending",
-    7: "Suspended",
-}
+from imagepipe.timeutil import iso, millis_between, parse_time
+from imagepipe.vocabulary import ACTIVITY_STEPS, RuntimeStatus, history_event_name, runtime_status_name
 
 _ACTIVITY_FAILED = re.compile(r"^(?:Activity function '[^']*' failed: )?(?P<type>[A-Za-z_][\w.]*): (?P<msg>.*)$", re.S)
 _ORCHESTRATOR_FAILED = re.compile(r"^Orchestrator function '[^']*' failed: ", re.S)
@@ -57,10 +24,8 @@ _PIPELINE_FAILED = re.compile(r"^(?P<step>[a-z_]+) failed \((?P<code>[^)]*)\): (
 
 
 def event_name(event: dict[str, Any]) -> str:
-    kind = event.get("EventType")
-    if isinstance(kind, int):
-        return EVENT_NAMES.get(kind, str(kind))
-    return str(kind)
+    """The rendered name of a history event (raw history gives the type as an integer)."""
+    return history_event_name(event.get("EventType"))
 
 
 def parse_activity_error(reason: str | None, details: str | None = None) -> dict[str, str]:
@@ -254,7 +219,7 @@ def build_timeline(
         elif name == "ExecutionCompleted":
             ended = at
             status = event.get("OrchestrationStatus")
-            outcome = ORCHESTRATION_STATUS_NAMES.get(status, str(status)) if isinstance(status, int) else status
+            outcome = runtime_status_name(status) if isinstance(status, int) else status
             if outcome == "Failed":
                 details = event.get("FailureDetails")
                 text = details.get("ErrorMessage") if isinstance(details, dict) else None
@@ -268,11 +233,12 @@ def build_timeline(
     for fn, when in pending_names.items():
         step_of(fn).attempts.append(_Attempt(len(step_of(fn).attempts) + 1, when))
     stage = custom_status.get("stage") if isinstance(custom_status, dict) else None
-    if runtime_status in ("Running", "Pending") and isinstance(stage, str) and stage not in pending_names:
+    waiting = runtime_status in (RuntimeStatus.Running.value, RuntimeStatus.Pending.value)
+    if waiting and isinstance(stage, str) and stage not in pending_names:
         step = steps.get(stage)
         waiting_timer = bool(step and step.timers and step.timers[-1].get("firedTime") is None)
         if (step is None or step.attempts[-1].outcome != "succeeded") and not waiting_timer:
-            if stage in ("fetch_image_metadata", "analyze_image", "read_text", "persist_record"):
+            if stage in ACTIVITY_STEPS:
                 step_of(stage).attempts.append(_Attempt(len(step_of(stage).attempts) + 1, None))
 
     return {

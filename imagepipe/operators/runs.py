@@ -12,19 +12,9 @@ from typing import Any
 from imagepipe.errors import ConflictError, InvalidInputError
 from imagepipe.ids import image_id_from_instance_id
 from imagepipe.operators.history import parse_run_failure
-from imagepipe.operators.timeutil import iso, millis_between, parse_time
+from imagepipe.timeutil import iso, millis_between, parse_time
+from imagepipe.vocabulary import ACTIVE_STATUSES, RUNTIME_STATUSES, RuntimeStatus
 
-RUNTIME_STATUSES = (
-    "Pending",
-    "Running",
-    "Completed",
-    "Failed",
-    "Terminated",
-    "Canceled",
-    "ContinuedAsNew",
-    "Suspended",
-)
-ACTIVE_STATUSES = ("Pending", "Running", "ContinuedAsNew", "Suspended")
 REPLAY_MODES = ("rewind", "restart", "auto")
 DEFAULT_REPLAY_LIMIT = 100
 MAX_REPLAY_LIMIT = 1000
@@ -43,7 +33,7 @@ def parse_statuses(raw: str | list[str] | None) -> list[str]:
             continue
         if key not in by_lower:
             raise InvalidInputError(
-                f"status '{str(part)[:40]}' is not one of {', '.join(RUNTIME_STATUSES[:5])}", code="invalid_status"
+                f"status '{str(part)[:40]}' is not one of {', '.join(RUNTIME_STATUSES)}", code="invalid_status"
             )
         if by_lower[key] not in out:
             out.append(by_lower[key])
@@ -137,7 +127,7 @@ def summarize(status: dict[str, Any], record: dict[str, Any] | None) -> dict[str
     runtime = status.get("runtimeStatus")
     given = input_of(status)
     failure = failure_of(status, record)
-    stage = custom.get("stage") or ("starting" if runtime == "Pending" else None)
+    stage = custom.get("stage") or ("starting" if runtime == RuntimeStatus.Pending.value else None)
     return {
         "instanceId": status.get("instanceId"),
         "name": status.get("name"),

@@ -12,8 +12,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from imagepipe.operators.runs import ACTIVE_STATUSES
-from imagepipe.operators.timeutil import iso, millis_between, parse_time
+from imagepipe.timeutil import iso, millis_between, parse_time
+from imagepipe.vocabulary import ACTIVE_STATUSES
 
 PERCENTILES = (50, 90, 95, 99)
 MAX_BUCKETS = 30

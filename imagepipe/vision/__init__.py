@@ -7,7 +7,7 @@ prepared once by ``python -m imagepipe.vision.prepare`` (``make models``).
 
 from __future__ import annotations
 
+from imagepipe.phash import phash_distance
 from imagepipe.vision.analyzer import MODEL_VERSION, LocalAnalyzer
-from imagepipe.vision.extras import phash_distance
 
 __all__ = ["MODEL_VERSION", "LocalAnalyzer", "phash_distance"]

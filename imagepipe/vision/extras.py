@@ -140,11 +140,6 @@ def phash(image: Image.Image) -> str:
     return str(imagehash.phash(image, hash_size=8))
 
 
-def phash_distance(a: str, b: str) -> int:
-    """Hamming distance between two 16-hex perceptual hashes (0 = same picture, > ~20 = unrelated)."""
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
 #: The colour names Azure AI Vision uses, with a representative RGB each.
 COLOR_NAMES: dict[str, tuple[int, int, int]] = {
     "Black": (20, 20, 20),

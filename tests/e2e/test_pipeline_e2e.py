@@ -121,3 +121,30 @@ def test_delete_removes_blob_and_record(stack: Stack) -> None:
     assert error.value.status == 404
     with pytest.raises(ApiError):
         stack.client.delete(image_id)
+
+
+def test_deleting_an_image_terminates_its_suspended_run(stack: Stack) -> None:
+    """A Suspended run is active (it resumes and writes): deleting its image must terminate it, as for Running."""
+    import hashlib
+
+    from tests.support.waiting import eventually
+
+    sample = SAMPLES / "uniform-portrait.jpg"
+    digest = hashlib.sha256(sample.read_bytes()).hexdigest()
+    stack.fault_plan.write_text(json.dumps({"rules": [{"sha256": digest, "fault": "transient"}]}))
+    webhooks = f"{stack.host.base}/runtime/webhooks/durabletask/instances"
+
+    def runtime(instance: str) -> str:
+        return str(requests.get(f"{webhooks}/{instance}", timeout=10).json().get("runtimeStatus"))
+
+    try:
+        image_id = stack.client.upload(sample)["id"]
+        assert eventually(lambda: stack.client.status(image_id).get("stage") == "analyze_image", 120)
+        instance = stack.client.status(image_id)["instanceId"]
+        suspended = requests.post(f"{webhooks}/{instance}/suspend", params={"reason": "operator"}, timeout=10)
+        assert suspended.status_code in (200, 202), suspended.text
+        assert eventually(lambda: runtime(instance) == "Suspended", 30)
+        stack.client.delete(image_id)
+        assert eventually(lambda: runtime(instance) == "Terminated", 30), runtime(instance)
+    finally:
+        stack.fault_plan.write_text("{}")

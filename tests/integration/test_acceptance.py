@@ -15,6 +15,7 @@ from imagepipe import acceptance, pipeline
 from imagepipe.composition import services
 from imagepipe.errors import TransientServiceError
 from imagepipe.ids import instance_id
+from imagepipe.vocabulary import Step
 from tests.integration.samples import store_sample
 from tests.support import images
 from tests.support.inprocess import body_json, call_http
@@ -115,7 +116,7 @@ def test_direct_upload_keeps_the_accepted_profile_and_name(app_env: dict[str, st
         "etag": info.etag,
         "instanceId": instance_id(spec["id"], info.etag),
     }
-    assert pipeline.fetch_image_metadata(services(), step)["profile"] == "general"
+    assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, services(), step)["profile"] == "general"
     record = services().records.get(spec["id"])
     assert record is not None and record["client"]["originalName"] == "big.png"
     assert record["acceptance"]["source"] == "sas"
@@ -142,7 +143,7 @@ def test_sweep_ends_accepted_images_whose_blob_is_gone(app_env: dict[str, str]) 
     assert status == 202
     pending_id = body["id"]
     processing = store_sample(svc.blobs, "cat.jpg", "general")
-    assert pipeline.fetch_image_metadata(svc, processing)["ok"]
+    assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, processing)["ok"]
     svc.blobs.delete(f"{pending_id}.jpg")  # storage lost both (as a killed Azurite does)
     svc.blobs.delete(processing["blobName"])
     assert sweep() == []  # within the grace period: an upload or a run may be writing right now
@@ -158,7 +159,7 @@ def test_sweep_ends_accepted_images_whose_blob_is_gone(app_env: dict[str, str]) 
 def test_sweep_ends_a_record_whose_run_ended_without_a_result(app_env: dict[str, str]) -> None:
     svc = services()
     step = store_sample(svc.blobs, "coffee.jpg", "general")
-    assert pipeline.fetch_image_metadata(svc, step)["ok"]
+    assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, step)["ok"]
     later = datetime.now(UTC) + timedelta(seconds=301)
     assert sweep(later, {step["instanceId"]: ("Running", None)}) == []
     assert sweep(later, {}) == []  # no run: the blob pass starts one
@@ -171,8 +172,8 @@ def test_sweep_ends_a_record_whose_run_ended_without_a_result(app_env: dict[str,
 def test_sweep_leaves_finished_and_deleted_images_alone(app_env: dict[str, str]) -> None:
     svc = services()
     step = store_sample(svc.blobs, "coffee.jpg", "general")
-    assert pipeline.fetch_image_metadata(svc, step)["ok"]
-    assert pipeline.persist_record(svc, {**step, "status": "completed"})["ok"]
+    assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, step)["ok"]
+    assert pipeline.run_activity(Step.PERSIST_RECORD, svc, {**step, "status": "completed"})["ok"]
     svc.blobs.delete(step["blobName"])
     assert sweep(datetime.now(UTC) + timedelta(seconds=301)) == []
     assert svc.records.get(step["imageId"])["status"] == "completed"  # type: ignore[index]
@@ -182,7 +183,7 @@ def test_a_forged_run_for_an_unused_upload_url_does_not_end_it(app_env: dict[str
     spec = create_upload({"contentType": "image/jpeg"})
     name, etag = f"{spec['id']}.jpg", "0x8DEADBEEF"
     step = {"imageId": spec["id"], "blobName": name, "etag": etag, "instanceId": instance_id(spec["id"], etag)}
-    assert pipeline.fetch_image_metadata(services(), step)["superseded"] is True
-    assert pipeline.persist_record(services(), {**step, "status": "completed"})["superseded"] is True
+    assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, services(), step)["superseded"] is True
+    assert pipeline.run_activity(Step.PERSIST_RECORD, services(), {**step, "status": "completed"})["superseded"] is True
     record = services().records.get(spec["id"])
     assert record is not None and record["status"] == "pending" and record["error"] is None

@@ -17,14 +17,16 @@ import requests
 from devhost.azurite import connection_string
 from imagepipe.composition import reset_services, services
 from imagepipe.ids import instance_id, new_image_id
-from imagepipe.pipeline import fetch_image_metadata
+from imagepipe.pipeline import run_activity
 from imagepipe.records import (
     BLOB_METADATA_LIMIT_BYTES,
     INVALID_PROFILE,
+    RecordOrigin,
     blob_metadata_size,
     decode_blob_metadata,
     new_record,
 )
+from imagepipe.vocabulary import Step
 from tests.support import images
 from tests.support.devhost import free_port
 from tests.support.inprocess import body_json, call_http, functions
@@ -156,7 +158,7 @@ def test_direct_upload_metadata_is_revalidated_before_it_reaches_a_record(app_en
         "etag": info.etag,
         "instanceId": instance_id(spec["id"], info.etag),
     }
-    assert fetch_image_metadata(services(), step)["ok"] is True  # type: ignore[arg-type]
+    assert run_activity(Step.FETCH_IMAGE_METADATA, services(), step)["ok"] is True
     record = services().records.get(spec["id"])
     assert record is not None
     # what was validated when the URL was issued wins over what the PUT sent (imagepipe.acceptance)
@@ -178,7 +180,7 @@ def test_direct_upload_with_a_forged_profile_keeps_the_validated_one(app_env: di
         "etag": info.etag,
         "instanceId": instance_id(spec["id"], info.etag),
     }
-    outcome = fetch_image_metadata(services(), step)  # type: ignore[arg-type]
+    outcome = run_activity(Step.FETCH_IMAGE_METADATA, services(), step)
     # the profile validated when the URL was issued (the default) wins over the forged one
     assert outcome["ok"] is True and outcome["profile"] == "general"
     record = services().records.get(spec["id"])
@@ -268,7 +270,9 @@ def test_time_filters_select_the_same_instant_whatever_the_offset(app_env: dict[
     created = {}
     for hour in (9, 10, 11):
         image_id = new_image_id()
-        record = new_record(image_id, info, None, "general", None, {}, f"run-{hour}", None)
+        record = new_record(
+            image_id, info, None, RecordOrigin("general", None, {}), instance_id=f"run-{hour}", existing=None
+        )
         record["createdAt"] = f"2026-03-01T{hour:02d}:00:00.000000Z"
         record["status"] = "completed"
         assert store.upsert_if_not_older(record)
@@ -306,7 +310,7 @@ def test_storage_outage_is_a_fast_503_without_internals(
         ("get_image", {"route_params": {"id": new_image_id()}}),
     ):
         started = time.monotonic()
-        response = call_http(name, "POST" if name == "upload_image" else "GET", "/api/images", **kwargs)  # type: ignore[arg-type]
+        response = call_http(name, "POST" if name == "upload_image" else "GET", "/api/images", **kwargs)
         elapsed = time.monotonic() - started
         body = body_json(response)
         assert response.status_code == 503, (name, body)
@@ -354,7 +358,7 @@ def test_storage_refusing_our_key_is_reported_without_sdk_text(
 def test_a_failed_record_shows_its_reason_without_urls_or_traceback(app_env: dict[str, str]) -> None:
     info = services().blobs.put("01m8vn0000000000000000000a.jpg", images.jpeg(), content_type="image/jpeg", metadata={})
     image_id = info.name.split(".")[0]
-    record = new_record(image_id, info, None, "general", None, {}, "run-1", None)
+    record = new_record(image_id, info, None, RecordOrigin("general", None, {}), instance_id="run-1", existing=None)
     record["status"] = "failed"
     record["error"] = {
         "code": "retries_exhausted",

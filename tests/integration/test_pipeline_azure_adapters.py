@@ -13,6 +13,7 @@ from imagepipe.composition import Services, services
 from imagepipe.errors import TransientServiceError
 from imagepipe.ports import SearchQuery
 from imagepipe.profiles import load_profiles
+from imagepipe.vocabulary import Step
 from tests.fakes.cosmos_transport import FakeCosmosTransport
 from tests.fakes.credentials import StaticCredential
 from tests.fakes.vision_transport import FakeVisionService, FakeVisionTransport, Fault
@@ -55,17 +56,23 @@ def test_document_runs_through_cosmos_and_ai_vision(azure_services: tuple[Servic
     svc, vision = azure_services
     step = store_sample(svc.blobs, "insurance-claim.png", "insurance", "claim.png", {"claim": "17"})
     image_id = step["imageId"]
-    assert pipeline.fetch_image_metadata(svc, step)["ok"]
-    analysis = pipeline.analyze_image(svc, step, "insurance")
+    assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, step)["ok"]
+    analysis = pipeline.run_activity(Step.ANALYZE_IMAGE, svc, {**step, "profile": "insurance"})
     assert analysis == {
+        "outcome": "ok",
         "ok": True,
         "textHeavy": True,
         "topTags": ["text", "document", "paper"],
         "labels": ["document"],
         "provider": svc.vision.provider,
     }
-    assert pipeline.read_text(svc, step, "insurance") == {"ok": True, "lines": 2, "characters": 22}
-    assert pipeline.persist_record(svc, {**step, "status": "completed"})["ok"]
+    assert pipeline.run_activity(Step.READ_TEXT, svc, {**step, "profile": "insurance"}) == {
+        "outcome": "ok",
+        "ok": True,
+        "lines": 2,
+        "characters": 22,
+    }
+    assert pipeline.run_activity(Step.PERSIST_RECORD, svc, {**step, "status": "completed"})["ok"]
     record = svc.records.get(image_id)
     assert record is not None and record["status"] == "completed"
     assert record["analysis"]["modelVersion"] and record["text"] == "CLAIM FORM\nPolicy PX-1"
@@ -78,10 +85,10 @@ def test_vision_throttling_surfaces_as_transient(azure_services: tuple[Services,
     svc, vision = azure_services
     step = store_sample(svc.blobs, "cat.jpg", "general")
     image_id = step["imageId"]
-    assert pipeline.fetch_image_metadata(svc, step)["ok"]
+    assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, step)["ok"]
     # a Retry-After beyond the adapter's wait budget (30 s) is not waited out inside the activity
     vision.script([Fault(429, "429", "Rate limit is exceeded.", retry_after="120")])
     with pytest.raises(TransientServiceError):  # the orchestration's retry policy takes it from here
-        pipeline.analyze_image(svc, step, "general")
+        pipeline.run_activity(Step.ANALYZE_IMAGE, svc, {**step, "profile": "general"})
     assert len(vision.requests) == 1
     assert svc.records.get(image_id)["status"] == "processing"  # type: ignore[index]

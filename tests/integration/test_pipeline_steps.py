@@ -12,6 +12,7 @@ from imagepipe.composition import services
 from imagepipe.ids import instance_id
 from imagepipe.ports import SearchQuery
 from imagepipe.records import encode_blob_metadata
+from imagepipe.vocabulary import Step
 from tests.integration.samples import SAMPLES, store_sample
 
 pytestmark = pytest.mark.integration
@@ -23,13 +24,13 @@ def store(sample: str, profile: str) -> dict[str, Any]:
 
 def run_steps(step: dict[str, Any]) -> dict[str, Any]:
     svc = services()
-    meta = pipeline.fetch_image_metadata(svc, step)  # type: ignore[arg-type]
+    meta = pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, step)
     assert meta["ok"], meta
-    analysis = pipeline.analyze_image(svc, step, meta["profile"])  # type: ignore[arg-type]
+    analysis = pipeline.run_activity(Step.ANALYZE_IMAGE, svc, {**step, "profile": meta["profile"]})
     assert analysis["ok"], analysis
     if analysis["textHeavy"]:
-        assert pipeline.read_text(svc, step, meta["profile"])["ok"]  # type: ignore[arg-type]
-    final = pipeline.persist_record(svc, {**step, "status": "completed", "run": {"source": "test"}})  # type: ignore[typeddict-item]
+        assert pipeline.run_activity(Step.READ_TEXT, svc, {**step, "profile": meta["profile"]})["ok"]
+    final = pipeline.run_activity(Step.PERSIST_RECORD, svc, {**step, "status": "completed", "run": {"source": "test"}})
     assert final["ok"], final
     return analysis
 
@@ -73,36 +74,63 @@ def test_stale_step_never_overwrites_a_newer_version(app_env: dict[str, str]) ->
     new_step = {**old, "etag": newer.etag, "instanceId": instance_id(old["imageId"], newer.etag)}
     run_steps(new_step)
     # the old version's run arrives late: every step sees it is superseded and writes nothing
-    assert pipeline.fetch_image_metadata(svc, old)["superseded"] is True  # type: ignore[arg-type]
-    assert pipeline.persist_record(svc, {**old, "status": "completed"})["superseded"] is True  # type: ignore[typeddict-item]
+    assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, old)["superseded"] is True
+    assert pipeline.run_activity(Step.PERSIST_RECORD, svc, {**old, "status": "completed"})["superseded"] is True
     record = svc.records.get(old["imageId"])
     assert record is not None and record["blob"]["etag"] == newer.etag
     assert record["client"]["originalName"] == "coffee.jpg"
 
 
-def test_blob_lost_mid_run_ends_the_record_failed_lost(app_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("same_worker", [True, False])
+def test_blob_lost_mid_run_ends_the_record_failed_lost(app_env: dict[str, str], same_worker: bool) -> None:
+    """A vision step on the worker that validated the bytes analyses them (no second download), so the loss is
+    found by persist_record; on another worker the step's download finds it. Either way the record ends lost."""
     svc = services()
     step = store("coffee.jpg", "general")
-    assert pipeline.fetch_image_metadata(svc, step)["ok"]  # type: ignore[arg-type]
+    assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, step)["ok"]
     assert svc.records.get(step["imageId"])["status"] == "processing"  # type: ignore[index]
+    if not same_worker:
+        pipeline.VALIDATED.clear()
     svc.blobs.delete(step["blobName"])  # gone behind the API's back (storage lost it), mid-run
-    analysis = pipeline.analyze_image(svc, {**step, "profile": "general"})
-    assert analysis["ok"] is False and analysis["error"]["code"] == "lost"
-    result = pipeline.persist_record(svc, {**step, "status": "completed"})
-    assert result == {"ok": False, "error": analysis["error"]}  # not "superseded", never "completed"
+    analysis = pipeline.run_activity(Step.ANALYZE_IMAGE, svc, {**step, "profile": "general"})
+    if same_worker:
+        assert analysis["ok"] is True, analysis
+        result = pipeline.run_activity(Step.PERSIST_RECORD, svc, {**step, "status": "completed"})
+        assert result["outcome"] == "failed" and result["error"]["code"] == "lost"
+    else:
+        assert analysis["ok"] is False and analysis["error"]["code"] == "lost"
+        result = pipeline.run_activity(Step.PERSIST_RECORD, svc, {**step, "status": "completed"})
+        assert result == {"outcome": "failed", "ok": False, "error": analysis["error"]}  # not superseded/completed
     record = svc.records.get(step["imageId"])
     assert record is not None and record["status"] == "failed"
     assert record["error"]["code"] == "lost" and "upload the image again" in record["error"]["guidance"]
 
 
+def test_a_run_downloads_its_image_once(app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = services()
+    step = store("insurance-claim.png", "insurance")  # text-heavy: fetch, analyze and read_text all need bytes
+    downloads: list[str] = []
+    real = svc.blobs.download
+
+    def counted(name: str) -> Any:
+        downloads.append(name)
+        return real(name)
+
+    monkeypatch.setattr(svc.blobs, "download", counted)
+    analysis = run_steps(step)
+    assert analysis["textHeavy"] is True
+    assert downloads == [step["blobName"]]
+    assert len(pipeline.VALIDATED) == 0  # dropped once the run's vision steps are done
+
+
 def test_image_deleted_through_the_api_is_not_revived(app_env: dict[str, str]) -> None:
     svc = services()
     step = store("coffee.jpg", "general")
-    assert pipeline.fetch_image_metadata(svc, step)["ok"]  # type: ignore[arg-type]
+    assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, step)["ok"]
     svc.records.delete(step["imageId"])  # the API's DELETE: record first, then the blob
-    assert pipeline.persist_record(svc, {**step, "status": "completed"})["deleted"] is True
+    assert pipeline.run_activity(Step.PERSIST_RECORD, svc, {**step, "status": "completed"})["deleted"] is True
     svc.blobs.delete(step["blobName"])
-    assert pipeline.persist_record(svc, {**step, "status": "completed"})["deleted"] is True
+    assert pipeline.run_activity(Step.PERSIST_RECORD, svc, {**step, "status": "completed"})["deleted"] is True
     assert svc.records.get(step["imageId"]) is None
 
 
@@ -117,12 +145,14 @@ def test_forged_step_for_another_images_blob_writes_nothing(app_env: dict[str, s
     attacker = store("cat.jpg", "general")
     forged = {**attacker, "imageId": victim["imageId"]}  # victim's id, attacker's blob, etag and instance
     for result in (
-        pipeline.fetch_image_metadata(svc, forged),
-        pipeline.analyze_image(svc, {**forged, "profile": "general"}),
-        pipeline.read_text(svc, {**forged, "profile": "general"}),
-        pipeline.persist_record(svc, {**forged, "status": "completed"}),
-        pipeline.persist_record(
-            svc, {**forged, "status": "failed", "error": {"code": "x", "message": "pwned", "step": "x"}}
+        pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, forged),
+        pipeline.run_activity(Step.ANALYZE_IMAGE, svc, {**forged, "profile": "general"}),
+        pipeline.run_activity(Step.READ_TEXT, svc, {**forged, "profile": "general"}),
+        pipeline.run_activity(Step.PERSIST_RECORD, svc, {**forged, "status": "completed"}),
+        pipeline.run_activity(
+            Step.PERSIST_RECORD,
+            svc,
+            {**forged, "status": "failed", "error": {"code": "x", "message": "pwned", "step": "x"}},
         ),
     ):
         assert result["ok"] is False and result["error"]["code"] == "invalid_step_input", result
@@ -139,21 +169,27 @@ VISION_STEPS = ("analyze_image", "read_text")
     ("steps", "change", "expected"),
     [
         (ALL_STEPS, {"imageId": "../../x"}, "imageId must be an image id"),
-        (ALL_STEPS, {"blobName": ["x"]}, "blobName must name the blob"),
-        (ALL_STEPS, {"etag": 5}, "etag must be a non-empty string"),
-        (ALL_STEPS, {"etag": ""}, "etag must be a non-empty string"),
+        (ALL_STEPS, {"blobName": ["x"]}, "blobName: Input should be a valid string"),
+        (ALL_STEPS, {"blobName": "x" * 5000}, "blobName: String should have at most 40 characters"),
+        (ALL_STEPS, {"etag": 5}, "etag: Input should be a valid string"),
+        (ALL_STEPS, {"etag": ""}, "etag: String should have at least 1 character"),
         (ALL_STEPS, {"instanceId": "someone-else"}, "instanceId does not belong"),
-        (VISION_STEPS, {"profile": {"a": 1}}, "profile must name a configured profile"),
+        (VISION_STEPS, {"profile": {"a": 1}}, "profile: Input should be a valid string"),
         (VISION_STEPS, {"profile": "nope"}, "profile must name a configured profile"),
-        (("persist_record",), {"status": "hacked"}, "status must be one of"),
-        (("persist_record",), {"status": "failed", "error": "text"}, "a failed status needs an error"),
+        (("persist_record",), {"status": "hacked"}, "status: Input should be 'completed' or 'failed'"),
+        (("persist_record",), {"status": "failed"}, "a failed status needs an error"),
+        (("persist_record",), {"status": "failed", "error": "text"}, "error: Input should be a valid dictionary"),
         (
             ("persist_record",),
             {"status": "failed", "error": {"code": 1, "message": "m", "step": "s"}},
-            "a failed status needs an error",
+            "error.code: Input should be a valid string",
         ),
-        (("persist_record",), {"run": {"x": "y" * 5000}}, "run must be a JSON object"),
-        (("persist_record",), {"run": ["x"]}, "run must be a JSON object"),
+        (
+            ("persist_record",),
+            {"run": {"stagesMs": {"x": "y" * 5000}}},
+            "run.stagesMs.x: Input should be a valid integer",
+        ),
+        (("persist_record",), {"run": ["x"]}, "run: Input should be a valid dictionary"),
     ],
 )
 def test_malformed_step_input_is_refused(
@@ -162,14 +198,14 @@ def test_malformed_step_input_is_refused(
     svc = services()
     step = {**store("coffee.jpg", "general"), "profile": "general", "status": "completed"}
     for name in steps:
-        result = getattr(pipeline, name)(svc, {**step, **change})
+        result = pipeline.run_activity(Step(name), svc, {**step, **change})
         assert result["ok"] is False and result["error"]["code"] == "invalid_step_input", (name, result)
         assert expected in result["error"]["message"] and result["error"]["step"] == name
     assert svc.records.get(step["imageId"]) is None
 
 
 def test_step_input_that_is_not_an_object_is_refused(app_env: dict[str, str]) -> None:
-    result = pipeline.fetch_image_metadata(services(), ["not", "an", "object"])
+    result = pipeline.run_activity(Step.FETCH_IMAGE_METADATA, services(), ["not", "an", "object"])
     assert result["error"] == {
         "code": "invalid_step_input",
         "message": "refused: the input must be a JSON object, not list",
@@ -198,14 +234,14 @@ def test_html_put_through_an_upload_url_is_removed_and_the_record_says_why(app_e
         "etag": info.etag,
         "instanceId": instance_id(spec["id"], info.etag),
     }
-    result = pipeline.fetch_image_metadata(svc, step)
+    result = pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, step)
     assert [b.name for b in svc.blobs.list()] == [], "non-image bytes must not stay in the images container"
     assert result["ok"] is False and "the stored image is not acceptable" in result["error"]["message"]
     assert "the stored bytes were removed" in result["error"]["message"]
     record = svc.records.get(spec["id"])
     assert record is not None and record["status"] == "failed" and record["error"] == result["error"]
-    final = pipeline.persist_record(svc, {**step, "status": "failed", "error": result["error"]})
-    assert final == {"ok": False, "error": result["error"]}  # the reason stands; not "lost"
+    final = pipeline.run_activity(Step.PERSIST_RECORD, svc, {**step, "status": "failed", "error": result["error"]})
+    assert final == {"outcome": "failed", "ok": False, "error": result["error"]}  # the reason stands; not "lost"
 
 
 def test_oversized_direct_upload_is_refused_before_download(
@@ -216,7 +252,7 @@ def test_oversized_direct_upload_is_refused_before_download(
     monkeypatch.setenv("MAX_UPLOAD_BYTES", "20000")
     reset_services()
     step = store("cat.jpg", "general")  # as a SAS PUT would store it: nothing checked its size
-    result = pipeline.fetch_image_metadata(services(), step)  # type: ignore[arg-type]
+    result = pipeline.run_activity(Step.FETCH_IMAGE_METADATA, services(), step)
     assert result["ok"] is False and result["error"]["code"] == "payload_too_large"
     assert "above the 20000-byte limit" in result["error"]["message"]
     record = services().records.get(step["imageId"])

@@ -62,7 +62,8 @@ def test_summary_prefers_the_record_error_and_takes_profile_from_the_record() ->
 
 def test_filters_and_statuses() -> None:
     assert parse_statuses("failed, RUNNING,failed") == ["Failed", "Running"]
-    with pytest.raises(InvalidInputError, match="Pending, Running, Completed, Failed, Terminated"):
+    every = "Running, Completed, ContinuedAsNew, Failed, Canceled, Terminated, Pending, Suspended"
+    with pytest.raises(InvalidInputError, match=every):
         parse_statuses("broken")
     flt = run_filter_from({"status": "Failed", "profile": "general", "createdFrom": "2026-03-01T11:00:00Z"})
     row = summarize(status("Failed", 60, 1), {"profile": "general"})

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import azure.durable_functions as df
 import pytest
 
+from imagepipe.domain import Analyzed, Fetched, Persisted, TextRead
+from imagepipe.ids import instance_id
 from orchestrators import image_pipeline as module
 from tests.unit.durable_history import History, flatten, run
 
@@ -16,7 +19,7 @@ INPUT = {
     "imageId": "01jabcdefghjkmnpqrstvwxyz0",
     "blobName": "01jabcdefghjkmnpqrstvwxyz0.jpg",
     "etag": "0x8DC",
-    "instanceId": "01jabcdefghjkmnpqrstvwxyz0-abc",
+    "instanceId": instance_id("01jabcdefghjkmnpqrstvwxyz0", "0x8DC"),
     "source": "eventgrid",
     "retry": {
         "firstRetryIntervalInMilliseconds": 500,
@@ -211,9 +214,51 @@ def test_persist_that_keeps_failing_fails_the_run_with_its_reason(handle: Any) -
         {**INPUT, "blobName": None},
         {key: value for key, value in INPUT.items() if key != "etag"},
         {**INPUT, "retry": {"maxNumberOfAttempts": "x"}},
+        {**INPUT, "instanceId": "01jabcdefghjkmnpqrstvwxyz0-forged000000"},
+        {**INPUT, "blobName": "../01jabcdefghjkmnpqrstvwxyz0.jpg"},
+        ["not", "an", "object"],
     ],
 )
 def test_malformed_input_fails_with_a_reason_and_schedules_nothing(handle: Any, given: Any) -> None:
     state = run(handle, History(given))
     assert state["actions"] == [] or not flatten(state["actions"])
     assert "orchestration input" in state["error"]
+
+
+# --- results in today's typed shape (imagepipe.domain); the tests above use the shapes of older histories --
+
+
+FETCHED = Fetched(profile="insurance", format="PNG", width=640, height=480, phash="0" * 16).to_json()
+
+
+def test_typed_results_drive_the_run(handle: Any) -> None:
+    h = History(INPUT).scheduled(0, "fetch_image_metadata").completed(0, FETCHED)
+    h.scheduled(1, "analyze_image").completed(1, Analyzed(text_heavy=True, top_tags=["text"]).to_json())
+    h.scheduled(2, "read_text").completed(2, TextRead(lines=3, characters=40).to_json())
+    state = run(handle, h)
+    persist = actions(state)[-1]
+    assert persist["functionName"] == "persist_record" and '"status": "completed"' in persist["input"]
+    assert '"stagesMs"' in persist["input"] and '"startedAt"' in persist["input"]
+    h.scheduled(3, "persist_record").completed(3, Persisted(status="completed", near_duplicates=1).to_json())
+    state = run(handle, h)
+    assert state["isDone"] and state["output"]["status"] == "completed"
+    assert state["output"]["ocr"]["lines"] == 3 and state["output"]["analysis"]["topTags"] == ["text"]
+
+
+def test_a_result_this_version_cannot_read_fails_the_run_clearly(handle: Any) -> None:
+    h = History(INPUT).scheduled(0, "fetch_image_metadata").completed(0, {"ok": True, "profile": 7})
+    state = run(handle, h)
+    persist = actions(state)[-1]
+    assert persist["functionName"] == "persist_record" and "invalid_step_result" in persist["input"]
+    h.scheduled(1, "persist_record").completed(1, Persisted(status="failed").to_json())
+    state = run(handle, h)
+    assert "fetch_image_metadata failed (invalid_step_result)" in state["error"]
+
+
+def test_vision_steps_get_the_profile_and_the_input_retry_policy(handle: Any) -> None:
+    h = History(INPUT).scheduled(0, "fetch_image_metadata").completed(0, FETCHED)
+    analyze = actions(run(handle, h))[-1]
+    assert analyze["retryOptions"] == INPUT["retry"]
+    assert json.loads(analyze["input"]) == {
+        key: INPUT[key] for key in ("imageId", "blobName", "etag", "instanceId")
+    } | {"profile": "insurance"}

@@ -54,7 +54,9 @@ def analyzer() -> AzureVisionAnalyzer:
 def guarded_analysis(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     given = context.get_input()
     retry = ExponentialRetryOptions(500, 2, 1.0, 1000)  # few, short retries: a storm would exhaust them
-    result = yield from vision_call(context, given, "analyze", retry, {"n": given["n"]})
+    if given.get("visionQuota") is not True:
+        return (yield context.call_activity_with_retry("analyze", retry, {"n": given["n"]}))
+    result = yield from vision_call(context, "analyze", retry, {"n": given["n"]})
     return result
 
 

@@ -4,6 +4,7 @@ entity handle, and the orchestrator's gate replayed through the SDK with hand-bu
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import azure.durable_functions as df
@@ -12,6 +13,7 @@ import pytest
 
 from imagepipe import vision_quota as quota
 from imagepipe.errors import TransientServiceError
+from imagepipe.ids import instance_id
 from imagepipe.vision_quota import Decision, QuotaPolicy, QuotaState
 from orchestrators import image_pipeline as module
 from tests.unit.durable_history import History, flatten, run
@@ -141,14 +143,15 @@ def batch(handle: Any, state: Any, *ops: tuple[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def quota_settings(monkeypatch: pytest.MonkeyPatch) -> Any:
-    from imagepipe.settings import get_settings
+def quota_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    from imagepipe.composition import reset_services
 
     monkeypatch.setenv("IMAGES_STORAGE", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("RECORDS_SQLITE_PATH", str(tmp_path / "records.sqlite3"))
     monkeypatch.setenv("VISION_RATE_LIMIT_PER_SECOND", "0")
-    get_settings.cache_clear()
+    reset_services()  # the entity reads the composition's settings
     yield
-    get_settings.cache_clear()
+    reset_services()
 
 
 @pytest.mark.usefixtures("quota_settings")
@@ -175,7 +178,7 @@ INPUT = {
     "imageId": "01jabcdefghjkmnpqrstvwxyz0",
     "blobName": "01jabcdefghjkmnpqrstvwxyz0.jpg",
     "etag": "0x8DC",
-    "instanceId": "01jabcdefghjkmnpqrstvwxyz0-abc",
+    "instanceId": instance_id("01jabcdefghjkmnpqrstvwxyz0", "0x8DC"),
     "source": "eventgrid",
     "visionQuota": True,
 }
@@ -276,7 +279,8 @@ def test_runs_use_the_quota_when_the_provider_is_ai_vision(
 def test_a_step_throttled_again_and_again_ends_with_the_throttled_failure(pipeline: Any) -> None:
     from orchestrators.vision_gate import MAX_THROTTLED_CALLS
 
-    throttled = {"ok": False, "throttled": True, "retryAfterS": 1, "error": {"code": "vision_rate_limited"}}
+    error = {"code": "vision_rate_limited", "message": "AI Vision answered 429", "step": "analyze_image"}
+    throttled = {"ok": False, "outcome": "failed", "throttled": True, "retryAfterS": 1, "error": error}
     h = EntityHistory(INPUT).scheduled(0, "fetch_image_metadata").completed(0, META_OK)
     for round_ in range(MAX_THROTTLED_CALLS):
         base = 1 + 3 * round_

@@ -14,6 +14,7 @@ from imagepipe.adapters.azure_vision import AzureVisionAnalyzer
 from imagepipe.composition import Services, services
 from imagepipe.errors import TransientServiceError
 from imagepipe.profiles import load_profiles
+from imagepipe.vocabulary import Step
 from tests.fakes.credentials import StaticCredential
 from tests.fakes.vision_transport import FakeVisionTransport, Fault
 from tests.integration.samples import store_sample
@@ -52,7 +53,7 @@ def stored_step() -> dict[str, Any]:
     from imagepipe import pipeline
 
     step = store_sample(services().blobs, "cat.jpg", "general")
-    assert pipeline.fetch_image_metadata(services(), step)["ok"]
+    assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, services(), step)["ok"]
     return {**step, "profile": "general"}
 
 

@@ -1,17 +1,9 @@
-"""Character error rate (Levenshtein distance / reference length) for the OCR tests."""
+"""Character error rate for the OCR tests: the OCR benchmark's edit distance over the reference length."""
 
 from __future__ import annotations
 
-
-def levenshtein(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+from bench.bench_ocr import edit_distance
 
 
 def cer(reference: str, hypothesis: str) -> float:
-    return levenshtein(reference, hypothesis) / max(1, len(reference))
+    return edit_distance(reference, hypothesis) / max(1, len(reference))

@@ -69,7 +69,6 @@ class SearchQuery:
     status: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
-    near_duplicate_of: str | None = None
     limit: int = 50
     continuation: str | None = None
 

@@ -308,6 +308,8 @@ async def search_images(req: func.HttpRequest) -> func.HttpResponse:
     if status is not None and status not in STATUSES:
         raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}")
     near = req.params.get("nearDuplicateOf") or None
+    if near:
+        return await off_loop(near_duplicates, require_image_id(near), query_int(req, "limit", 50, 1, 1000))
     query = SearchQuery(
         profile=req.params.get("profile") or None,
         tag=(req.params.get("tag") or "").lower() or None,
@@ -316,29 +318,28 @@ async def search_images(req: func.HttpRequest) -> func.HttpResponse:
         status=status,
         created_from=query_time(req, "from"),
         created_to=query_time(req, "to"),
-        near_duplicate_of=require_image_id(near) if near else None,
         limit=query_int(req, "limit", 50, 1, 1000),
         continuation=req.params.get("continuation") or None,
     )
     return await off_loop(search, query)
 
 
-def search(query: SearchQuery) -> func.HttpResponse:
-    """One page of search results, or the near duplicates of one image (blocking)."""
+def near_duplicates(image_id: str, limit: int) -> func.HttpResponse:
+    """The records whose pHash is near the analysed image ``image_id``'s, nearest first (blocking)."""
     svc = services()
-    if query.near_duplicate_of:
-        record = svc.records.get(query.near_duplicate_of)
-        phash = ((record or {}).get("image") or {}).get("phash")
-        if not phash:
-            raise NotFoundError(f"image {query.near_duplicate_of} has no analysed record to compare with")
-        items = svc.records.near_duplicates(
-            phash,
-            max_distance=svc.settings.near_duplicate_max_distance,
-            exclude_id=query.near_duplicate_of,
-            limit=query.limit,
-        )
-        return json_response({"items": items, "continuation": None})
-    page = svc.records.search(query)
+    record = svc.records.get(image_id)
+    phash = ((record or {}).get("image") or {}).get("phash")
+    if not phash:
+        raise NotFoundError(f"image {image_id} has no analysed record to compare with")
+    items = svc.records.near_duplicates(
+        phash, max_distance=svc.settings.near_duplicate_max_distance, exclude_id=image_id, limit=limit
+    )
+    return json_response({"items": items, "continuation": None})
+
+
+def search(query: SearchQuery) -> func.HttpResponse:
+    """One page of search results (blocking)."""
+    page = services().records.search(query)
     return json_response({"items": page.items, "continuation": page.continuation})
 
 

@@ -311,15 +311,6 @@ class CosmosRecordStore:
             function = "FullTextContains(c.text, @text{i})" if self.text_search_mode() == "fulltext" else None
             for i, word in enumerate(words):
                 add(function.format(i=i) if function else f"CONTAINS(c.text, @text{i}, true)", f"@text{i}", word)
-        if query.near_duplicate_of is not None:
-            target = self.get(query.near_duplicate_of) or {}
-            linked = [d["id"] for d in target.get("nearDuplicates") or [] if isinstance(d, dict) and "id" in d]
-            where.append(
-                "(ARRAY_CONTAINS(@linked, c.id) OR "
-                "EXISTS(SELECT VALUE x FROM x IN c.nearDuplicates WHERE x.id = @nearOf))"
-            )
-            params += [{"name": "@linked", "value": linked}, {"name": "@nearOf", "value": query.near_duplicate_of}]
-            add("c.id != @nearSelf", "@nearSelf", query.near_duplicate_of)
         return where, params
 
     def near_duplicates(self, phash: str, *, max_distance: int, exclude_id: str, limit: int = 20) -> list[JsonDict]:

@@ -2,7 +2,7 @@
 
 Layout: ``records`` holds the document and the columns the API filters and sorts on (profile, status,
 createdAt, updatedAt, blob lastModified/ETag, the 64-bit pHash as a signed integer); ``record_terms`` holds
-one row per tag, label name and near-duplicate link; ``record_phash_keys`` holds the 66 pHash keys of each
+one row per tag and label name; ``record_phash_keys`` holds the 66 pHash keys of each
 record (multi-index hashing over two 32-bit halves, for the near-duplicate lookup, see docs/records.md),
 pointing at the record's rowid; ``records_fts`` (FTS5) indexes the OCR ``text`` by word, also by rowid.
 The database runs in WAL mode.
@@ -307,13 +307,6 @@ class SqliteRecordStore:
                 return SearchPage(items=[], continuation=None)
             where.append("r.rowid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)")
             args.append(" ".join('"' + w.replace('"', '""') + '"' for w in words))
-        if query.near_duplicate_of is not None:
-            linked = self._linked_ids(query.near_duplicate_of)
-            where.append(
-                "(r.id IN (SELECT value FROM json_each(?)) OR EXISTS (SELECT 1 FROM record_terms t "
-                "WHERE t.kind = 'dup' AND t.value = ? AND t.id = r.id)) AND r.id <> ?"
-            )
-            args += [json.dumps(linked), query.near_duplicate_of, query.near_duplicate_of]
         if query.continuation:
             position = decode_token(query.continuation)
             created, last_id = position.get("c"), position.get("i")
@@ -388,11 +381,6 @@ class SqliteRecordStore:
             (json.dumps(keys),),
         ).fetchall()
 
-    def _linked_ids(self, image_id: str) -> list[str]:
-        record = self.get(image_id)
-        links = (record or {}).get("nearDuplicates") or []
-        return [d["id"] for d in links if isinstance(d, dict) and isinstance(d.get("id"), str)]
-
     @classmethod
     def _write(cls, conn: sqlite3.Connection, record: JsonDict, keys: list[tuple[int, int]] | None = None) -> None:
         """Insert or replace one normalised record with its terms, pHash keys and text (in ``conn``'s
@@ -431,9 +419,6 @@ class SqliteRecordStore:
         for label in record.get("labels") or []:
             if isinstance(label, dict) and isinstance(label.get("name"), str):
                 terms.add(("label", label["name"]))
-        for dup in record.get("nearDuplicates") or []:
-            if isinstance(dup, dict) and isinstance(dup.get("id"), str):
-                terms.add(("dup", dup["id"]))
         conn.executemany(
             "INSERT INTO record_terms (id, kind, value) VALUES (?, ?, ?)", [(image_id, k, v) for k, v in terms]
         )

@@ -14,6 +14,7 @@ from imagepipe.ports import SearchQuery
 from imagepipe.records import encode_blob_metadata
 from imagepipe.vocabulary import Step
 from tests.integration.samples import SAMPLES, store_sample
+from tests.support.inprocess import body_json, call_http
 
 pytestmark = pytest.mark.integration
 
@@ -59,6 +60,14 @@ def test_near_duplicate_is_found_on_the_record(app_env: dict[str, str]) -> None:
     other = store("coffee.jpg", "general")
     run_steps(other)
     assert services().records.get(other["imageId"])["nearDuplicates"] == []  # type: ignore[index]
+    # The API's one meaning of "near duplicate": the pHash lookup, both ways, with the distance.
+    for image, twin in ((copy, original), (original, copy)):
+        answer = call_http("search_images", "GET", "/api/images", params={"nearDuplicateOf": image["imageId"]})
+        assert answer.status_code == 200
+        items = body_json(answer)["items"]
+        assert [d["id"] for d in items] == [twin["imageId"]] and isinstance(items[0]["distance"], int)
+    answer = call_http("search_images", "GET", "/api/images", params={"nearDuplicateOf": "not-an-id"})
+    assert answer.status_code == 400
 
 
 def test_stale_step_never_overwrites_a_newer_version(app_env: dict[str, str]) -> None:

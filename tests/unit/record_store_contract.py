@@ -203,15 +203,6 @@ class RecordStoreContract:
         got = store.get("r5")
         assert got is not None and got["createdAt"] == "2026-01-01T00:05:30.000Z"  # stored normalised to UTC
 
-    def test_search_near_duplicate_of(self, store: RecordStore) -> None:
-        store.upsert_if_not_older(make_record("d1", n=1, near=["d2"]))
-        store.upsert_if_not_older(make_record("d2", n=2, near=["d1", "d3"]))
-        store.upsert_if_not_older(make_record("d3", n=3))
-        store.upsert_if_not_older(make_record("d4", n=4))
-        assert ids(store.search(SearchQuery(near_duplicate_of="d1")).items) == ["d2"]
-        assert ids(store.search(SearchQuery(near_duplicate_of="d3")).items) == ["d2"]
-        assert ids(store.search(SearchQuery(near_duplicate_of="d2")).items) == ["d3", "d1"]
-
     def test_search_pages_cover_everything_once(self, store: RecordStore) -> None:
         for i in range(23):
             store.upsert_if_not_older(make_record(f"p{i:02d}", n=i, tags=["x"] if i % 2 else []))

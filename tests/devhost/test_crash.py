@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.devhost.harness import APPS, Devhost
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.devhost]
 
@@ -37,22 +37,20 @@ def test_kill9_and_restart_completes_everything_exactly_once(tmp_path: Path) -> 
                 timeout=30,
             )
             assert r.status_code == 202
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            done = [s for s in _statuses(host, prefix).values() if s["runtimeStatus"] == "Completed"]
-            if len(done) >= 3:
-                break
-            time.sleep(0.05)
+        eventually(
+            lambda: sum(s["runtimeStatus"] == "Completed" for s in _statuses(host, prefix).values()) >= 3,
+            timeout=60,
+            interval=0.05,
+        )
         host.kill9()
         before = {k: s["runtimeStatus"] for k, s in _statuses_offline(state).items()}
         assert any(v != "Completed" for v in before.values()), "the kill should land mid-flight"
         host = Devhost(APPS / "durable_app", state, env=env, port=host.port).start()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            st = _statuses(host, prefix)
-            if len(st) == N and all(s["runtimeStatus"] == "Completed" for s in st.values()):
-                break
-            time.sleep(0.2)
+        eventually(
+            lambda: [s["runtimeStatus"] for s in _statuses(host, prefix).values()] == ["Completed"] * N,
+            timeout=120,
+            interval=0.2,
+        )
         st = _statuses(host, prefix)
         assert sorted(s["runtimeStatus"] for s in st.values()) == ["Completed"] * N
         for i in range(N):

@@ -248,24 +248,24 @@ def fetch_image_metadata(svc: StepServices, step: StepInput) -> Fetched | Failur
 # ---------------------------------------------------------------------------------------------------
 
 
-def _vision_profile(svc: StepServices, step: VisionStepInput, name: Step) -> Profile | Failure:
+def _vision_inputs(
+    svc: StepServices, step: VisionStepInput, name: Step
+) -> tuple[Profile, bytes] | Failure | Superseded | Deleted:
+    """The profile and bytes a vision step works on, or the step's outcome when it cannot start."""
     profile = svc.profiles.get(step.profile)
-    return (
-        profile
-        if profile is not None
-        else failure(name, "invalid_step_input", "refused: profile must name a configured profile")
-    )
+    if profile is None:
+        return failure(name, "invalid_step_input", "refused: profile must name a configured profile")
+    data = _current_bytes(svc, step, name)
+    return (profile, data) if isinstance(data, bytes) else data
 
 
 def analyze_image(svc: StepServices, step: VisionStepInput) -> Analyzed | Failure | Superseded | Deleted:
     """Analyze with the step's profile; the result says whether OCR should follow."""
     name = Step.ANALYZE_IMAGE
-    profile = _vision_profile(svc, step, name)
-    if isinstance(profile, Failure):
-        return profile
-    data = _current_bytes(svc, step, name)
-    if not isinstance(data, bytes):
-        return data
+    inputs = _vision_inputs(svc, step, name)
+    if not isinstance(inputs, tuple):
+        return inputs
+    profile, data = inputs
     request = AnalysisRequest(features=profile.features, extras=profile.extras, profile=profile.name)
     try:
         analysis = svc.vision.analyze(data, request)
@@ -303,12 +303,10 @@ def analyze_image(svc: StepServices, step: VisionStepInput) -> Analyzed | Failur
 def read_text(svc: StepServices, step: VisionStepInput) -> TextRead | Failure | Superseded | Deleted:
     """OCR with the step's profile; the labels are derived again with the text."""
     name = Step.READ_TEXT
-    profile = _vision_profile(svc, step, name)
-    if isinstance(profile, Failure):
-        return profile
-    data = _current_bytes(svc, step, name)
-    if not isinstance(data, bytes):
-        return data
+    inputs = _vision_inputs(svc, step, name)
+    if not isinstance(inputs, tuple):
+        return inputs
+    profile, data = inputs
     request = AnalysisRequest(features=("read",), profile=profile.name)
     try:
         result = svc.vision.read_text(data, request)

@@ -207,7 +207,7 @@ class Server:
         self.app.router.add_route("*", "/{path:.*}", self.dispatch)
         self.management = web.UrlDispatcher()
         for name, (method, pattern, _) in MANAGEMENT_ROUTES.items():
-            self.management.add_route(method, pattern, _unrouted, name=name)
+            self.management.add_route(method, pattern, _match_only, name=name)
 
     # ------------------------------------------------------------------ helpers
 
@@ -637,8 +637,10 @@ class Server:
         return error_response(404, f"No admin operation matches {method} {request.path}.")
 
 
-async def _unrouted(request: web.Request) -> web.StreamResponse:
-    """Placeholder handler of the management router, which only matches; ``MANAGEMENT_ROUTES`` handles."""
+async def _match_only(request: web.Request) -> web.StreamResponse:
+    """The handler aiohttp requires for each route of ``Server.management``; never called. That dispatcher is
+    used only to resolve a management path to a route name (under either prefix, with the key already
+    checked), and ``Server`` then calls ``MANAGEMENT_ROUTES[name]`` with the matched parameters."""
     raise web.HTTPNotFound
 
 

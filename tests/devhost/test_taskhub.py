@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from devhost import decisions
-from devhost.decisions import OrchestratorResult
-from devhost.protocol import EventType
+from devhost.decisions import Message, OrchestratorResult
+from devhost.protocol import EventType, event
 from devhost.store import Store
 from devhost.taskhub import HubFormatError, TaskHub
 from tests.devhost.harness import APPS, Devhost
@@ -44,6 +44,26 @@ def test_history_rows_are_appended_never_rewritten(tmp_path: Path) -> None:
     assert kinds[:3] == [EventType.ORCHESTRATOR_STARTED, EventType.EXECUTION_STARTED, EventType.ORCHESTRATOR_COMPLETED]
     assert all(e["IsPlayed"] for e in hub.history("i1"))
     assert hub.history_texts("i1", 3) == hub.history_texts("i1")[3:]
+
+
+@pytest.mark.unit
+def test_a_suspended_instance_keeps_its_messages_and_is_never_picked_until_resumed(tmp_path: Path) -> None:
+    hub = TaskHub(Store(tmp_path / "hub.sqlite3"))
+    with hub.store.tx() as conn:
+        hub.create_instance(conn, "i1", "orch", None, NOW, "e1")
+        hub.create_instance(conn, "i2", "orch", None, NOW, "e2")
+    assert hub.ready_instances(NOW + 1)[0] == ["i1", "i2"]
+    hub.set_suspended("i1", True, NOW + 1)
+    raised = event(EventType.EVENT_RAISED, NOW + 2, Name="Go", Input="1")
+    with hub.store.tx() as conn:
+        hub.enqueue(conn, Message("i1", "e1", NOW + 2, raised))
+    assert hub.ready_instances(NOW + 10)[0] == ["i2"]  # the engine's only way to pick work: i1 is not offered
+    assert [m.event["EventType"] for m in hub.visible_messages("i1", NOW + 10, 10)] == [
+        EventType.EXECUTION_STARTED,
+        EventType.EVENT_RAISED,
+    ]
+    hub.set_suspended("i1", False, NOW + 3)
+    assert hub.ready_instances(NOW + 10)[0] == ["i1", "i2"]
 
 
 @pytest.mark.unit

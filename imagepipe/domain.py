@@ -204,11 +204,8 @@ class Outcome(StrEnum):
     DELETED = "deleted"
 
 
-class Failure(Wire):
-    """A permanent failure: recorded on the record, ends the run Failed, never retried."""
-
-    outcome: Literal[Outcome.FAILED] = Outcome.FAILED
-    error: RunError
+class _NotOk(Wire):
+    """A step result that ends the run without the step's work: ``ok`` is false on the wire."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -216,7 +213,14 @@ class Failure(Wire):
         return False
 
 
-class Superseded(Wire):
+class Failure(_NotOk):
+    """A permanent failure: recorded on the record, ends the run Failed, never retried."""
+
+    outcome: Literal[Outcome.FAILED] = Outcome.FAILED
+    error: RunError
+
+
+class Superseded(_NotOk):
     """A newer blob version exists (or no image has arrived yet): this run ends without writing."""
 
     outcome: Literal[Outcome.SUPERSEDED] = Outcome.SUPERSEDED
@@ -224,25 +228,15 @@ class Superseded(Wire):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def ok(self) -> bool:
-        return False
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
     def superseded(self) -> bool:
         return True
 
 
-class Deleted(Wire):
+class Deleted(_NotOk):
     """The client deleted the image through the API: this run ends without writing."""
 
     outcome: Literal[Outcome.DELETED] = Outcome.DELETED
     reason: Text | None = "the image was deleted through the API"
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def ok(self) -> bool:
-        return False
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -33,7 +33,10 @@ def _deadletter_rows(limit_blobs: int = MAX_DEADLETTER_BLOBS) -> tuple[list[dict
     except NotFoundError:  # no dead-letter container yet: nothing was ever dead-lettered
         return [], []
     for info in infos:
-        data, _ = store.download(info.name)
+        try:
+            data, _ = store.download(info.name)
+        except NotFoundError:  # redriven or removed since the listing: nothing left to show
+            continue
         try:
             events = dl.parse_blob(data)
         except dl.DeadLetterFormatError as exc:

@@ -8,6 +8,7 @@ caller (the dead-letter API) sees ``imagepipe.errors`` only, never azure-core ex
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from typing import Any
 
@@ -58,3 +59,27 @@ def test_deadletters_api_without_a_deadletter_container_lists_nothing(app_env: d
     assert response.status_code == 200, response.get_body()[:300]
     body = body_json(response)
     assert body["items"] == [] and body["total"] == 0 and body["unreadable"] == []
+
+
+def test_deadletters_api_skips_a_blob_deleted_while_it_lists(
+    app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imagepipe.composition import services
+
+    store = services().deadletters
+    store.ensure_container()
+    for n in range(3):
+        event = {"id": f"ev{n}", "eventType": "Microsoft.Storage.BlobCreated", "subject": "", "data": {}}
+        store.put(f"dl{n}.json", json.dumps([event]).encode(), content_type="application/json", metadata={})
+    listed = list(store.list())
+
+    def list_then_redrive_elsewhere(prefix: str = "") -> Any:
+        store.delete("dl1.json")  # a concurrent redrive (another operator, another instance) removes one blob
+        return iter(listed)
+
+    monkeypatch.setattr(store, "list", list_then_redrive_elsewhere)
+    response = call_http("list_deadletters", "GET", "/api/deadletters")
+    assert response.status_code == 200, response.get_body()[:300]
+    body = body_json(response)
+    assert sorted(item["blob"] for item in body["items"]) == ["dl0.json", "dl2.json"]
+    assert body["unreadable"] == []

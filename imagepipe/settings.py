@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imagepipe.domain import VISION_RETRY
 from imagepipe.errors import ConfigurationError
 from imagepipe.imagefacts import MAX_BYTES, MAX_PIXELS, MAX_SIDE_PX, MIN_SIDE_PX
 
@@ -73,8 +74,12 @@ class Settings(BaseSettings):
     upload_url_ttl_s: int = Field(default=900, ge=60, le=86400, validation_alias="UPLOAD_URL_TTL_S")
 
     # Retry policy of the vision activities (declared where the orchestrator calls them).
-    vision_max_attempts: int = Field(default=5, ge=1, le=20, validation_alias="VISION_MAX_ATTEMPTS")
-    vision_first_retry_ms: int = Field(default=2000, ge=100, validation_alias="VISION_FIRST_RETRY_MS")
+    vision_max_attempts: int = Field(
+        default=VISION_RETRY.max_number_of_attempts, ge=1, le=20, validation_alias="VISION_MAX_ATTEMPTS"
+    )
+    vision_first_retry_ms: int = Field(
+        default=VISION_RETRY.first_retry_interval_in_milliseconds, ge=100, validation_alias="VISION_FIRST_RETRY_MS"
+    )
 
     # Client API: absolute URLs (statusUrl, Location) are built from PUBLIC_BASE_URL, else from the app's own
     # host name (WEBSITE_HOSTNAME, set by Azure), never from the request's Host header; neither set means

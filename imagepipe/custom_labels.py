@@ -1,0 +1,230 @@
+"""Custom labels: the math of a label set (training, threshold calibration, classification) and its limits.
+
+A label set is a few example images per label, chosen by a user (a catalogue's ``dress``/``shoe``/``bag``).
+Each example is embedded with the model we already ship (EfficientNet-Lite0's pooled 1280 features,
+L2-normalised; ``imagepipe.vision.classifier``), and the classifier is **nearest centroid with cosine
+similarity**: a label's centroid is the normalised mean of its examples' embeddings; an image gets the label
+of the most similar centroid, or ``unknown`` when even that similarity is below the set's threshold.
+
+Why nearest centroid: with 1 to 50 examples per label it has no hyper-parameters to tune, trains in
+microseconds, cannot overfit the way a weight vector per label on 1280 dimensions can, leave-one-out has a
+closed form (remove one example from its label's sum), and a version is small, inspectable data.
+
+Threshold calibration (leave-one-out): for each example of a label with at least two examples, its
+*genuine* score is its similarity to its own label's centroid computed without it, and its *impostor* score
+is its best similarity to any other label's centroid (an image that is not of that label). The threshold
+minimises (genuine rejected + impostors accepted) / 2 over the midpoints between scores; with genuine
+scores only (one label) it is their 5th percentile; without genuine scores (every label has a single
+example) it is ``DEFAULT_THRESHOLD``. The LOO accuracy reported with a version is closed-set (argmax over
+the labels) on the examples whose label has at least two examples.
+
+Confidence: ``sigmoid((s - threshold) / scale)`` with ``s`` the best similarity and ``scale`` the spread of
+the genuine scores (at least ``MIN_SCALE``), so 0.5 is the threshold; ``unknown`` reports
+``1 - that``. It is a monotone score, not a calibrated probability.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from imagepipe.errors import InvalidInputError
+
+JsonDict = dict[str, Any]
+
+UNKNOWN = "unknown"
+CLASSIFIER = "nearest-centroid-cosine"
+#: Limits of one label set (docs/custom-labels.md).
+MAX_LABELS = 50
+MIN_EXAMPLES_PER_LABEL = 1
+MAX_EXAMPLES_PER_LABEL = 50
+MAX_TOTAL_EXAMPLES = 300
+#: Label set and label names: lower-case letters, digits, '-' and '_', starting with a letter or digit.
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
+#: The threshold used when no leave-one-out score exists (measured on the bench set: genuine similarities of
+#: EfficientNet-Lite0 features sit around 0.6-0.9, unrelated images around 0.3-0.5).
+DEFAULT_THRESHOLD = 0.55
+MIN_SCALE = 0.02
+DEFAULT_SCALE = 0.05
+
+
+def check_name(value: Any, what: str) -> str:
+    """``value`` when it is a valid label set or label name, else a 400 naming ``what``."""
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        shown = value[:60] if isinstance(value, str) else type(value).__name__
+        raise InvalidInputError(
+            f"{what} '{shown}' is invalid: use 1-48 characters a-z, 0-9, '-' or '_', starting with a letter or digit",
+            code="invalid_label_name",
+        )
+    return value
+
+
+def check_label_counts(counts: dict[str, int]) -> None:
+    """400 unless the labels and their example counts are within the limits (``unknown`` is reserved)."""
+    if not counts:
+        raise InvalidInputError("a label set needs at least one label", code="invalid_label_set")
+    if len(counts) > MAX_LABELS:
+        raise InvalidInputError(
+            f"a label set has at most {MAX_LABELS} labels, got {len(counts)}", code="too_many_labels"
+        )
+    for label, count in counts.items():
+        check_name(label, "label")
+        if label == UNKNOWN:
+            raise InvalidInputError(
+                f"'{UNKNOWN}' is reserved for images that match no label", code="invalid_label_name"
+            )
+        if not MIN_EXAMPLES_PER_LABEL <= count <= MAX_EXAMPLES_PER_LABEL:
+            raise InvalidInputError(
+                f"label '{label}' has {count} examples; each label needs "
+                f"{MIN_EXAMPLES_PER_LABEL} to {MAX_EXAMPLES_PER_LABEL}",
+                code="invalid_example_count",
+            )
+    total = sum(counts.values())
+    if total > MAX_TOTAL_EXAMPLES:
+        raise InvalidInputError(
+            f"a label set has at most {MAX_TOTAL_EXAMPLES} examples in all, got {total}", code="too_many_examples"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Vectors as JSON
+# ---------------------------------------------------------------------------------------------------
+
+
+def encode_vector(vector: NDArray[Any]) -> str:
+    """A vector as base64 of its little-endian float32 values (exact and 4x smaller than a JSON list)."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_vector(text: str) -> NDArray[np.float32]:
+    out: NDArray[np.float32] = np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32)
+    return out
+
+
+def normalise_rows(matrix: NDArray[Any]) -> NDArray[np.float64]:
+    m = np.asarray(matrix, dtype=np.float64)
+    norms = np.linalg.norm(m, axis=-1, keepdims=True)
+    out: NDArray[np.float64] = m / np.where(norms > 0, norms, 1.0)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Calibration:
+    threshold: float
+    source: str
+    scale: float
+
+
+def calibrate(genuine: list[float], impostor: list[float]) -> Calibration:
+    """The unknown threshold from leave-one-out scores (see the module docstring)."""
+    scale = max(MIN_SCALE, float(np.std(genuine))) if len(genuine) >= 2 else DEFAULT_SCALE
+    if not genuine:
+        return Calibration(DEFAULT_THRESHOLD, "default", scale)
+    g = np.sort(np.asarray(genuine, dtype=np.float64))
+    if not impostor:
+        return Calibration(float(np.percentile(g, 5)), "loo-genuine-p5", scale)
+    imp = np.sort(np.asarray(impostor, dtype=np.float64))
+    scores = np.unique(np.concatenate([g, imp]))
+    candidates = np.concatenate([[scores[0] - 1e-6], (scores[:-1] + scores[1:]) / 2, [scores[-1] + 1e-6]])
+    # rejected genuine: g < t; accepted impostors: imp >= t
+    frr = np.searchsorted(g, candidates, side="left") / len(g)
+    far = 1.0 - np.searchsorted(imp, candidates, side="left") / len(imp)
+    cost = frr + far
+    best = int(np.flatnonzero(cost <= cost.min() + 1e-12)[0])  # the lowest threshold among the best
+    return Calibration(float(candidates[best]), "loo-balanced-error", scale)
+
+
+def train(examples: dict[str, NDArray[Any]]) -> JsonDict:
+    """The trained model of a label set from each label's example embeddings (rows; normalised here).
+
+    Returns JSON-native data: ``labels`` ([{name, examples, centroid}], centroid = ``encode_vector``),
+    ``threshold``, ``thresholdSource``, ``scale`` and ``loo`` ({accuracy, evaluated, correct,
+    belowThreshold}); accuracy is None when no example could be left out.
+    """
+    names = list(examples)
+    check_label_counts({n: len(examples[n]) for n in names})
+    rows = {n: normalise_rows(np.atleast_2d(examples[n])) for n in names}
+    sums = {n: rows[n].sum(axis=0) for n in names}
+    centroids = normalise_rows(np.stack([sums[n] for n in names]))
+    genuine: list[float] = []
+    impostor: list[float] = []
+    correct = evaluated = 0
+    for k, name in enumerate(names):
+        others = [j for j in range(len(names)) if j != k]
+        for x in rows[name]:
+            best_other = max((float(centroids[j] @ x) for j in others), default=None)
+            if best_other is not None:
+                impostor.append(best_other)
+            if len(rows[name]) < 2:
+                continue
+            own = normalise_rows(sums[name] - x)
+            score = float(own @ x)
+            genuine.append(score)
+            evaluated += 1
+            correct += int(best_other is None or score > best_other)
+    calibration = calibrate(genuine, impostor)
+    below = sum(1 for s in genuine if s < calibration.threshold)
+    return {
+        "classifier": CLASSIFIER,
+        "labels": [
+            {"name": n, "examples": len(rows[n]), "centroid": encode_vector(centroids[k])} for k, n in enumerate(names)
+        ],
+        "threshold": round(calibration.threshold, 6),
+        "thresholdSource": calibration.source,
+        "scale": round(calibration.scale, 6),
+        "loo": {
+            "accuracy": round(correct / evaluated, 4) if evaluated else None,
+            "evaluated": evaluated,
+            "correct": correct,
+            "belowThreshold": below,
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Classification
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Centroids:
+    """A trained version ready to classify: label names, their centroid matrix, threshold and scale."""
+
+    names: list[str]
+    matrix: NDArray[np.float64]
+    threshold: float
+    scale: float
+
+    @classmethod
+    def of(cls, model: JsonDict) -> Centroids:
+        labels = model["labels"]
+        matrix = normalise_rows(np.stack([decode_vector(label["centroid"]) for label in labels]))
+        return cls([str(label["name"]) for label in labels], matrix, float(model["threshold"]), float(model["scale"]))
+
+    def classify(self, embedding: NDArray[Any]) -> JsonDict:
+        """``{name, confidence, similarity}``: the best label, or ``unknown`` below the threshold."""
+        x = normalise_rows(np.asarray(embedding).reshape(-1))
+        if x.shape[0] != self.matrix.shape[1]:
+            raise InvalidInputError(
+                f"embedding has {x.shape[0]} values but this label set was trained on {self.matrix.shape[1]}",
+                code="embedding_mismatch",
+            )
+        sims = self.matrix @ x
+        best = int(np.argmax(sims))
+        similarity = float(sims[best])
+        z = (similarity - self.threshold) / self.scale
+        accept = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+        if similarity < self.threshold:
+            return {"name": UNKNOWN, "confidence": round(1.0 - accept, 4), "similarity": round(similarity, 4)}
+        return {"name": self.names[best], "confidence": round(accept, 4), "similarity": round(similarity, 4)}

@@ -71,6 +71,8 @@ class SearchQuery:
     created_to: datetime | None = None
     limit: int = 50
     continuation: str | None = None
+    #: ``<labelSet>:<label>`` of the record's ``customLabelNames`` (docs/custom-labels.md)
+    custom_label: str | None = None
 
 
 @dataclass(frozen=True)

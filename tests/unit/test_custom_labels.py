@@ -78,11 +78,24 @@ def test_threshold_separates_genuine_from_impostor_scores() -> None:
     assert 0.5 < calibration.threshold < 0.8
     assert calibration.source == "loo-balanced-error"
     # overlapping scores: the threshold minimises rejected genuine + accepted impostors (one error here)
-    overlap = cl.calibrate([0.45, 0.8, 0.9], [0.3, 0.5, 0.6])
-    g, imp = np.array([0.45, 0.8, 0.9]), np.array([0.3, 0.5, 0.6])
+    genuine = [0.7, 0.72, 0.74, 0.8, 0.9] * 4
+    impostor = [0.3, 0.5, 0.75]
+    overlap = cl.calibrate(genuine, impostor)
+    g, imp = np.array(genuine), np.array(impostor)
     errors = (g < overlap.threshold).mean() + (imp >= overlap.threshold).mean()
     assert errors == pytest.approx(1 / 3)
-    assert 0.6 < overlap.threshold < 0.8
+    assert overlap.threshold == pytest.approx(0.6)  # the lowest of the best: between 0.5 and 0.7
+    assert overlap.source == "loo-balanced-error"
+
+
+def test_threshold_never_refuses_more_than_five_percent_of_genuine_scores() -> None:
+    # impostors as high as most genuine scores (other labels are near misses): balanced error would put the
+    # threshold at 0.85 and refuse 80% of the label's own images; the cap keeps it at the genuine p5
+    genuine = list(np.linspace(0.6, 0.9, 21))
+    capped = cl.calibrate(genuine, [0.84] * 10)
+    assert capped.source == "loo-genuine-p5"
+    assert capped.threshold == pytest.approx(float(np.percentile(genuine, 5)))
+    assert (np.array(genuine) < capped.threshold).mean() <= 0.05
 
 
 def test_threshold_without_impostors_or_without_genuine_scores() -> None:

@@ -78,7 +78,7 @@ def test_threshold_separates_genuine_from_impostor_scores() -> None:
     assert 0.5 < calibration.threshold < 0.8
     assert calibration.source == "loo-balanced-error"
     # overlapping scores: the threshold minimises rejected genuine + accepted impostors (one error here)
-    genuine = [0.7, 0.72, 0.74, 0.8, 0.9] * 4
+    genuine = [0.7, 0.71, 0.72, 0.73, 0.74] * 4
     impostor = [0.3, 0.5, 0.75]
     overlap = cl.calibrate(genuine, impostor)
     g, imp = np.array(genuine), np.array(impostor)
@@ -86,22 +86,27 @@ def test_threshold_separates_genuine_from_impostor_scores() -> None:
     assert errors == pytest.approx(1 / 3)
     assert overlap.threshold == pytest.approx(0.6)  # the lowest of the best: between 0.5 and 0.7
     assert overlap.source == "loo-balanced-error"
+    assert overlap.scale == cl.MIN_SCALE  # their spread (0.014) is below the minimum
 
 
-def test_threshold_never_refuses_more_than_five_percent_of_genuine_scores() -> None:
+def test_threshold_stays_below_the_genuine_tail() -> None:
     # impostors as high as most genuine scores (other labels are near misses): balanced error would put the
-    # threshold at 0.85 and refuse 80% of the label's own images; the cap keeps it at the genuine p5
+    # threshold at 0.85 and refuse most of the label's own images; the floor is mean - 2 sd of the genuine
     genuine = list(np.linspace(0.6, 0.9, 21))
     capped = cl.calibrate(genuine, [0.84] * 10)
-    assert capped.source == "loo-genuine-p5"
-    assert capped.threshold == pytest.approx(float(np.percentile(genuine, 5)))
-    assert (np.array(genuine) < capped.threshold).mean() <= 0.05
+    assert capped.source == "loo-genuine-tail"
+    assert capped.threshold == pytest.approx(float(np.mean(genuine) - cl.TAIL_SD * np.std(genuine)))
+    assert capped.threshold < min(genuine)
 
 
 def test_threshold_without_impostors_or_without_genuine_scores() -> None:
-    one_label = cl.calibrate(list(np.linspace(0.6, 0.9, 21)), [])
-    assert one_label.source == "loo-genuine-p5"
-    assert one_label.threshold == pytest.approx(0.615)
+    one_label = cl.calibrate([0.8, 0.9], [])
+    assert one_label.source == "loo-genuine-tail"
+    assert one_label.threshold == pytest.approx(0.85 - cl.TAIL_SD * 0.05)
+    single = cl.calibrate([0.8], [])
+    assert single.threshold == pytest.approx(0.8 - cl.TAIL_SD * cl.DEFAULT_SCALE)
+    tight = cl.calibrate([0.8, 0.8001], [])
+    assert tight.scale == cl.MIN_SCALE
     singletons = cl.train(clusters({"a": 1, "b": 1}, spread=0.5)[0])
     assert singletons["thresholdSource"] == "default"
     assert singletons["threshold"] == cl.DEFAULT_THRESHOLD

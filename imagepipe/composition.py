@@ -47,9 +47,17 @@ class Services:
             return None
         with self._labels_lock:
             if self._embedder is None:
-                from imagepipe.vision.embedding import OnnxImageEmbedder
+                try:
+                    from imagepipe.vision.embedding import OnnxImageEmbedder
+                except ImportError as exc:  # a package without the local extra (numpy, onnxruntime)
+                    from imagepipe.labelsets import UnavailableEmbedder
 
-                self._embedder = OnnxImageEmbedder(self.settings.custom_labels_model_dir)
+                    self._embedder = UnavailableEmbedder(
+                        f"custom labels need numpy, onnxruntime and the EfficientNet-Lite0 model in the app "
+                        f"package ({exc}); see docs/custom-labels.md, or set CUSTOM_LABELS_EMBEDDER=off"
+                    )
+                else:
+                    self._embedder = OnnxImageEmbedder(self.settings.custom_labels_model_dir)
             return self._embedder
 
     @property

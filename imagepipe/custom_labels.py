@@ -30,26 +30,47 @@ from __future__ import annotations
 
 import base64
 import math
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from imagepipe.errors import InvalidInputError
+from imagepipe.label_rules import (
+    CLASSIFIER,
+    MAX_EXAMPLES_PER_LABEL,
+    MAX_LABELS,
+    MAX_TOTAL_EXAMPLES,
+    MIN_EXAMPLES_PER_LABEL,
+    NAME_PATTERN,
+    UNKNOWN,
+    check_label_counts,
+    check_name,
+)
 
 JsonDict = dict[str, Any]
 
-UNKNOWN = "unknown"
-CLASSIFIER = "nearest-centroid-cosine"
-#: Limits of one label set (docs/custom-labels.md).
-MAX_LABELS = 50
-MIN_EXAMPLES_PER_LABEL = 1
-MAX_EXAMPLES_PER_LABEL = 50
-MAX_TOTAL_EXAMPLES = 300
-#: Label set and label names: lower-case letters, digits, '-' and '_', starting with a letter or digit.
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
+__all__ = [
+    "CLASSIFIER",
+    "MAX_EXAMPLES_PER_LABEL",
+    "MAX_LABELS",
+    "MAX_TOTAL_EXAMPLES",
+    "MIN_EXAMPLES_PER_LABEL",
+    "NAME_PATTERN",
+    "UNKNOWN",
+    "Calibration",
+    "Centroids",
+    "calibrate",
+    "check_label_counts",
+    "check_name",
+    "decode_vector",
+    "encode_vector",
+    "normalise_rows",
+    "train",
+]
+
 #: The threshold used when no leave-one-out score exists (every label has one example). On the benchmark
 #: (bench/bench_labels.py) left-out examples score 0.52-0.9 against their label's centroid (median 0.74-0.83),
 #: generated non-garment images 0.45-0.69 (median 0.56) and unrelated photos 0.15-0.36.
@@ -60,44 +81,6 @@ MIN_SCALE = 0.02
 #: the sweep over 1.5-3): 2 keeps held-out accuracy at 95-100% while still refusing 78-100% of strangers.
 TAIL_SD = 2.0
 DEFAULT_SCALE = 0.05
-
-
-def check_name(value: Any, what: str) -> str:
-    """``value`` when it is a valid label set or label name, else a 400 naming ``what``."""
-    if not isinstance(value, str) or not NAME_PATTERN.match(value):
-        shown = value[:60] if isinstance(value, str) else type(value).__name__
-        raise InvalidInputError(
-            f"{what} '{shown}' is invalid: use 1-48 characters a-z, 0-9, '-' or '_', starting with a letter or digit",
-            code="invalid_label_name",
-        )
-    return value
-
-
-def check_label_counts(counts: dict[str, int]) -> None:
-    """400 unless the labels and their example counts are within the limits (``unknown`` is reserved)."""
-    if not counts:
-        raise InvalidInputError("a label set needs at least one label", code="invalid_label_set")
-    if len(counts) > MAX_LABELS:
-        raise InvalidInputError(
-            f"a label set has at most {MAX_LABELS} labels, got {len(counts)}", code="too_many_labels"
-        )
-    for label, count in counts.items():
-        check_name(label, "label")
-        if label == UNKNOWN:
-            raise InvalidInputError(
-                f"'{UNKNOWN}' is reserved for images that match no label", code="invalid_label_name"
-            )
-        if not MIN_EXAMPLES_PER_LABEL <= count <= MAX_EXAMPLES_PER_LABEL:
-            raise InvalidInputError(
-                f"label '{label}' has {count} examples; each label needs "
-                f"{MIN_EXAMPLES_PER_LABEL} to {MAX_EXAMPLES_PER_LABEL}",
-                code="invalid_example_count",
-            )
-    total = sum(counts.values())
-    if total > MAX_TOTAL_EXAMPLES:
-        raise InvalidInputError(
-            f"a label set has at most {MAX_TOTAL_EXAMPLES} examples in all, got {total}", code="too_many_examples"
-        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -160,7 +143,7 @@ def calibrate(genuine: list[float], impostor: list[float]) -> Calibration:
     return Calibration(best, "loo-balanced-error", spread)
 
 
-def train(examples: dict[str, NDArray[Any]]) -> JsonDict:
+def train(examples: Mapping[str, ArrayLike]) -> JsonDict:
     """The trained model of a label set from each label's example embeddings (rows; normalised here).
 
     Returns JSON-native data: ``labels`` ([{name, examples, centroid}], centroid = ``encode_vector``),
@@ -168,8 +151,10 @@ def train(examples: dict[str, NDArray[Any]]) -> JsonDict:
     belowThreshold}); accuracy is None when no example could be left out.
     """
     names = list(examples)
-    check_label_counts({n: len(examples[n]) for n in names})
-    rows = {n: normalise_rows(np.atleast_2d(examples[n])) for n in names}
+    arrays = {n: np.asarray(examples[n], dtype=np.float64) for n in names}
+    # one row per example (a single 1-d vector counts as one example)
+    check_label_counts({n: a.shape[0] if a.ndim == 2 else int(a.size > 0) for n, a in arrays.items()})
+    rows = {n: normalise_rows(np.atleast_2d(a)) for n, a in arrays.items()}
     sums = {n: rows[n].sum(axis=0) for n in names}
     centroids = normalise_rows(np.stack([sums[n] for n in names]))
     genuine: list[float] = []
@@ -227,7 +212,7 @@ class Centroids:
         matrix = normalise_rows(np.stack([decode_vector(label["centroid"]) for label in labels]))
         return cls([str(label["name"]) for label in labels], matrix, float(model["threshold"]), float(model["scale"]))
 
-    def classify(self, embedding: NDArray[Any]) -> JsonDict:
+    def classify(self, embedding: ArrayLike) -> JsonDict:
         """``{name, confidence, similarity}``: the best label, or ``unknown`` below the threshold."""
         x = normalise_rows(np.asarray(embedding).reshape(-1))
         if x.shape[0] != self.matrix.shape[1]:

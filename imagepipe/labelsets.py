@@ -24,10 +24,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
-from imagepipe import custom_labels as cl
-from imagepipe.errors import ImagepipeError, InvalidInputError, ModelUnavailableError, NotFoundError
+from imagepipe import label_rules
+from imagepipe.errors import (
+    ImagepipeError,
+    InvalidInputError,
+    ModelUnavailableError,
+    NotFoundError,
+    TransientServiceError,
+)
 from imagepipe.ids import is_image_id
 from imagepipe.imagefacts import Limits, validate_image
 from imagepipe.ports import BlobStore, ImageEmbedder, JsonDict, LabelSetStore, RecordStore
@@ -110,15 +114,15 @@ def parse_training_request(body: JsonDict) -> TrainingRequest:
     profile = body.get("profile", "general")
     if not isinstance(profile, str) or not profile:
         raise InvalidInputError("'profile' must be a profile name")
-    name = cl.check_name(body.get("name"), "label set name")
+    name = label_rules.check_name(body.get("name"), "label set name")
     labels = body.get("labels")
     if not isinstance(labels, dict):
         raise InvalidInputError("'labels' must be an object {label: [examples]}", code="invalid_label_set")
     for label, items in labels.items():
-        cl.check_name(label, "label")
+        label_rules.check_name(label, "label")
         if not isinstance(items, list):
             raise InvalidInputError(f"label '{label}' must have a list of examples", code="invalid_label_set")
-    cl.check_label_counts({label: len(items) for label, items in labels.items()})
+    label_rules.check_label_counts({label: len(items) for label, items in labels.items()})
     examples = {label: [_example(label, i, raw) for i, raw in enumerate(items)] for label, items in labels.items()}
     uploaded = sum(1 for items in examples.values() for e in items if e.data is not None)
     if uploaded > MAX_UPLOADED_EXAMPLES:
@@ -165,12 +169,27 @@ def example_bytes(svc: LabelServices, example: Example) -> bytes:
     return data
 
 
+class UnavailableEmbedder:
+    """Stands in for the embedding model when it cannot be imported (a package without the local extra):
+    the app still starts and analyses; custom labels answer ``ModelUnavailableError`` naming the fix."""
+
+    model = "unavailable"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def embed(self, image: bytes) -> list[float]:
+        raise ModelUnavailableError(self.reason)
+
+
 def _embedder(svc: LabelServices) -> ImageEmbedder:
     embedder = svc.embedder
     if embedder is None:
         raise ModelUnavailableError(
             "custom labels are turned off (CUSTOM_LABELS_EMBEDDER=off)", code="custom_labels_off"
         )
+    if isinstance(embedder, UnavailableEmbedder):
+        raise ModelUnavailableError(embedder.reason)
     return embedder
 
 
@@ -183,7 +202,7 @@ def train_label_set(svc: LabelServices, body: JsonDict) -> JsonDict:
         )
     embedder = _embedder(svc)
     started = time.perf_counter()
-    vectors: dict[str, Any] = {}
+    vectors: dict[str, list[list[float]]] = {}
     provenance: list[JsonDict] = []
     for label, examples in request.examples.items():
         rows = []
@@ -202,9 +221,11 @@ def train_label_set(svc: LabelServices, body: JsonDict) -> JsonDict:
                     "sha256": hashlib.sha256(data).hexdigest(),
                 }
             )
-        vectors[label] = np.asarray(rows, dtype=np.float64)
+        vectors[label] = rows
     embedded = time.perf_counter()
-    model = cl.train(vectors)
+    from imagepipe import custom_labels  # numpy: only where label sets are used (docs/custom-labels.md)
+
+    model = custom_labels.train(vectors)
     fitted = time.perf_counter()
     doc = {
         "profile": request.profile,
@@ -258,7 +279,9 @@ def show_label_set(svc: LabelServices, profile: str, name: str, version: int | N
 
 def classify(doc: JsonDict, embedding: list[float]) -> JsonDict:
     """One version's verdict on an embedding: ``{labelSet, version, name, confidence, similarity}``."""
-    verdict = cl.Centroids.of(doc).classify(np.asarray(embedding))
+    from imagepipe import custom_labels
+
+    verdict = custom_labels.Centroids.of(doc).classify(embedding)
     return {"labelSet": doc["name"], "version": doc["version"], **verdict}
 
 
@@ -289,7 +312,13 @@ def custom_labels_patch(store: LabelSetStore, embedder: ImageEmbedder | None, pr
     Empty when the profile has no active set. With the embedder off or unavailable, the analysis goes on
     without custom labels (logged as an error: the operator has to fix the setting or the package).
     """
-    versions = store.active_versions(profile)
+    try:
+        versions = store.active_versions(profile)
+    except TransientServiceError:
+        raise  # the step is retried, as for the record write that follows
+    except ImagepipeError as exc:  # e.g. no label set container in this deployment: analysis goes on
+        log.error("custom labels skipped: the label set store failed (%s: %s)", exc.code, exc.message)
+        return {}
     if not versions:
         return {}
     if embedder is None:

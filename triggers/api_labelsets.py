@@ -14,7 +14,7 @@ HTTP. Training and testing embed images, so they run off the event loop like eve
 import azure.durable_functions as df
 import azure.functions as func
 
-from imagepipe import custom_labels, labelsets
+from imagepipe import label_rules, labelsets
 from imagepipe.composition import services
 from imagepipe.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 from triggers.http_common import handles_errors, json_object_body, json_response, off_loop, query_int
@@ -29,7 +29,7 @@ def _set_key(req: func.HttpRequest) -> tuple[str, str]:
     profile = req.route_params.get("profile", "")
     if profile not in services().profiles:
         raise NotFoundError(f"profile '{profile[:40]}' is not configured", code="profile_not_found")
-    return profile, custom_labels.check_name(req.route_params.get("name", ""), "label set name")
+    return profile, label_rules.check_name(req.route_params.get("name", ""), "label set name")
 
 
 def _version(req: func.HttpRequest) -> int | None:

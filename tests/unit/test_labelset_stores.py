@@ -15,7 +15,8 @@ import pytest
 
 from imagepipe.adapters.cosmos_labelsets import CosmosLabelSetStore
 from imagepipe.adapters.sqlite_labelsets import SqliteLabelSetStore
-from imagepipe.errors import ConflictError, InvalidInputError
+from imagepipe.errors import ConflictError, InvalidInputError, TransientServiceError
+from imagepipe.labelsets import custom_labels_patch
 from imagepipe.ports import LabelSetStore
 from tests.fakes.cosmos_transport import FakeCosmosTransport
 from tests.fakes.credentials import StaticCredential
@@ -129,3 +130,19 @@ def test_concurrent_training_gets_distinct_versions(store: LabelSetStore) -> Non
         t.join()
     assert sorted(results) == [1, 2, 3, 4]
     assert [d["version"] for d in store.list_versions()] == [1, 2, 3, 4]
+
+
+def test_analysis_goes_on_when_the_label_set_container_is_missing() -> None:
+    """A deployment without the ``labelsets`` container: Cosmos answers 404; records get no custom labels."""
+    transport = FakeCosmosTransport(databases={"imagepipe": ["images"]})
+    store = CosmosLabelSetStore(ENDPOINT, "imagepipe", "labelsets", StaticCredential(), transport=transport)
+    assert custom_labels_patch(store, None, "general", b"image") == {}
+
+
+def test_a_transient_store_failure_is_retried_by_the_step() -> None:
+    transport = FakeCosmosTransport(databases={"imagepipe": ["images", "labelsets"]})
+    store = CosmosLabelSetStore(ENDPOINT, "imagepipe", "labelsets", StaticCredential(), transport=transport)
+    store.add_version(doc())
+    transport.fail_next(503, count=20)
+    with pytest.raises(TransientServiceError):
+        custom_labels_patch(store, None, "general", b"image")

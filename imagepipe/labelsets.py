@@ -30,6 +30,7 @@ from imagepipe.errors import (
     InvalidInputError,
     ModelUnavailableError,
     NotFoundError,
+    PermanentImageError,
     TransientServiceError,
 )
 from imagepipe.ids import is_image_id
@@ -328,6 +329,9 @@ def custom_labels_patch(store: LabelSetStore, embedder: ImageEmbedder | None, pr
         embedding = embedder.embed(data)
     except ModelUnavailableError as exc:
         log.error("custom labels skipped: %s", exc.message)
+        return {}
+    except PermanentImageError as exc:  # the analyzer read it; custom labels are not worth failing the run
+        log.warning("custom labels skipped: %s", exc.message)
         return {}
     verdicts = []
     for doc in versions:

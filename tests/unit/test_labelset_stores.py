@@ -15,11 +15,13 @@ import pytest
 
 from imagepipe.adapters.cosmos_labelsets import CosmosLabelSetStore
 from imagepipe.adapters.sqlite_labelsets import SqliteLabelSetStore
-from imagepipe.errors import ConflictError, InvalidInputError, TransientServiceError
+from imagepipe.errors import ConflictError, InvalidInputError, ModelUnavailableError, TransientServiceError
 from imagepipe.labelsets import custom_labels_patch
 from imagepipe.ports import LabelSetStore
+from imagepipe.vision.embedding import OnnxImageEmbedder
 from tests.fakes.cosmos_transport import FakeCosmosTransport
 from tests.fakes.credentials import StaticCredential
+from tests.support import images
 
 pytestmark = pytest.mark.unit
 
@@ -146,3 +148,15 @@ def test_a_transient_store_failure_is_retried_by_the_step() -> None:
     transport.fail_next(503, count=20)
     with pytest.raises(TransientServiceError):
         custom_labels_patch(store, None, "general", b"image")
+
+
+def test_analysis_goes_on_when_the_model_file_is_missing(tmp_path: Path) -> None:
+    store = SqliteLabelSetStore(str(tmp_path / "records.sqlite3"))
+    store.add_version(doc())
+    embedder = OnnxImageEmbedder(tmp_path / "no-models")
+    with pytest.raises(ModelUnavailableError, match="is missing"):
+        embedder.embed(images.png())
+    assert custom_labels_patch(store, embedder, "general", images.png()) == {}
+    # bytes the embedder cannot decode: no custom labels, the analysis goes on
+    assert custom_labels_patch(store, OnnxImageEmbedder(), "general", b"not an image") == {}
+    assert custom_labels_patch(store, None, "general", b"image") == {}  # CUSTOM_LABELS_EMBEDDER=off

@@ -8,6 +8,7 @@ and an image is nearer to a resized copy of itself than to another photo.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,3 +108,22 @@ def test_matmul_plus_bias_and_reduce_mean_pooling_are_recognised() -> None:
 def test_a_truncated_model_is_refused(model_bytes: bytes) -> None:
     with pytest.raises(GraphEditError):
         read_graph(model_bytes[:1000])
+
+
+def test_a_set_trained_on_another_model_is_skipped(tmp_path: Path) -> None:
+    from imagepipe import custom_labels
+    from imagepipe.adapters.sqlite_labelsets import SqliteLabelSetStore
+    from imagepipe.labelsets import custom_labels_patch
+
+    embedder = OnnxImageEmbedder()
+    cat = (SAMPLES / "cat.jpg").read_bytes()
+    vector = embedder.embed(cat)
+    store = SqliteLabelSetStore(str(tmp_path / "records.sqlite3"))
+    trained = custom_labels.train({"cat": [vector]})
+    store.add_version({"profile": "general", "name": "old", "embeddingModel": "another-model", **trained})
+    store.add_version({"profile": "general", "name": "pets", "embeddingModel": embedder.model, **trained})
+    patch = custom_labels_patch(store, embedder, "general", cat)
+    [verdict] = patch["customLabels"]
+    assert verdict == {"labelSet": "pets", "version": 1, "name": "cat", "confidence": verdict["confidence"]}
+    assert verdict["confidence"] > 0.99  # the example itself: similarity 1, far above the default 0.6
+    assert patch["customLabelNames"] == ["pets:cat"]

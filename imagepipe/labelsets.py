@@ -187,10 +187,10 @@ def _embedder(svc: LabelServices) -> ImageEmbedder:
     embedder = svc.embedder
     if embedder is None:
         raise ModelUnavailableError(
-            "custom labels are turned off (CUSTOM_LABELS_EMBEDDER=off)", code="custom_labels_off"
+            "custom labels are turned off (CUSTOM_LABELS_EMBEDDER=off)", code="custom_labels_unavailable"
         )
     if isinstance(embedder, UnavailableEmbedder):
-        raise ModelUnavailableError(embedder.reason)
+        raise ModelUnavailableError(embedder.reason, code="custom_labels_unavailable")
     return embedder
 
 

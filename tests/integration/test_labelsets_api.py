@@ -16,7 +16,7 @@ import pytest
 
 from bench.label_images import image
 from imagepipe import labelsets, pipeline
-from imagepipe.composition import services
+from imagepipe.composition import reset_services, services
 from imagepipe.ports import SearchQuery
 from imagepipe.vocabulary import Step
 from tests.support import images
@@ -232,3 +232,16 @@ def test_analysis_writes_custom_labels_and_search_finds_them(app_env: dict[str, 
         body_json(call_http("search_images", "GET", "/api/images", params={"customLabel": "garments:bag"}))["items"]
         == []
     )
+
+
+def test_training_with_custom_labels_off_is_a_503_saying_so(
+    app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUSTOM_LABELS_EMBEDDER", "off")
+    reset_services()
+    services().blobs.ensure_container()
+    status, answer = train(training_body(shots=1))
+    assert status == 503, answer
+    assert answer["error"]["code"] == "custom_labels_unavailable"
+    assert "custom labels are not available in this deployment" in answer["error"]["message"]
+    assert services().labelsets.list_versions() == []

@@ -7,7 +7,17 @@ import azure.durable_functions as df
 
 from activities import analyze_image, fetch_image_metadata, persist_record, read_text
 from orchestrators import image_pipeline
-from triggers import api_deadletters, api_images, api_runs, api_stats, dashboard, reconcile, starter, vision_quota
+from triggers import (
+    api_deadletters,
+    api_images,
+    api_labelsets,
+    api_runs,
+    api_stats,
+    dashboard,
+    reconcile,
+    starter,
+    vision_quota,
+)
 
 app = df.DFApp()
 
@@ -25,5 +35,6 @@ for module in (
     read_text,
     persist_record,
     vision_quota,
+    api_labelsets,
 ):
     app.register_functions(module.bp)

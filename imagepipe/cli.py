@@ -4,7 +4,8 @@ Talks to the HTTP API only (``imagepipe.client``), so it works the same against 
 devhost. Base URL and key: ``--url``/``--key`` or ``IMAGEPIPE_URL``/``IMAGEPIPE_KEY`` (operator commands
 need the admin/master key on Azure). ``--json`` prints the API's JSON instead of tables; exit status is 0 on
 success, 1 when the API answered an error (or an awaited image failed), 2 on bad usage. ``smoke`` checks a
-deployment end to end (``imagepipe.smoke``) and exits 1 when any check fails.
+deployment end to end (``imagepipe.smoke``) and exits 1 when any check fails. ``labels`` manages custom label
+sets (``imagepipe.labels_cli``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from imagepipe import labels_cli
 from imagepipe.client import ApiError, ImagepipeClient
 
 # ---------------------------------------------------------------------------------------------------
@@ -147,6 +149,7 @@ def cmd_search(client: ImagepipeClient, args: argparse.Namespace) -> int:
         "from": args.created_from,
         "to": args.created_to,
         "nearDuplicateOf": args.near,
+        "customLabel": args.custom_label,
         "limit": args.limit,
         "continuation": args.continuation,
     }
@@ -389,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--from", dest="created_from", metavar="TIME")
     se.add_argument("--to", dest="created_to", metavar="TIME")
     se.add_argument("--near", metavar="ID", help="near duplicates of this image")
+    se.add_argument("--custom-label", metavar="SET:LABEL", help="custom label (docs/custom-labels.md)")
     se.add_argument("--limit", type=int)
     se.add_argument("--continuation")
 
@@ -432,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--image", type=Path, help="image to upload (default: a generated PNG)")
     sm.add_argument("--profile", help="analysis profile (default: the app's default)")
     sm.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the run (default 300)")
+
+    labels_cli.add_parser(sub, common)
     return parser
 
 
@@ -444,6 +450,7 @@ COMMANDS = {
     "deadletters": cmd_deadletters,
     "stats": cmd_stats,
     "smoke": cmd_smoke,
+    "labels": labels_cli.cmd_labels,
 }
 
 

@@ -13,7 +13,7 @@ from typing import cast
 from azure.core.credentials import TokenCredential
 
 from imagepipe.errors import ConfigurationError
-from imagepipe.ports import BlobStore, RecordStore, VisionAnalyzer
+from imagepipe.ports import BlobStore, ImageEmbedder, LabelSetStore, RecordStore, VisionAnalyzer
 from imagepipe.profiles import Profile, load_profiles
 from imagepipe.settings import Settings, load_settings
 
@@ -27,6 +27,38 @@ class Services:
     profiles: dict[str, Profile]
     _vision: VisionAnalyzer | None = None
     _vision_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    _labelsets: LabelSetStore | None = None
+    _embedder: ImageEmbedder | None = None
+    _labels_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def labelsets(self) -> LabelSetStore:
+        """The custom label set store next to the records (built on first use)."""
+        with self._labels_lock:
+            if self._labelsets is None:
+                self._labelsets = _build_labelsets(self.settings)
+            return self._labelsets
+
+    @property
+    def embedder(self) -> ImageEmbedder | None:
+        """The custom labels' embedding model (None when CUSTOM_LABELS_EMBEDDER=off); loads lazily."""
+        if self.settings.custom_labels_embedder == "off":
+            return None
+        with self._labels_lock:
+            if self._embedder is None:
+                try:
+                    from imagepipe.vision.embedding import OnnxImageEmbedder
+                except ImportError as exc:  # a package without the local extra (numpy, onnxruntime)
+                    from imagepipe.labelsets import UnavailableEmbedder
+
+                    self._embedder = UnavailableEmbedder(
+                        f"custom labels need numpy, onnxruntime and the EfficientNet-Lite0 model in the app "
+                        f"package ({exc}); see docs/custom-labels.md, or set CUSTOM_LABELS_EMBEDDER=off"
+                    )
+                else:
+                    self._embedder = OnnxImageEmbedder(self.settings.custom_labels_model_dir)
+            return self._embedder
 
     @property
     def vision(self) -> VisionAnalyzer:
@@ -75,6 +107,22 @@ def _build_records(settings: Settings) -> RecordStore:
     from imagepipe.adapters.sqlite_records import SqliteRecordStore
 
     return SqliteRecordStore(settings.records_sqlite_path)
+
+
+def _build_labelsets(settings: Settings) -> LabelSetStore:
+    if settings.record_store == "cosmos":
+        from imagepipe.adapters.cosmos_labelsets import CosmosLabelSetStore
+
+        assert settings.cosmos_endpoint is not None  # checked by Settings
+        return CosmosLabelSetStore(
+            settings.cosmos_endpoint,
+            settings.cosmos_database,
+            settings.cosmos_labelsets_container,
+            _credential(settings),
+        )
+    from imagepipe.adapters.sqlite_labelsets import SqliteLabelSetStore
+
+    return SqliteLabelSetStore(settings.records_sqlite_path)
 
 
 def _build_vision(settings: Settings) -> VisionAnalyzer:

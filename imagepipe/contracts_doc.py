@@ -58,6 +58,7 @@ SECTIONS: tuple[tuple[str, str, tuple[type[BaseModel], ...]], ...] = (
             domain.ImageFacts,
             domain.ClientFacts,
             domain.Label,
+            domain.CustomLabel,
             domain.NearDuplicate,
             domain.RecordRun,
             domain.Acceptance,

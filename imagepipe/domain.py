@@ -376,6 +376,13 @@ class Label(Wire):
     evidence: str = Field(description="the strongest support, e.g. `tag:car`, `object:car`, `text:total`")
 
 
+class CustomLabel(Wire):
+    label_set: str = Field(description="the custom label set's name (docs/custom-labels.md)")
+    version: int = Field(description="the label set version that classified the image")
+    name: str = Field(description="the best label of the set, or `unknown` below the set's threshold")
+    confidence: float = Field(description="0..1; 0.5 at the set's threshold (a score, not a probability)")
+
+
 class NearDuplicate(Wire):
     id: str
     distance: int = Field(description="Hamming distance of the perceptual hashes (bits)")
@@ -418,6 +425,12 @@ class Record(Wire):
     labels: list[Label] = Field(default_factory=list, description="the profile's labels that hold, best first")
     label_names: list[str] = Field(default_factory=list, description="names of `labels`, for search")
     near_duplicates: list[NearDuplicate] = Field(default_factory=list, description="found when completed")
+    custom_labels: list[CustomLabel] = Field(
+        default_factory=list, description="one entry per active custom label set of the profile"
+    )
+    custom_label_names: list[str] = Field(
+        default_factory=list, description="`<labelSet>:<name>` of `customLabels`, for search"
+    )
     run: RecordRun = Field(default_factory=lambda: RecordRun(), description="the run that wrote the version")
     error: RunError | None = Field(default=None, description="why the image failed (status `failed`)")
     acceptance: Acceptance | None = Field(default=None, description="null for blobs that arrived without the API")

@@ -45,7 +45,16 @@ from imagepipe.domain import (
 )
 from imagepipe.errors import ImagepipeError, NotFoundError, PermanentImageError
 from imagepipe.imagefacts import Limits, inspect_image
-from imagepipe.ports import AnalysisRequest, BlobInfo, BlobStore, RecordStore, VisionAnalyzer
+from imagepipe.labelsets import custom_labels_patch
+from imagepipe.ports import (
+    AnalysisRequest,
+    BlobInfo,
+    BlobStore,
+    ImageEmbedder,
+    LabelSetStore,
+    RecordStore,
+    VisionAnalyzer,
+)
 from imagepipe.profiles import Profile
 from imagepipe.records import merge_into_record, new_record, read_text_of, record_origin, tag_names
 from imagepipe.settings import Settings
@@ -72,6 +81,10 @@ class StepServices(Protocol):
     def profiles(self) -> dict[str, Profile]: ...
     @property
     def vision(self) -> VisionAnalyzer: ...
+    @property
+    def labelsets(self) -> LabelSetStore: ...
+    @property
+    def embedder(self) -> ImageEmbedder | None: ...
 
 
 def failure(step: Step, code: str, message: str) -> Failure:
@@ -285,6 +298,8 @@ def analyze_image(svc: StepServices, step: VisionStepInput) -> Analyzed | Failur
     if read_result:
         patch["readResult"] = read_result
         patch["text"] = read_text_of(read_result)
+    # Custom labels (docs/custom-labels.md): the active label sets of the profile, on the same bytes.
+    patch |= custom_labels_patch(svc.labelsets, svc.embedder, profile.name, data)
     if not text_heavy:
         VALIDATED.discard(step.blob_name, step.etag)
     ended = _merged_or_ended(svc, step, patch)

@@ -71,6 +71,8 @@ class SearchQuery:
     created_to: datetime | None = None
     limit: int = 50
     continuation: str | None = None
+    #: ``<labelSet>:<label>`` of the record's ``customLabelNames`` (docs/custom-labels.md)
+    custom_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,4 +135,55 @@ class VisionAnalyzer(Protocol):
 
     def read_text(self, image: bytes, request: AnalysisRequest) -> JsonDict:
         """OCR only: returns ``{"readResult": {...}, "modelVersion": ...}``."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------------
+# Custom label sets (docs/custom-labels.md)
+# ---------------------------------------------------------------------------------------------------
+
+
+class LabelSetStore(Protocol):
+    """Trained custom label sets, stored with the records: immutable numbered versions per (profile, name),
+    one of them active.
+
+    A version is a JSON document (``imagepipe.labelsets``): ``profile``, ``name``, ``version`` (1, 2, ...; never
+    reused within a set, even after a delete), ``createdAt`` and the trained model. ``add_version`` numbers it
+    and makes it the active one.
+    """
+
+    def add_version(self, doc: JsonDict) -> JsonDict:
+        """Store ``doc`` as the next version of its (profile, name) and activate it; returns the stored form."""
+        ...
+
+    def get_version(self, profile: str, name: str, version: int | None = None) -> JsonDict | None:
+        """One version (the active one when ``version`` is None), or None."""
+        ...
+
+    def list_versions(self, profile: str | None = None) -> list[JsonDict]:
+        """Every stored version (of one profile when given), by profile, name, then version."""
+        ...
+
+    def active_versions(self, profile: str) -> list[JsonDict]:
+        """The active version of each label set of ``profile``, by name."""
+        ...
+
+    def activate(self, profile: str, name: str, version: int) -> bool:
+        """Make a stored version the active one; False when that version does not exist."""
+        ...
+
+    def delete(self, profile: str, name: str, version: int | None = None) -> int:
+        """Delete one version (not the active one: ``ConflictError``), or with None the whole set; returns
+        how many versions were deleted."""
+        ...
+
+
+class ImageEmbedder(Protocol):
+    """An image -> fixed-length feature vector (L2-normalised) that custom label sets are trained on."""
+
+    #: which model and layer the vectors come from; a label set trained on one model is only used with it
+    model: str
+
+    def embed(self, image: bytes) -> list[float]:
+        """The vector of one image's bytes; ``PermanentImageError`` when they do not decode."""
         ...

@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     # triggers/reconcile.py is imported: a trigger's schedule is fixed at registration.)
     reconcile_grace_s: float = Field(default=300.0, ge=0, le=86400, validation_alias="RECONCILE_GRACE_S")
 
+    # Custom labels (docs/custom-labels.md): where label sets are stored in Cosmos DB (the records' database),
+    # and the embedding model run in-process for them (onnx: EfficientNet-Lite0's pooled features; off: no
+    # custom labels are computed and training answers 503).
+    cosmos_labelsets_container: str = Field(default="labelsets", validation_alias="COSMOS_LABELSETS_CONTAINER")
+    custom_labels_embedder: Literal["onnx", "off"] = Field(default="onnx", validation_alias="CUSTOM_LABELS_EMBEDDER")
+    custom_labels_model_dir: str | None = Field(default=None, validation_alias="CUSTOM_LABELS_MODEL_DIR")
+
     @model_validator(mode="after")
     def _check_required(self) -> Settings:
         if not (self.images_storage_connection_string or self.images_storage_blob_service_uri):

@@ -320,6 +320,7 @@ async def search_images(req: func.HttpRequest) -> func.HttpResponse:
         created_to=query_time(req, "to"),
         limit=query_int(req, "limit", 50, 1, 1000),
         continuation=req.params.get("continuation") or None,
+        custom_label=req.params.get("customLabel") or None,
     )
     return await off_loop(search, query)
 

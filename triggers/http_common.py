@@ -37,6 +37,8 @@ PUBLIC_5XX_MESSAGES = {
     "tell the operator",
     "configuration_error": "the service is misconfigured; tell the operator (the function logs name the setting)",
     "model_unavailable": "the analyzer is unavailable right now; retry later",
+    "custom_labels_unavailable": "custom labels are not available in this deployment; tell the operator (the "
+    "function logs name the missing part, docs/custom-labels.md the fix)",
 }
 TRANSIENT_MESSAGE = "a service this API depends on is unavailable right now; retry in a few seconds"
 INTERNAL_MESSAGE = "unexpected server error; see the function logs"

@@ -297,6 +297,8 @@ class CosmosRecordStore:
             add("ARRAY_CONTAINS(c.tags, @tag)", "@tag", query.tag)
         if query.label is not None:
             add("ARRAY_CONTAINS(c.labelNames, @label)", "@label", query.label)
+        if query.custom_label is not None:
+            add("ARRAY_CONTAINS(c.customLabelNames, @customLabel)", "@customLabel", query.custom_label)
         lower, upper = filter_bounds(query.created_from, query.created_to)
         if lower is not None:
             add("c.createdAt >= @createdFrom", "@createdFrom", lower)

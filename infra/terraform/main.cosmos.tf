@@ -158,6 +158,50 @@ resource "azapi_update_resource" "cosmos_images_throughput" {
   }
 }
 
+# Custom label sets (docs/custom-labels.md): each trained version and each set's active pointer is one small
+# document, partition key /id, in the records' database (the app's data role covers it). The app reads the
+# active versions of a profile once per analysed image (two small cross-partition queries). Autoscale mode:
+# the smallest autoscale maximum (1000 RU/s); serverless: pay per request, nothing when idle.
+resource "azapi_resource" "cosmos_labelsets_container" {
+  type      = "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2025-10-15"
+  name      = "labelsets"
+  parent_id = azurerm_cosmosdb_sql_database.main.id
+
+  body = {
+    properties = {
+      resource = {
+        id = "labelsets"
+        partitionKey = {
+          paths   = ["/id"]
+          kind    = "Hash"
+          version = 2
+        }
+        indexingPolicy = {
+          indexingMode  = "consistent"
+          automatic     = true
+          includedPaths = [{ path = "/*" }]
+          # queries filter on kind, profile, name and id only; the centroids and example list are payload
+          excludedPaths = [
+            { path = "/labels/*" },
+            { path = "/examples/*" },
+            { path = "/\"_etag\"/?" },
+          ]
+        }
+      }
+      options = var.cosmos_throughput_mode == "autoscale" ? {
+        autoscaleSettings = { maxThroughput = 1000 }
+      } : null
+    }
+  }
+  ignore_null_property = true
+
+  lifecycle {
+    ignore_changes = [body.properties.options]
+  }
+
+  depends_on = [azurerm_cosmosdb_account.main]
+}
+
 locals {
   # Language of the full-text policy; the app's OCR text is English-first (FullTextScore stems with it).
   cosmos_full_text_language = "en-US"

@@ -45,6 +45,8 @@ locals {
     "COSMOS__accountEndpoint" = azurerm_cosmosdb_account.main.endpoint
     "COSMOS_DATABASE"         = azurerm_cosmosdb_sql_database.main.name
     "COSMOS_CONTAINER"        = azapi_resource.cosmos_images_container.name
+    # Custom label sets (docs/custom-labels.md), next to the records.
+    "COSMOS_LABELSETS_CONTAINER" = azapi_resource.cosmos_labelsets_container.name
 
     # Vision: Azure AI Vision 4.0 through its custom-subdomain endpoint (required for Entra ID).
     "VISION_PROVIDER"  = "azure"

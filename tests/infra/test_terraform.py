@@ -92,6 +92,7 @@ AZURE_MODE_SETTINGS: dict[str, str] = {
     "COSMOS__accountEndpoint": "${azurerm_cosmosdb_account.main.endpoint}",
     "COSMOS_DATABASE": "${azurerm_cosmosdb_sql_database.main.name}",
     "COSMOS_CONTAINER": "${azapi_resource.cosmos_images_container.name}",
+    "COSMOS_LABELSETS_CONTAINER": "${azapi_resource.cosmos_labelsets_container.name}",
     "VISION_PROVIDER": "azure",
     "VISION__endpoint": "${azurerm_cognitive_account.vision.endpoint}",
 }
@@ -388,6 +389,7 @@ def test_app_settings_satisfy_the_settings_class(monkeypatch: pytest.MonkeyPatch
         "COSMOS__accountEndpoint": "https://cosmos-imagepipe-dev-abc123.documents.azure.com:443/",
         "COSMOS_DATABASE": "imagepipe",
         "COSMOS_CONTAINER": "images",
+        "COSMOS_LABELSETS_CONTAINER": "labelsets",
         "VISION__endpoint": "https://vision-imagepipe-dev-abc123.cognitiveservices.azure.com/",
         "VISION_MAX_CONCURRENCY": "1",
         "VISION_RATE_LIMIT_PER_SECOND": "0.500000",
@@ -700,6 +702,22 @@ def test_cosmos_is_identity_only_with_the_record_indexing_policy() -> None:
     assert throughput["body"]["properties"]["resource"]["autoscaleSettings"] == {
         "maxThroughput": "${var.cosmos_autoscale_max_throughput}"
     }
+
+
+def test_cosmos_label_set_container_beside_the_records() -> None:
+    """Custom label sets (docs/custom-labels.md): partition key /id in the records' database, payload unindexed."""
+    container = resource("azapi_resource", "cosmos_labelsets_container")
+    assert container["type"] == "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2025-10-15"
+    assert container["parent_id"] == "${azurerm_cosmosdb_sql_database.main.id}"
+    spec = container["body"]["properties"]["resource"]
+    assert spec["id"] == container["name"] == "labelsets"
+    assert spec["partitionKey"] == {"paths": ["/id"], "kind": "Hash", "version": 2}
+    assert {"/labels/*", "/examples/*"} <= {p["path"] for p in spec["indexingPolicy"]["excludedPaths"]}
+    assert container["ignore_null_property"] is True, "serverless must send no options at all"
+    from imagepipe.settings import Settings
+
+    default = Settings.model_fields["cosmos_labelsets_container"].default
+    assert default == "labelsets"
 
 
 def cosmos_container() -> dict[str, Any]:

@@ -155,6 +155,19 @@ class RecordStoreContract:
         assert ids(store.search(SearchQuery(tag="cat", status="pending")).items) == []
         assert ids(store.search(SearchQuery(tag="nothing")).items) == []
 
+    def test_search_by_custom_label(self, store: RecordStore) -> None:
+        names = {"a": ["garments:dress"], "b": ["garments:shoe", "damage:dent"], "c": ["garments:unknown"], "d": []}
+        for n, (image_id, custom) in enumerate(names.items()):
+            store.upsert_if_not_older(make_record(image_id, n=n, customLabelNames=custom))
+        assert ids(store.search(SearchQuery(custom_label="garments:dress")).items) == ["a"]
+        assert ids(store.search(SearchQuery(custom_label="damage:dent")).items) == ["b"]
+        assert ids(store.search(SearchQuery(custom_label="garments:unknown", profile="general")).items) == ["c"]
+        assert store.search(SearchQuery(custom_label="dress")).items == []
+        # a relabelled record leaves its old label behind
+        store.upsert_if_not_older(make_record("a", n=0, etag='"0x2"', customLabelNames=["garments:shoe"]))
+        assert ids(store.search(SearchQuery(custom_label="garments:shoe")).items) == ["b", "a"]
+        assert store.search(SearchQuery(custom_label="garments:dress")).items == []
+
     def test_search_text(self, store: RecordStore) -> None:
         self._seed(store)
         assert ids(store.search(SearchQuery(text="stop")).items) == ["r1"]

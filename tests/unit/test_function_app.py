@@ -37,6 +37,12 @@ EXPECTED = {
     "get_stats",
     "dashboard",
     "dashboard_image",
+    "train_labelset",
+    "list_labelsets",
+    "show_labelset",
+    "test_labelset",
+    "activate_labelset",
+    "delete_labelset",
 }
 
 

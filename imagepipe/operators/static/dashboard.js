@@ -258,7 +258,9 @@
     $("#caption").textContent = (analysis.captionResult && analysis.captionResult.text) || (record ? `record: ${record.status}` : "no record yet");
     const tags = ((analysis.tagsResult || {}).values || []).slice(0, 15);
     $("#tags").replaceChildren(...tags.map((t) => el("span", { class: "chip", text: `${t.name} ${pctConf(t.confidence)}` })),
-      ...((record && record.labelNames) || []).map((l) => el("span", { class: "chip label", text: l })));
+      ...((record && record.labelNames) || []).map((l) => el("span", { class: "chip label", text: l })),
+      // custom labels (docs/custom-labels.md): one chip per active label set of the profile
+      ...((record && record.customLabels) || []).map((c) => el("span", { class: "chip custom", text: `${c.labelSet}: ${c.name} ${pctConf(c.confidence)}` })));
     $("#ocr-text").textContent = (record && record.text) || lines.join("\n");
   }
 

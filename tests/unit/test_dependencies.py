@@ -70,5 +70,12 @@ def test_local_extras_agree_with_the_lock() -> None:
 
 def test_local_only_packages_are_not_deployed() -> None:
     lock = locked()
-    for local_only in ("pytest", "mypy", "ruff", "numpy", "onnxruntime", "opencv-python-headless", "torch"):
+    for local_only in ("pytest", "mypy", "ruff", "opencv-python-headless", "torch", "mediapipe", "rapidocr-onnxruntime"):
         assert local_only not in lock, f"{local_only} is local-only and must not be in requirements.txt"
+
+
+def test_custom_labels_embedding_runtime_is_deployed() -> None:
+    # custom labels embed images inside the Function App in Azure too (imagepipe/vision/embedding.py)
+    lock = locked()
+    for needed in ("numpy", "onnxruntime"):
+        assert needed in lock, f"{needed} runs the custom labels' embedding model in Azure: lock it"

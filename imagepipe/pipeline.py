@@ -31,6 +31,7 @@ from imagepipe.blobcache import ValidatedBytes
 from imagepipe.domain import (
     Analyzed,
     Deleted,
+    DocumentFields,
     Failure,
     Fetched,
     JsonDict,
@@ -45,7 +46,15 @@ from imagepipe.domain import (
 )
 from imagepipe.errors import ImagepipeError, NotFoundError, PermanentImageError
 from imagepipe.imagefacts import Limits, inspect_image
-from imagepipe.ports import AnalysisRequest, BlobInfo, BlobStore, RecordStore, VisionAnalyzer
+from imagepipe.ports import (
+    AnalysisRequest,
+    BlobInfo,
+    BlobStore,
+    DocumentFieldExtractor,
+    FieldRequest,
+    RecordStore,
+    VisionAnalyzer,
+)
 from imagepipe.profiles import Profile
 from imagepipe.records import merge_into_record, new_record, read_text_of, record_origin, tag_names
 from imagepipe.settings import Settings
@@ -72,6 +81,8 @@ class StepServices(Protocol):
     def profiles(self) -> dict[str, Profile]: ...
     @property
     def vision(self) -> VisionAnalyzer: ...
+    @property
+    def fields(self) -> DocumentFieldExtractor: ...
 
 
 def failure(step: Step, code: str, message: str) -> Failure:
@@ -325,10 +336,38 @@ def read_text(svc: StepServices, step: VisionStepInput) -> TextRead | Failure | 
         "labels": labels,
         "labelNames": sorted({label["name"] for label in labels}),
     }
+    fields = _document_fields(svc, step, profile, data, read_result)
+    if fields is not None:
+        patch["documentFields"] = fields
     ended = _merged_or_ended(svc, step, patch)
     if ended is not None:
         return ended
-    return TextRead(lines=text.count("\n") + 1 if text else 0, characters=len(text))
+    return TextRead(
+        lines=text.count("\n") + 1 if text else 0,
+        characters=len(text),
+        fields=len(fields["fields"]) if fields else 0,
+    )
+
+
+def _document_fields(
+    svc: StepServices, step: VisionStepInput, profile: Profile, data: bytes, read_result: JsonDict
+) -> JsonDict | None:
+    """The typed fields of a document when the profile asks for them (docs/document-fields.md).
+
+    Transient failures raise (the step is retried); an image the field service cannot read, or an answer that
+    does not fit the schema, leaves the fields out and the OCR result stands."""
+    policy = profile.document_fields
+    if policy is None:
+        return None
+    request = FieldRequest(locale=policy.locale, model=policy.model, profile=profile.name)
+    try:
+        raw = svc.fields.extract(data, read_result, request)
+        return DocumentFields.model_validate(raw).to_json()
+    except PermanentImageError as exc:
+        log.warning("image %s: %s could not read document fields: %s", step.image_id, svc.fields.provider, exc)
+    except ValidationError as exc:
+        log.warning("image %s: document fields did not fit the schema: %s", step.image_id, describe(exc))
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from bench.common import RESULTS, targets_table
 BENCHMARKS: dict[str, str] = {
     "analyzer": "bench.bench_analyzer",
     "devhost": "bench.bench_devhost",
+    "fields": "bench.bench_fields",
     "ocr": "bench.bench_ocr",
     "pipeline": "bench.bench_pipeline",
     "queries": "bench.bench_queries",

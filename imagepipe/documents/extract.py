@@ -33,6 +33,7 @@ from typing import Any
 from imagepipe.documents.normalize import (
     MAX_VALUE_CHARS,
     Locale,
+    join_separated,
     parse_amount,
     parse_date,
     parse_identifier,
@@ -46,6 +47,8 @@ PROVIDER = "local"
 MAX_LINES = 400
 MAX_LINE_CHARS = 240
 MAX_NAME_CHARS = 80
+#: Pieces of one row closer than this many line heights are one line (see ``_join_fragments``).
+JOIN_GAP = 0.8
 #: Phrases that look like a label of ours but announce something else (``Date of birth`` is no invoice date).
 IGNORED = (
     "date of birth",
@@ -131,10 +134,40 @@ def lines_of(read_result: JsonDict | None) -> tuple[list[Line], int]:
                 for w in (raw.get("words") or [])[:60]
                 if isinstance(w, dict) and isinstance(w.get("confidence", 0.9), (int, float))
             ]
-            line = Line(text, polygon, min(xs), min(ys), max(xs), max(ys), words)
-            line.tokens = list(_TOKEN.finditer(text))[:60]
-            out.append(line)
-    return out, skipped
+            out.append(Line(text, polygon, min(xs), min(ys), max(xs), max(ys), words))
+    merged = _join_fragments(out)
+    for line in merged:
+        line.tokens = list(_TOKEN.finditer(line.text))[:60]
+    return merged, skipped
+
+
+def _join_fragments(lines: list[Line]) -> list[Line]:
+    """Pieces of one line that OCR detected apart (``Reg`` + ``No.``, ``XC34`` + ``RPX``) joined left to right:
+    same row (vertical overlap of half a line) and a gap below ``JOIN_GAP`` line heights. Table columns and
+    right-aligned amounts are further apart and stay separate lines."""
+    joined: list[Line] = []
+    for line in sorted(lines, key=lambda ln: ln.x0):
+        for row in joined:
+            same_row = _overlap(row.y0, row.y1, line.y0, line.y1) >= 0.5 * min(row.height, line.height)
+            gap = line.x0 - row.x1
+            if same_row and -0.5 * row.height <= gap <= JOIN_GAP * row.height:
+                row.text = f"{row.text} {line.text}"[:MAX_LINE_CHARS]
+                row.x1, row.y0, row.y1 = max(row.x1, line.x1), min(row.y0, line.y0), max(row.y1, line.y1)
+                row.polygon = _box(row)
+                row.words += line.words
+                break
+        else:
+            joined.append(Line(line.text, line.polygon, line.x0, line.y0, line.x1, line.y1, list(line.words)))
+    return sorted(joined, key=lambda ln: (ln.y0, ln.x0))
+
+
+def _box(line: Line) -> list[JsonDict]:
+    return [
+        {"x": line.x0, "y": line.y0},
+        {"x": line.x1, "y": line.y0},
+        {"x": line.x1, "y": line.y1},
+        {"x": line.x0, "y": line.y1},
+    ]
 
 
 def _points(raw: Any) -> list[JsonDict]:
@@ -203,7 +236,7 @@ def _parse(spec: FieldSpec, text: str, locale: Locale) -> tuple[str, JsonDict] |
     if not text:
         return None
     if spec.type == "identifier":
-        first = text.split()[0]
+        first = join_separated(text).split()[0]
         value = parse_identifier(first) or parse_identifier(text)
         return (value, {}) if value else None
     if spec.type == "registration":

@@ -172,9 +172,22 @@ def parse_date(text: str, locale: Locale) -> date | None:
     return None
 
 
+_AS_LETTER = str.maketrans("0158246", "OISBZAG")
+_AS_DIGIT = str.maketrans("OISBZQDAGT", "0158200467")
+
+
+def _uk_current_repaired(compact: str) -> str:
+    """A 7-character UK plate with OCR's look-alikes put back by position (letters, 2 digits, 3 letters)."""
+    if len(compact) != 7:
+        return compact
+    head, digits, tail = compact[:2], compact[2:4], compact[4:]
+    return head.translate(_AS_LETTER) + digits.translate(_AS_DIGIT) + tail.translate(_AS_LETTER)
+
+
 def parse_registration(text: str) -> str | None:
-    """A vehicle registration, upper case: UK ones in their standard spacing (``AB12 CDE``), others with single
-    hyphens between their groups (``B-MW-1234``, ``12-ABC-3``); ``None`` for anything else."""
+    """A vehicle registration, upper case: UK ones in their standard spacing (``AB12 CDE``; OCR look-alikes such as
+    0/O put back by position), others with single hyphens between their groups (``B-MW-1234``, ``12-ABC-3``);
+    ``None`` for anything else."""
     raw = text[:MAX_VALUE_CHARS].strip().upper()
     compact = re.sub(r"[\s-]", "", raw)
     if not 2 <= len(compact) <= 10:
@@ -182,6 +195,8 @@ def parse_registration(text: str) -> str | None:
     for pattern in (_UK_CURRENT, _UK_PREFIX, _UK_SUFFIX):
         if match := pattern.match(compact):
             return f"{match.group(1)} {match.group(2)}"
+    if match := _UK_CURRENT.match(_uk_current_repaired(compact)):
+        return f"{match.group(1)} {match.group(2)}"
     grouped = " ".join(raw.split())
     if _EU_SHAPE.match(grouped) and any(c.isdigit() for c in compact) and any(c.isalpha() for c in compact):
         return re.sub(r"[- ]", "-", grouped)
@@ -190,8 +205,24 @@ def parse_registration(text: str) -> str | None:
 
 def parse_identifier(text: str) -> str | None:
     """A claim, policy or invoice number: 3 to 40 of letters, digits and ``/ . _ -``, at least one digit, upper
-    case; inner spaces are dropped (``CLM 2026 0045`` -> ``CLM20260045``)."""
+    case; inner spaces are dropped (``CLM 2026 0045`` -> ``CLM20260045``) and OCR's 0/O confusion is undone
+    where the neighbours decide it (``P0L-12`` -> ``POL-12``, ``12O4`` -> ``1204``)."""
     compact = "".join(text[:MAX_VALUE_CHARS].split()).upper().strip(".:,;#")
-    if _IDENTIFIER.match(compact) and any(c.isdigit() for c in compact):
-        return compact
-    return None
+    if not (_IDENTIFIER.match(compact) and any(c.isdigit() for c in compact)):
+        return None
+    chars = list(compact)
+    for i in range(1, len(chars) - 1):
+        before, after = compact[i - 1], compact[i + 1]
+        if chars[i] == "0" and before.isalpha() and after.isalpha():
+            chars[i] = "O"
+        elif chars[i] == "O" and before.isdigit() and after.isdigit():
+            chars[i] = "0"
+    return "".join(chars)
+
+
+def join_separated(text: str) -> str:
+    """``CLM- 2024-476674`` -> ``CLM-2024-476674``: spaces OCR put around an identifier's separators dropped."""
+    return _AROUND_SEPARATOR.sub(r"\1", text[:MAX_VALUE_CHARS])
+
+
+_AROUND_SEPARATOR = re.compile(r" ?([-/]) ?")

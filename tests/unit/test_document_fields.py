@@ -105,6 +105,8 @@ def test_not_dates(text: str) -> None:
         ("ABC 123D", "ABC 123D"),
         ("B-MW 1234", "B-MW-1234"),
         ("12-ABC-3", "12-ABC-3"),
+        ("XC3A RPX", "XC34 RPX"),  # OCR look-alikes put back by position
+        ("0B12 CDE", "OB12 CDE"),
         ("AB-123-CD", "AB-123-CD"),
     ],
 )
@@ -120,6 +122,7 @@ def test_not_registrations(text: str) -> None:
 def test_identifiers() -> None:
     assert parse_identifier("clm-2026-004512") == "CLM-2026-004512"
     assert parse_identifier("CLM 2026 0045") == "CLM20260045"
+    assert parse_identifier("P0L-12O4") == "POL-1204"  # 0/O where the neighbours decide
     assert parse_identifier("POLICY") is None  # no digit
     assert parse_identifier("AB") is None
 
@@ -212,6 +215,23 @@ def test_receipt_style_with_shared_currency_and_longest_label_first() -> None:
     }
     # only the subtotal shows a currency: the others take the document's one
     assert {f["currencyCode"] for f in result["fields"].values() if f["type"] == "currency"} == {"GBP"}
+
+
+def test_fragments_of_one_row_are_joined_but_table_columns_are_not() -> None:
+    result = extract_fields(
+        read(
+            line("Reg", 58, 403, width=52),
+            line("No .", 118, 405, width=50),
+            line("XC34", 558, 405, width=69),
+            line("RPX", 622, 405, width=66),
+            line("Policy number", 58, 450),
+            line("P0L -58188-US", 558, 452),
+        )
+    )
+    assert normalized(result) == {"VehicleRegistration": "XC34 RPX", "PolicyNumber": "POL-58188-US"}
+    source = result["fields"]["VehicleRegistration"]["sources"]
+    assert [s["text"] for s in source] == ["XC34 RPX", "Reg No ."]
+    assert source[0]["boundingPolygon"][0] == {"x": 558, "y": 405} and source[0]["boundingPolygon"][2]["x"] == 688
 
 
 def test_two_labels_on_one_line_split_at_the_colon() -> None:

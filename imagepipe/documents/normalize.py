@@ -173,7 +173,7 @@ def parse_date(text: str, locale: Locale) -> date | None:
 
 
 _AS_LETTER = str.maketrans("0158246", "OISBZAG")
-_AS_DIGIT = str.maketrans("OISBZQDAGT", "0158200467")
+_AS_DIGIT = str.maketrans("OILSBZQDAGT", "01158200467")
 
 
 def _uk_current_repaired(compact: str) -> str:

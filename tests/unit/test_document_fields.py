@@ -107,6 +107,7 @@ def test_not_dates(text: str) -> None:
         ("12-ABC-3", "12-ABC-3"),
         ("XC3A RPX", "XC34 RPX"),  # OCR look-alikes put back by position
         ("0B12 CDE", "OB12 CDE"),
+        ("AS5l XJT", "AS51 XJT"),
         ("AB-123-CD", "AB-123-CD"),
     ],
 )

@@ -17,10 +17,9 @@ or a failed operation naming the content (``InvalidContent``, ``UnsupportedConte
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from azure.ai.documentintelligence import DocumentIntelligenceClient
-from azure.ai.documentintelligence.models import AnalyzeDocumentRequest, DocumentAnalysisFeature
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     AzureError,
@@ -43,18 +42,29 @@ CONTENT_ERROR_CODES = frozenset(
 )
 
 
+def _body_error(exc: HttpResponseError) -> dict[str, Any]:
+    """The ``error`` object of the response body (a failed operation's poll answers 200 with one)."""
+    try:
+        body = json.loads(exc.response.text()) if exc.response is not None else None
+    except (ValueError, AttributeError):
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
 def _codes(exc: HttpResponseError) -> tuple[str, str, str]:
     error = getattr(exc, "error", None)
-    code = str(getattr(error, "code", "") or "")
-    message = str(getattr(error, "message", "") or exc.message or exc)
-    inner = getattr(error, "innererror", None) or getattr(error, "inner_error", None)
+    raw = _body_error(exc)
+    code = str(getattr(error, "code", "") or raw.get("code") or "")
+    message = str(getattr(error, "message", "") or raw.get("message") or exc.message or exc)
+    inner = getattr(error, "innererror", None) or getattr(error, "inner_error", None) or raw.get("innererror")
     inner_code = str(getattr(inner, "code", "") or (inner.get("code") if isinstance(inner, dict) else "") or "")
     return code, inner_code, message
 
 
 def translate_documents_error(exc: Exception) -> ImagepipeError:
     """The ``imagepipe.errors`` equivalent of a Document Intelligence SDK exception."""
-    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None and exc.status_code >= 400:
         status = exc.status_code
         code, inner_code, message = _codes(exc)
         if status == 429 or status >= 500 or status == 408:
@@ -116,6 +126,13 @@ class AzureDocumentFieldExtractor:
             raise ConfigurationError(
                 f"DOCUMENT_INTELLIGENCE__endpoint must be https://<name>.cognitiveservices.azure.com, got '{endpoint}'"
             )
+        try:
+            from azure.ai.documentintelligence import DocumentIntelligenceClient
+        except ImportError as exc:
+            raise ConfigurationError(
+                "DOCUMENT_FIELDS_PROVIDER=azure needs the azure-ai-documentintelligence package (1.0.2), which is "
+                f"not installed ({exc}); install the app's locked requirements"
+            ) from exc
         self.timeout_s = timeout_s
         self.query_fields = list(query_fields)
         kwargs: dict[str, Any] = {"api_version": API_VERSION, "polling_interval": polling_interval_s} | client_kwargs
@@ -124,6 +141,8 @@ class AzureDocumentFieldExtractor:
         self._client = DocumentIntelligenceClient(endpoint=endpoint.rstrip("/"), credential=credential, **kwargs)
 
     def extract(self, image: bytes, read_result: JsonDict, request: FieldRequest) -> JsonDict:
+        from azure.ai.documentintelligence.models import AnalyzeDocumentRequest, DocumentAnalysisFeature
+
         try:
             poller = self._client.begin_analyze_document(
                 request.model,

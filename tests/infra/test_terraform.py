@@ -686,7 +686,7 @@ def test_cosmos_is_identity_only_with_the_record_indexing_policy() -> None:
     assert policy["indexingMode"] == "consistent"
     assert [p["path"] for p in policy["includedPaths"]] == ["/*"]
     excluded = {p["path"] for p in policy["excludedPaths"]}
-    assert {"/analysis/*", "/readResult/*", "/text/?"} <= excluded
+    assert {"/analysis/*", "/readResult/*", "/text/?", "/documentFields/*"} <= excluded
     composites = [[(i["path"], i["order"]) for i in c] for c in policy["compositeIndexes"]]
     assert [("/profile", "ascending"), ("/createdAt", "descending")] in composites
     assert [("/status", "ascending"), ("/createdAt", "descending")] in composites

@@ -202,3 +202,59 @@ def test_azure_settings_build_the_document_intelligence_adapter(monkeypatch: pyt
         }
     )
     assert isinstance(_build_fields(settings), AzureDocumentFieldExtractor)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Error translation (azure-core exceptions; no SDK needed)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def http_error(status: int, body: dict[str, Any]) -> Any:
+    import json
+
+    from azure.core.exceptions import HttpResponseError
+    from azure.core.rest import HttpRequest
+
+    from tests.fakes.vision_transport import _Response
+
+    request = HttpRequest("POST", ENDPOINT)
+    response = _Response(request, status, {"Content-Type": "application/json"}, json.dumps(body).encode())
+    return HttpResponseError(response=response)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (429, {"error": {"code": "429", "message": "Rate limit is exceeded."}}, TransientServiceError),
+        (503, {"error": {"code": "ServiceUnavailable", "message": "Try later."}}, TransientServiceError),
+        (401, {"error": {"code": "401", "message": "Access denied."}}, ConfigurationError),
+        (
+            400,
+            {"error": {"code": "InvalidRequest", "message": "Bad.", "innererror": {"code": "InvalidContent"}}},
+            PermanentImageError,
+        ),
+        # a failed operation: the poll answered 200 with status "failed" and the service's error
+        (
+            200,
+            {"status": "failed", "error": {"code": "InvalidRequest", "innererror": {"code": "UnsupportedContent"}}},
+            PermanentImageError,
+        ),
+        (200, {"status": "failed", "error": {"code": "InternalServerError", "message": "oops"}}, TransientServiceError),
+    ],
+)
+def test_service_errors_translate_to_ours(status: int, body: dict[str, Any], error: type[Exception]) -> None:
+    from imagepipe.adapters.azure_documents import translate_documents_error
+
+    assert type(translate_documents_error(http_error(status, body))) is error
+
+
+def test_without_the_package_azure_mode_says_what_to_install() -> None:
+    try:
+        import azure.ai.documentintelligence  # noqa: F401
+    except ImportError:
+        from imagepipe.adapters.azure_documents import AzureDocumentFieldExtractor
+
+        with pytest.raises(ConfigurationError, match="azure-ai-documentintelligence"):
+            AzureDocumentFieldExtractor(ENDPOINT, StaticCredential())
+    else:
+        pytest.skip("azure-ai-documentintelligence is installed: the adapter builds (see the SDK tests)")

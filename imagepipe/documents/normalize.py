@@ -35,7 +35,7 @@ _MONTHS = {
         (
             ("january", "jan", "januar", "janvier", "januari"),
             ("february", "feb", "februar", "fevrier", "février", "februari"),
-            ("march", "mar", "märz", "maerz", "mars", "maart"),
+            ("march", "mar", "märz", "maerz", "marz", "mrz", "mars", "maart"),
             ("april", "apr", "avril"),
             ("may", "mai", "mei"),
             ("june", "jun", "juni", "juin"),
@@ -57,8 +57,8 @@ _MONTH_DAY_YEAR = re.compile(r"\b([A-Za-zéèûä]{3,10})\.? ?(\d{1,2})(?:st|nd|
 
 #: UK formats (current, prefix, suffix) and common continental shapes, on the text without spaces or hyphens.
 _UK_CURRENT = re.compile(r"^([A-Z]{2}[0-9]{2})([A-Z]{3})$")
-_UK_PREFIX = re.compile(r"^([A-Z][0-9]{1,3})([A-Z]{3})$")
-_UK_SUFFIX = re.compile(r"^([A-Z]{3})([0-9]{1,3}[A-Z])$")
+_UK_PREFIX = re.compile(r"^([A-Z][1-9][0-9]{0,2})([A-Z]{3})$")
+_UK_SUFFIX = re.compile(r"^([A-Z]{3})([1-9][0-9]{0,2}[A-Z])$")
 _EU_SHAPE = re.compile(r"^[A-Z0-9]{1,4}(?:[- ][A-Z0-9]{1,4}){1,3}$")
 _IDENTIFIER = re.compile(r"^[A-Z0-9][A-Z0-9/._-]{2,39}$")
 

@@ -85,6 +85,7 @@ def test_no_number_is_no_amount() -> None:
         ("12th Mar 2026", GB, date(2026, 3, 12)),
         ("March 12, 2026", US, date(2026, 3, 12)),
         ("12. März 2026", DE, date(2026, 3, 12)),
+        ("15. Marz 2025", DE, date(2025, 3, 15)),  # OCR dropped the umlaut
     ],
 )
 def test_dates(text: str, locale: Locale, expected: date) -> None:
@@ -108,6 +109,7 @@ def test_not_dates(text: str) -> None:
         ("XC3A RPX", "XC34 RPX"),  # OCR look-alikes put back by position
         ("0B12 CDE", "OB12 CDE"),
         ("AS5l XJT", "AS51 XJT"),
+        ("G070 PBV", "GO70 PBV"),  # no prefix-format plate has a leading zero: a current one with 0 for O
         ("AB-123-CD", "AB-123-CD"),
     ],
 )

@@ -232,9 +232,9 @@ def render_page(layout: str, family: str, seed: int) -> Page:
     return Page(layout, family, locale, _render_claim(layout, font, rows), truth)
 
 
-def corpus(pages_per_cell: int) -> list[Page]:
+def corpus(pages_per_cell: int, seed: int = 0) -> list[Page]:
     return [
-        render_page(layout, family, seed=7919 * i + 131 * j + n)
+        render_page(layout, family, seed=seed + 7919 * i + 131 * j + n)
         for i, layout in enumerate(LAYOUTS)
         for j, family in enumerate(FAMILIES)
         for n in range(pages_per_cell)
@@ -310,12 +310,12 @@ def score_page(page: Page, found: dict[str, Any], scores: Scores) -> None:
 # -----------------------------------------------------------------------------------------------
 
 
-def run(pages_per_cell: int) -> dict[str, Any]:
+def run(pages_per_cell: int, seed: int = 0) -> dict[str, Any]:
     from imagepipe.documents import extract_fields
     from imagepipe.ports import AnalysisRequest
     from imagepipe.vision import LocalAnalyzer
 
-    pages = corpus(pages_per_cell)
+    pages = corpus(pages_per_cell, seed)
     analyzer = LocalAnalyzer()
     request = AnalysisRequest(features=("read",))
     analyzer.read_text(pages[0].image, request)  # model loading and first-call costs
@@ -345,6 +345,7 @@ def run(pages_per_cell: int) -> dict[str, Any]:
         "machine": machine_facts(),
         "corpus": {
             "pages": len(pages),
+            "seed": seed,
             "layouts": list(LAYOUTS),
             "families": FAMILIES,
             "locales": list(LOCALES),
@@ -370,9 +371,10 @@ def run(pages_per_cell: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--pages", type=int, default=2, help="pages per layout and font family")
+    parser.add_argument("--seed", type=int, default=0, help="corpus seed offset (another seed: a held-out corpus)")
     parser.add_argument("--out", type=Path, default=RESULTS / "fields.json")
     args = parser.parse_args(argv)
-    result = run(args.pages)
+    result = run(args.pages, args.seed)
     write_result(args.out, result)
     print(f"overall {result['overall']}  CPU ms/page {result['cpuMsPerPage']}")
     for layout, t in result["byLayout"].items():

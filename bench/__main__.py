@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, str] = {
     "analyzer": "bench.bench_analyzer",
     "devhost": "bench.bench_devhost",
     "labels": "bench.bench_labels",
+    "fields": "bench.bench_fields",
     "ocr": "bench.bench_ocr",
     "pipeline": "bench.bench_pipeline",
     "queries": "bench.bench_queries",

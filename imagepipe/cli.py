@@ -134,9 +134,23 @@ def cmd_get(client: ImagepipeClient, args: argparse.Namespace) -> int:
         print(f"caption:  {caption}")
     if record.get("text"):
         print(f"text:     {record['text'][:300]}")
+    _print_document_fields(record)
     if record.get("error"):
         print(f"error:    {_error_text(record['error'])}")
     return 0
+
+
+def _print_document_fields(record: dict[str, Any]) -> None:
+    """The record's typed document fields (docs/document-fields.md), one per line."""
+    fields = (record.get("documentFields") or {}).get("fields") or {}
+    if not fields:
+        return
+    print("fields:")
+    for name, field in fields.items():
+        value = field.get("normalized")
+        if field.get("type") == "currency" and field.get("currencyCode"):
+            value = f"{value} {field['currencyCode']}"
+        print(f"  {name:<20} {value}  ({float(field.get('confidence') or 0):.0%})")
 
 
 def cmd_search(client: ImagepipeClient, args: argparse.Namespace) -> int:

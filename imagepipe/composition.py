@@ -13,7 +13,14 @@ from typing import cast
 from azure.core.credentials import TokenCredential
 
 from imagepipe.errors import ConfigurationError
-from imagepipe.ports import BlobStore, ImageEmbedder, LabelSetStore, RecordStore, VisionAnalyzer
+from imagepipe.ports import (
+    BlobStore,
+    DocumentFieldExtractor,
+    ImageEmbedder,
+    LabelSetStore,
+    RecordStore,
+    VisionAnalyzer,
+)
 from imagepipe.profiles import Profile, load_profiles
 from imagepipe.settings import Settings, load_settings
 
@@ -27,7 +34,8 @@ class Services:
     profiles: dict[str, Profile]
     _vision: VisionAnalyzer | None = None
     _vision_lock: threading.Lock = field(default_factory=threading.Lock)
-
+    _fields: DocumentFieldExtractor | None = None
+    _fields_lock: threading.Lock = field(default_factory=threading.Lock)
     _labelsets: LabelSetStore | None = None
     _embedder: ImageEmbedder | None = None
     _labels_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -67,6 +75,14 @@ class Services:
             if self._vision is None:
                 self._vision = _build_vision(self.settings)
             return self._vision
+
+    @property
+    def fields(self) -> DocumentFieldExtractor:
+        """The document-field extractor the settings select, built on first use."""
+        with self._fields_lock:
+            if self._fields is None:
+                self._fields = _build_fields(self.settings)
+            return self._fields
 
 
 _lock = threading.Lock()
@@ -154,6 +170,21 @@ def _build_vision_provider(settings: Settings) -> VisionAnalyzer:
             f"VISION_PROVIDER=local but the local analyzer cannot be imported ({exc}); run 'make install'"
         ) from exc
     return cast(VisionAnalyzer, LocalAnalyzer())
+
+
+def _build_fields(settings: Settings) -> DocumentFieldExtractor:
+    if settings.document_fields_provider == "azure":
+        from imagepipe.adapters.azure_documents import AzureDocumentFieldExtractor
+
+        assert settings.document_intelligence_endpoint is not None  # checked by Settings
+        return AzureDocumentFieldExtractor(
+            settings.document_intelligence_endpoint,
+            _credential(settings),
+            timeout_s=settings.document_intelligence_timeout_s,
+        )
+    from imagepipe.documents import LocalFieldExtractor
+
+    return LocalFieldExtractor()
 
 
 def services() -> Services:

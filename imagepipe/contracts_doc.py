@@ -64,6 +64,18 @@ SECTIONS: tuple[tuple[str, str, tuple[type[BaseModel], ...]], ...] = (
             domain.Acceptance,
         ),
     ),
+    (
+        "Document fields",
+        "The record's `documentFields`: typed fields of a claim document, invoice or receipt, written by "
+        "`read_text` when the profile asks for them; the same shape from the local extractor and from Azure AI "
+        "Document Intelligence (docs/document-fields.md).",
+        (
+            domain.DocumentFields,
+            domain.DocumentField,
+            domain.FieldSource,
+            domain.FieldPoint,
+        ),
+    ),
 )
 
 

@@ -277,6 +277,7 @@ class TextRead(_Succeeded):
 
     lines: int = Field(default=0, ge=0)
     characters: int = Field(default=0, ge=0)
+    fields: int = Field(default=0, ge=0, description="document fields read (profiles with `documentFields`)")
 
 
 class Persisted(_Succeeded):
@@ -403,6 +404,54 @@ class Acceptance(Wire):
     upload_expires_at: Timestamp | None = Field(default=None, description="when the upload URL expires (`sas`)")
 
 
+# ---------------------------------------------------------------------------------------------------
+# Document fields (docs/document-fields.md)
+# ---------------------------------------------------------------------------------------------------
+
+
+class FieldPoint(Wire):
+    x: float
+    y: float
+
+
+class FieldSource(Wire):
+    """Where a field was read: an OCR line (or Document Intelligence region) and its polygon in image pixels."""
+
+    text: str = Field(max_length=MAX_TEXT, description="the line's text (the region's content, Azure mode)")
+    bounding_polygon: list[FieldPoint] = Field(default_factory=list, max_length=64, description="its outline")
+
+
+class DocumentField(Wire):
+    """One typed field, named as Azure AI Document Intelligence's prebuilt invoice model names it."""
+
+    type: Literal["string", "date", "currency", "identifier", "registration"] = Field(description="the value type")
+    value: str = Field(max_length=MAX_TEXT, description="the text as read")
+    normalized: str = Field(
+        max_length=200,
+        description="ISO date, amount with 2+ decimals (`1234.56`), upper-case identifier or registration, name",
+    )
+    amount: float | None = Field(default=None, description="`currency` fields: the amount")
+    currency_code: str | None = Field(default=None, max_length=3, description="`currency` fields: ISO 4217 code")
+    confidence: float = Field(ge=0, le=1, description="0..1")
+    sources: list[FieldSource] = Field(default_factory=list, max_length=4, description="value line first")
+
+
+class DocumentFields(Wire):
+    """Fields read from a text-heavy image when its profile asks for them (``read_text``)."""
+
+    provider: str = Field(max_length=64, description="`local` or `azure-document-intelligence`")
+    model_version: str = Field(max_length=64, description="the extractor or Document Intelligence model")
+    locale: str = Field(max_length=16, description="the profile's locale (dates, decimal separator)")
+    fields: dict[Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9]*$")], DocumentField] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="by name: ClaimNumber, PolicyNumber, IncidentDate, ClaimDate, InvoiceId, InvoiceDate, "
+        "SubTotal, TotalTax, InvoiceTotal, AmountDue, VehicleRegistration, PolicyholderName, ClaimantName, "
+        "InsurerName, VendorName, CustomerName",
+    )
+    truncated: int = Field(default=0, ge=0, description="OCR lines left unread (work is bounded per document)")
+
+
 RecordStatus = Literal["pending", "processing", "completed", "failed"]
 
 
@@ -421,6 +470,9 @@ class Record(Wire):
     )
     read_result: JsonDict | None = Field(default=None, description="OCR (`readResult`: blocks, lines, words)")
     text: str = Field(default="", description="all OCR text, one line per line, for search")
+    document_fields: DocumentFields | None = Field(
+        default=None, description="typed fields of a document (profiles that ask for them; docs/document-fields.md)"
+    )
     tags: list[str] = Field(default_factory=list, description="lower-case tag and object names, for search")
     labels: list[Label] = Field(default_factory=list, description="the profile's labels that hold, best first")
     label_names: list[str] = Field(default_factory=list, description="names of `labels`, for search")

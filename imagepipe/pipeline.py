@@ -31,6 +31,7 @@ from imagepipe.blobcache import ValidatedBytes
 from imagepipe.domain import (
     Analyzed,
     Deleted,
+    DocumentFields,
     Failure,
     Fetched,
     JsonDict,
@@ -50,6 +51,8 @@ from imagepipe.ports import (
     AnalysisRequest,
     BlobInfo,
     BlobStore,
+    DocumentFieldExtractor,
+    FieldRequest,
     ImageEmbedder,
     LabelSetStore,
     RecordStore,
@@ -85,6 +88,8 @@ class StepServices(Protocol):
     def labelsets(self) -> LabelSetStore: ...
     @property
     def embedder(self) -> ImageEmbedder | None: ...
+    @property
+    def fields(self) -> DocumentFieldExtractor: ...
 
 
 def failure(step: Step, code: str, message: str) -> Failure:
@@ -340,10 +345,38 @@ def read_text(svc: StepServices, step: VisionStepInput) -> TextRead | Failure | 
         "labels": labels,
         "labelNames": sorted({label["name"] for label in labels}),
     }
+    fields = _document_fields(svc, step, profile, data, read_result)
+    if fields is not None:
+        patch["documentFields"] = fields
     ended = _merged_or_ended(svc, step, patch)
     if ended is not None:
         return ended
-    return TextRead(lines=text.count("\n") + 1 if text else 0, characters=len(text))
+    return TextRead(
+        lines=text.count("\n") + 1 if text else 0,
+        characters=len(text),
+        fields=len(fields["fields"]) if fields else 0,
+    )
+
+
+def _document_fields(
+    svc: StepServices, step: VisionStepInput, profile: Profile, data: bytes, read_result: JsonDict
+) -> JsonDict | None:
+    """The typed fields of a document when the profile asks for them (docs/document-fields.md).
+
+    Transient failures raise (the step is retried); an image the field service cannot read, or an answer that
+    does not fit the schema, leaves the fields out and the OCR result stands."""
+    policy = profile.document_fields
+    if policy is None:
+        return None
+    request = FieldRequest(locale=policy.locale, model=policy.model, profile=profile.name)
+    try:
+        raw = svc.fields.extract(data, read_result, request)
+        return DocumentFields.model_validate(raw).to_json()
+    except PermanentImageError as exc:
+        log.warning("image %s: %s could not read document fields: %s", step.image_id, svc.fields.provider, exc)
+    except ValidationError as exc:
+        log.warning("image %s: document fields did not fit the schema: %s", step.image_id, describe(exc))
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Ports: the three interfaces the app depends on (blobs, records, vision), one adapter per mode each.
+"""Ports: the interfaces the app depends on (blobs, records, vision, document fields), one adapter per mode each.
 
 Workflow and API code only ever sees these protocols; the composition root (``imagepipe.composition``)
 picks the adapters from settings. Records and analyses are plain JSON-native dicts.
@@ -187,3 +187,29 @@ class ImageEmbedder(Protocol):
     def embed(self, image: bytes) -> list[float]:
         """The vector of one image's bytes; ``PermanentImageError`` when they do not decode."""
         ...
+
+
+# ---------------------------------------------------------------------------------------------------
+# Document fields
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldRequest:
+    """What a document-field extraction needs besides the image: the profile's locale and the Azure model."""
+
+    locale: str = "en-GB"
+    model: str = "prebuilt-invoice"
+    profile: str = "general"
+
+
+class DocumentFieldExtractor(Protocol):
+    """Typed fields of a document (``imagepipe.domain.DocumentFields`` JSON) from its image and OCR result.
+
+    The local adapter reads the OCR result; Azure AI Document Intelligence reads the image. Raises
+    ``TransientServiceError`` for retryable failures and ``PermanentImageError`` when the image cannot be read.
+    """
+
+    provider: str
+
+    def extract(self, image: bytes, read_result: JsonDict, request: FieldRequest) -> JsonDict: ...

@@ -1,4 +1,4 @@
-"""Analysis profiles: which features to compute, which custom labels to score, and the OCR policy.
+"""Analysis profiles: which features to compute, which custom labels to score, the OCR policy and document fields.
 
 Built-in profiles (general, fashion, insurance, game-telemetry) can be extended or overridden by a JSON
 file named by the ``PROFILES_FILE`` setting (same shape as ``BUILTIN_PROFILES`` entries). The text-heavy
@@ -8,6 +8,7 @@ decision and label derivation live in ``imagepipe.policy``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,14 @@ class LabelRule:
 
 
 @dataclass(frozen=True)
+class DocumentFieldsPolicy:
+    """A profile's ``documentFields``: read typed fields after OCR, in this locale, with this Azure model."""
+
+    locale: str = "en-GB"
+    model: str = "prebuilt-invoice"
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -37,6 +46,7 @@ class Profile:
     extras: tuple[str, ...]
     ocr: OcrPolicy = "auto"
     labels: tuple[LabelRule, ...] = field(default_factory=tuple)
+    document_fields: DocumentFieldsPolicy | None = None
 
 
 def _profile_from_json(name: str, raw: Mapping[str, Any]) -> Profile:
@@ -60,7 +70,31 @@ def _profile_from_json(name: str, raw: Mapping[str, Any]) -> Profile:
         raise ConfigurationError(f"profile '{name}' names unknown features {unknown}")
     if ocr not in ("always", "auto", "never"):
         raise ConfigurationError(f"profile '{name}': ocr must be always|auto|never, not {ocr!r}")
-    return Profile(name, str(raw.get("description", "")), features, extras, ocr, labels)
+    return Profile(name, str(raw.get("description", "")), features, extras, ocr, labels, _document_fields(name, raw))
+
+
+#: Document Intelligence models a profile may name (docs/document-fields.md).
+DOCUMENT_MODELS = ("prebuilt-invoice", "prebuilt-receipt")
+_LOCALE = re.compile(r"^[a-z]{2}(-[A-Z]{2})?$")
+
+
+def _document_fields(name: str, raw: Mapping[str, Any]) -> DocumentFieldsPolicy | None:
+    """The profile's ``documentFields`` (absent or false: off; true: the defaults; or an object)."""
+    spec = raw.get("documentFields")
+    if spec in (None, False):
+        return None
+    if spec is True:
+        return DocumentFieldsPolicy()
+    if not isinstance(spec, Mapping):
+        raise ConfigurationError(f"profile '{name}': documentFields must be true, false or an object")
+    policy = DocumentFieldsPolicy(str(spec.get("locale", "en-GB")), str(spec.get("model", "prebuilt-invoice")))
+    if not _LOCALE.match(policy.locale):
+        raise ConfigurationError(f"profile '{name}': documentFields.locale must look like en-GB, not {policy.locale!r}")
+    if policy.model not in DOCUMENT_MODELS:
+        raise ConfigurationError(
+            f"profile '{name}': documentFields.model must be one of {', '.join(DOCUMENT_MODELS)}, not {policy.model!r}"
+        )
+    return policy
 
 
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
@@ -145,6 +179,7 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
         "description": "Claim photos and documents: vehicles, documents, receipts, invoices, ID cards.",
         "features": ["tags", "objects", "people"],
         "ocr": "auto",
+        "documentFields": {"locale": "en-GB", "model": "prebuilt-invoice"},
         "labels": [
             {
                 "name": "vehicle",

@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     # Fault injection for rehearsing outages (game days, tests): a JSON plan file; unset in normal operation.
     vision_fault_plan: str | None = Field(default=None, validation_alias="VISION_FAULT_PLAN")
 
+    # Document fields (profiles with documentFields): the local extractor over the OCR result, or Azure AI
+    # Document Intelligence (prebuilt invoice/receipt + query fields, managed identity). docs/document-fields.md
+    document_fields_provider: Literal["local", "azure"] = Field(
+        default="local", validation_alias="DOCUMENT_FIELDS_PROVIDER"
+    )
+    document_intelligence_endpoint: str | None = Field(default=None, validation_alias="DOCUMENT_INTELLIGENCE__endpoint")
+    document_intelligence_timeout_s: float = Field(
+        default=60.0, gt=0, le=600, validation_alias="DOCUMENT_INTELLIGENCE_TIMEOUT_S"
+    )
+
     # Identity: a user-assigned identity's client id; unset means the system-assigned one.
     azure_client_id: str | None = Field(default=None, validation_alias="AZURE_CLIENT_ID")
 
@@ -124,6 +134,11 @@ class Settings(BaseSettings):
         if self.vision_provider == "azure" and not self.vision_endpoint:
             raise ValueError(
                 "VISION_PROVIDER=azure needs VISION__endpoint (https://<name>.cognitiveservices.azure.com)"
+            )
+        if self.document_fields_provider == "azure" and not self.document_intelligence_endpoint:
+            raise ValueError(
+                "DOCUMENT_FIELDS_PROVIDER=azure needs DOCUMENT_INTELLIGENCE__endpoint "
+                "(https://<name>.cognitiveservices.azure.com)"
             )
         if self.public_base_url is not None:
             parts = urlsplit(self.public_base_url)

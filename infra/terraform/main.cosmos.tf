@@ -101,6 +101,8 @@ resource "azapi_resource" "cosmos_images_container" {
           excludedPaths = [
             { path = "/analysis/*" },
             { path = "/readResult/*" },
+            # typed document fields with their polygons (docs/document-fields.md); no API filter reads them
+            { path = "/documentFields/*" },
             { path = "/text/?" },
             { path = "/\"_etag\"/?" },
           ]

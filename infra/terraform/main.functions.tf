@@ -55,6 +55,10 @@ locals {
     "VISION_MAX_CONCURRENCY"       = tostring(local.vision_max_concurrency_per_instance)
     "VISION_RATE_LIMIT_PER_SECOND" = local.vision_rate_limit_per_instance
 
+    # Document fields: Azure AI Document Intelligence through its custom-subdomain endpoint (main.documents.tf).
+    "DOCUMENT_FIELDS_PROVIDER"        = "azure"
+    "DOCUMENT_INTELLIGENCE__endpoint" = azurerm_cognitive_account.documents.endpoint
+
     # Telemetry: where it goes (ingestion endpoint; not a credential because local auth is disabled on
     # the Application Insights resource, main.monitoring.tf), sent with an Entra ID token.
     "APPLICATIONINSIGHTS_CONNECTION_STRING"     = azurerm_application_insights.main.connection_string

@@ -64,6 +64,14 @@ locals {
       why       = "Call Image Analysis (analyze, read) with an Entra ID token; no key listing, no management rights."
     }
 
+    # --- the app -> Document Intelligence ---
+    app_documents_user = {
+      role      = "Cognitive Services User"
+      scope     = azurerm_cognitive_account.documents.id
+      principal = local.app_principal_id
+      why       = "Analyze documents (prebuilt invoice/receipt, query fields) with an Entra ID token; no key listing, no management rights."
+    }
+
     # --- the app -> Application Insights ---
     app_monitoring_metrics_publisher = {
       role      = "Monitoring Metrics Publisher"

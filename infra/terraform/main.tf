@@ -22,6 +22,7 @@ locals {
   function_app_name            = "func-${var.name_prefix}-${var.environment}-${local.name_suffix}"
   cosmos_account_name          = "cosmos-${var.name_prefix}-${var.environment}-${local.name_suffix}"
   vision_account_name          = "vision-${var.name_prefix}-${var.environment}-${local.name_suffix}"
+  documents_account_name       = "docs-${var.name_prefix}-${var.environment}-${local.name_suffix}"
 
   # The Event Grid subscription filter has one source, shared with the devhost's Event Grid emulator.
   eventgrid_config = jsondecode(file("${path.module}/../../config/eventgrid-subscriptions.json"))

@@ -40,6 +40,11 @@ output "vision_endpoint" {
   value       = azurerm_cognitive_account.vision.endpoint
 }
 
+output "documents_endpoint" {
+  description = "Azure AI Document Intelligence custom-subdomain endpoint (app setting DOCUMENT_INTELLIGENCE__endpoint)."
+  value       = azurerm_cognitive_account.documents.endpoint
+}
+
 output "task_hub_name" {
   description = "Durable Functions task hub name (from host.json), stored in the runtime account."
   value       = local.task_hub_name

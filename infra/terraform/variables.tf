@@ -280,3 +280,25 @@ variable "log_retention_days" {
     error_message = "log_retention_days must be between 30 and 730."
   }
 }
+
+variable "documents_sku_name" {
+  type        = string
+  description = "Azure AI Document Intelligence pricing tier: S0 (default, pay per page; query fields are an add-on price) or F0 (free, 500 pages/month, first 2 pages of a document, one per subscription)."
+  default     = "S0"
+
+  validation {
+    condition     = contains(["F0", "S0"], var.documents_sku_name)
+    error_message = "documents_sku_name must be F0 or S0."
+  }
+}
+
+variable "documents_location" {
+  type        = string
+  description = "Region of the Document Intelligence account; null (default) uses the resource group's. Set it where the v4 (2024-11-30) prebuilt models and query fields are offered if the group's region lacks them."
+  default     = null
+
+  validation {
+    condition     = var.documents_location == null || can(regex("^[a-z0-9]+$", var.documents_location))
+    error_message = "documents_location must be null or an Azure region name such as westeurope."
+  }
+}

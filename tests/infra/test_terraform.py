@@ -42,6 +42,7 @@ EXPECTED_FILES = [
     "main.events.tf",
     "main.cosmos.tf",
     "main.vision.tf",
+    "main.documents.tf",
     "main.functions.tf",
     "main.monitoring.tf",
     "main.identity.tf",
@@ -65,6 +66,8 @@ ROLES_BY_SETTING: dict[str, set[str]] = {
         "Storage Table Data Contributor",
     },
     "VISION__endpoint": {"Cognitive Services User"},
+    # document fields (imagepipe/adapters/azure_documents.py): analyze with prebuilt models and query fields
+    "DOCUMENT_INTELLIGENCE__endpoint": {"Cognitive Services User"},
     # telemetry with an Entra ID token (APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD)
     "APPLICATIONINSIGHTS_CONNECTION_STRING": {"Monitoring Metrics Publisher"},
 }
@@ -95,6 +98,8 @@ AZURE_MODE_SETTINGS: dict[str, str] = {
     "COSMOS_LABELSETS_CONTAINER": "${azapi_resource.cosmos_labelsets_container.name}",
     "VISION_PROVIDER": "azure",
     "VISION__endpoint": "${azurerm_cognitive_account.vision.endpoint}",
+    "DOCUMENT_FIELDS_PROVIDER": "azure",
+    "DOCUMENT_INTELLIGENCE__endpoint": "${azurerm_cognitive_account.documents.endpoint}",
 }
 # App settings read by the Functions host or by binding expressions, not by the Settings class.
 HOST_SETTINGS: dict[str, str] = {
@@ -276,7 +281,14 @@ def test_outputs_are_described_and_cover_what_a_deployer_needs() -> None:
         assert len(str(body.get("description", ""))) >= 15, f"output {name} has no description"
         assert not body.get("sensitive"), f"output {name} is sensitive: outputs must not carry secrets"
         assert not any(SECRET_VALUE.search(s) for s in all_strings(body["value"])), f"output {name} leaks a secret"
-    required = {"api_base_url", "function_app_name", "images_blob_endpoint", "cosmos_endpoint", "vision_endpoint"}
+    required = {
+        "api_base_url",
+        "function_app_name",
+        "images_blob_endpoint",
+        "cosmos_endpoint",
+        "vision_endpoint",
+        "documents_endpoint",
+    }
     assert required <= set(outputs()), f"missing outputs: {required - set(outputs())}"
     assert outputs()["api_base_url"]["value"].endswith("/api")
 
@@ -391,6 +403,7 @@ def test_app_settings_satisfy_the_settings_class(monkeypatch: pytest.MonkeyPatch
         "COSMOS_CONTAINER": "images",
         "COSMOS_LABELSETS_CONTAINER": "labelsets",
         "VISION__endpoint": "https://vision-imagepipe-dev-abc123.cognitiveservices.azure.com/",
+        "DOCUMENT_INTELLIGENCE__endpoint": "https://docs-imagepipe-dev-abc123.cognitiveservices.azure.com/",
         "VISION_MAX_CONCURRENCY": "1",
         "VISION_RATE_LIMIT_PER_SECOND": "0.500000",
         "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000",
@@ -403,6 +416,7 @@ def test_app_settings_satisfy_the_settings_class(monkeypatch: pytest.MonkeyPatch
     assert loaded.vision_provider == "azure"
     assert loaded.images_storage_connection_string is None
     assert loaded.images_storage_blob_service_uri and loaded.cosmos_endpoint and loaded.vision_endpoint
+    assert loaded.document_fields_provider == "azure" and loaded.document_intelligence_endpoint
 
 
 def test_no_secret_key_sas_or_connection_string_in_app_settings() -> None:
@@ -674,7 +688,7 @@ def test_cosmos_is_identity_only_with_the_record_indexing_policy() -> None:
     assert policy["indexingMode"] == "consistent"
     assert [p["path"] for p in policy["includedPaths"]] == ["/*"]
     excluded = {p["path"] for p in policy["excludedPaths"]}
-    assert {"/analysis/*", "/readResult/*", "/text/?"} <= excluded
+    assert {"/analysis/*", "/readResult/*", "/text/?", "/documentFields/*"} <= excluded
     composites = [[(i["path"], i["order"]) for i in c] for c in policy["compositeIndexes"]]
     assert [("/profile", "ascending"), ("/createdAt", "descending")] in composites
     assert [("/status", "ascending"), ("/createdAt", "descending")] in composites
@@ -752,6 +766,25 @@ def test_vision_is_identity_only() -> None:
     assert vision["custom_subdomain_name"], "custom subdomain is required for Entra ID auth"
     assert vision["sku_name"] == "${var.vision_sku_name}"
     assert variables()["vision_sku_name"]["default"] == "S1"
+
+
+def test_document_intelligence_is_identity_only_and_the_app_may_call_it() -> None:
+    documents = resource("azurerm_cognitive_account", "documents")
+    assert documents["kind"] == "FormRecognizer"
+    assert documents["local_auth_enabled"] is False
+    assert documents["custom_subdomain_name"] == "${local.documents_account_name}", "Entra ID needs a subdomain"
+    assert documents["identity"] == [{"type": "SystemAssigned"}] or documents["identity"] == {"type": "SystemAssigned"}
+    assert documents["sku_name"] == "${var.documents_sku_name}"
+    assert variables()["documents_sku_name"]["default"] == "S0"
+    grant = role_assignments()["app_documents_user"]
+    assert (grant["role"], grant["scope"], grant["principal"]) == (
+        "Cognitive Services User",
+        "${azurerm_cognitive_account.documents.id}",
+        APP,
+    )
+    settings = app_settings()
+    assert settings["DOCUMENT_FIELDS_PROVIDER"] == "azure"
+    assert address_of(settings["DOCUMENT_INTELLIGENCE__endpoint"]) == "azurerm_cognitive_account.documents"
 
 
 # --------------------------------------------------------------------------------------------------

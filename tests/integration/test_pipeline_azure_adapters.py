@@ -71,12 +71,17 @@ def test_document_runs_through_cosmos_and_ai_vision(azure_services: tuple[Servic
         "ok": True,
         "lines": 2,
         "characters": 22,
+        "fields": 1,
     }
     assert pipeline.run_activity(Step.PERSIST_RECORD, svc, {**step, "status": "completed"})["ok"]
     record = svc.records.get(image_id)
     assert record is not None and record["status"] == "completed"
     assert record["analysis"]["modelVersion"] and record["text"] == "CLAIM FORM\nPolicy PX-1"
     assert record["client"] == {"originalName": "claim.png", "metadata": {"claim": "17"}}
+    # the insurance profile asks for document fields: the local extractor reads them from AI Vision's OCR
+    policy = record["documentFields"]["fields"]["PolicyNumber"]
+    assert (policy["normalized"], policy["type"]) == ("PX-1", "identifier")
+    assert policy["sources"][0]["text"] == "Policy PX-1" and len(policy["sources"][0]["boundingPolygon"]) == 4
     assert [r["id"] for r in svc.records.search(SearchQuery(text="policy", profile="insurance")).items] == [image_id]
     assert [r.query["features"] for r in vision.requests] == ["tags,objects,people", "read"]
 

@@ -70,7 +70,15 @@ def test_local_extras_agree_with_the_lock() -> None:
 
 def test_local_only_packages_are_not_deployed() -> None:
     lock = locked()
-    for local_only in ("pytest", "mypy", "ruff", "opencv-python-headless", "torch", "mediapipe", "rapidocr-onnxruntime"):
+    for local_only in (
+        "pytest",
+        "mypy",
+        "ruff",
+        "opencv-python-headless",
+        "torch",
+        "mediapipe",
+        "rapidocr-onnxruntime",
+    ):
         assert local_only not in lock, f"{local_only} is local-only and must not be in requirements.txt"
 
 

@@ -207,6 +207,7 @@
       $("#caption").textContent = "";
       $("#tags").replaceChildren();
       $("#ocr-text").textContent = "";
+      $("#doc-fields").replaceChildren();
       $("#record-json").textContent = "";
     }
     const recordCall = api("GET", `/api/images/${encodeURIComponent(imageId)}`).catch(() => null);
@@ -262,6 +263,23 @@
       // custom labels (docs/custom-labels.md): one chip per active label set of the profile
       ...((record && record.customLabels) || []).map((c) => el("span", { class: "chip custom", text: `${c.labelSet}: ${c.name} ${pctConf(c.confidence)}` })));
     $("#ocr-text").textContent = (record && record.text) || lines.join("\n");
+    renderDocumentFields(record, ctx, scale);
+  }
+
+  // Typed document fields (record.documentFields, docs/document-fields.md): one row each, value outlined.
+  function renderDocumentFields(record, ctx, scale) {
+    const fields = (record && record.documentFields && record.documentFields.fields) || {};
+    const rows = Object.entries(fields).map(([name, f]) => {
+      const poly = ((f.sources || [])[0] || {}).boundingPolygon || [];
+      if (poly.length) {
+        ctx.strokeStyle = "#7a3fbf"; ctx.lineWidth = 2; ctx.beginPath();
+        poly.forEach((pt, i) => (i ? ctx.lineTo(pt.x * scale, pt.y * scale) : ctx.moveTo(pt.x * scale, pt.y * scale)));
+        ctx.closePath(); ctx.stroke();
+      }
+      const shown = f.type === "currency" && f.currencyCode ? `${f.normalized} ${f.currencyCode}` : f.normalized;
+      return el("tr", {}, el("td", { text: name }), el("td", { text: shown }), el("td", { class: "muted", text: pctConf(f.confidence) }));
+    });
+    $("#doc-fields").replaceChildren(...rows);
   }
 
   // ------------------------------------------------------------------------------------------ upload

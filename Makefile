@@ -8,7 +8,7 @@ MODELS_STAMP := .models/.ready
 PORT ?= 7071
 STATE ?= .state
 
-.PHONY: run test check install models lint typecheck infra-check bench clean chromium
+.PHONY: run test check install models package lint typecheck infra-check bench clean chromium
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ models: $(MODELS_STAMP)
 
 $(MODELS_STAMP): $(STAMP) requirements-convert.txt imagepipe/vision/prepare.py imagepipe/vision/convert_efficientnet.py imagepipe/vision/convert_yolo.py
 	$(PY) -m imagepipe.vision.prepare
+
+# Before `func azure functionapp publish`: the custom labels' model into the package (docs/deploy.md).
+package: $(MODELS_STAMP)
+	$(PY) -m imagepipe.vision.package_model
 
 local.settings.json:
 	cp local.settings.example.json local.settings.json

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from imagepipe.vision.classifier import FEATURE_DIM, ImageNetClassifier
 from imagepipe.vision.image import decode
-from imagepipe.vision.runtime import DEFAULT_MODEL_DIR, shared
+from imagepipe.vision.runtime import APP_ROOT, DEFAULT_MODEL_DIR, shared
 
 MODEL_ID = f"efficientnet-lite0/avgpool-{FEATURE_DIM}"
 
@@ -24,8 +24,17 @@ class OnnxImageEmbedder:
     model = MODEL_ID
 
     def __init__(self, model_dir: str | Path | None = None) -> None:
-        self.classifier = shared(ImageNetClassifier, Path(model_dir) if model_dir else DEFAULT_MODEL_DIR)
+        self.classifier = shared(ImageNetClassifier, resolve_model_dir(model_dir))
 
     def embed(self, image: bytes) -> list[float]:
         vector: list[float] = self.classifier.embedding(decode(image).rgb).tolist()
         return vector
+
+
+def resolve_model_dir(model_dir: str | Path | None) -> Path:
+    """``CUSTOM_LABELS_MODEL_DIR``: unset means ``.models``; a relative folder is the app root's (in Azure, the
+    deployed package's: ``make package`` copies the model to ``imagepipe/vision/models``)."""
+    if not model_dir:
+        return DEFAULT_MODEL_DIR
+    path = Path(model_dir)
+    return path if path.is_absolute() else APP_ROOT / path

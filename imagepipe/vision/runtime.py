@@ -23,7 +23,9 @@ from imagepipe.errors import ModelUnavailableError
 T = TypeVar("T")
 
 #: ``.models/`` at the repository root (where ``python -m imagepipe.vision.prepare`` writes).
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / ".models"
+#: The folder of function_app.py: the checkout locally, the deployed package in Azure.
+APP_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL_DIR = APP_ROOT / ".models"
 
 
 def ort_threads() -> int:

@@ -47,6 +47,8 @@ locals {
     "COSMOS_CONTAINER"        = azapi_resource.cosmos_images_container.name
     # Custom label sets (docs/custom-labels.md), next to the records.
     "COSMOS_LABELSETS_CONTAINER" = azapi_resource.cosmos_labelsets_container.name
+    # Their embedding model, which `make package` puts in the published package (relative to its root).
+    "CUSTOM_LABELS_MODEL_DIR" = "imagepipe/vision/models"
 
     # Vision: Azure AI Vision 4.0 through its custom-subdomain endpoint (required for Entra ID).
     "VISION_PROVIDER"  = "azure"

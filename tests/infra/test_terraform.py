@@ -96,6 +96,7 @@ AZURE_MODE_SETTINGS: dict[str, str] = {
     "COSMOS_DATABASE": "${azurerm_cosmosdb_sql_database.main.name}",
     "COSMOS_CONTAINER": "${azapi_resource.cosmos_images_container.name}",
     "COSMOS_LABELSETS_CONTAINER": "${azapi_resource.cosmos_labelsets_container.name}",
+    "CUSTOM_LABELS_MODEL_DIR": "imagepipe/vision/models",
     "VISION_PROVIDER": "azure",
     "VISION__endpoint": "${azurerm_cognitive_account.vision.endpoint}",
     "DOCUMENT_FIELDS_PROVIDER": "azure",

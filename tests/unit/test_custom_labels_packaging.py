@@ -1,4 +1,5 @@
-"""Custom labels in a deployment without the local extra (Azure's requirements.txt has no numpy/onnxruntime).
+"""Custom labels in a package that lacks their runtime (numpy/onnxruntime are locked, but a slimmed or broken
+package must not take the app down).
 
 The app must still import (every function registers), analysis must go on without custom labels, and
 training must answer a 503 that names the missing part rather than a stack trace. Run in a subprocess where

@@ -127,3 +127,23 @@ def test_a_set_trained_on_another_model_is_skipped(tmp_path: Path) -> None:
     assert verdict == {"labelSet": "pets", "version": 1, "name": "cat", "confidence": verdict["confidence"]}
     assert verdict["confidence"] > 0.99  # the example itself: similarity 1, far above the default 0.6
     assert patch["customLabelNames"] == ["pets:cat"]
+
+
+def test_the_packaged_model_embeds_like_the_local_one(tmp_path: Path) -> None:
+    """``make package`` copies the model into the app package; a relative model dir is the app root's, where
+    Terraform's CUSTOM_LABELS_MODEL_DIR points, and .funcignore keeps that folder in the package."""
+    from imagepipe.vision.embedding import resolve_model_dir
+    from imagepipe.vision.package_model import PACKAGE_MODEL_DIR, package_embedding_model
+    from imagepipe.vision.runtime import APP_ROOT
+    from tests.unit.test_funcignore import ignored
+
+    copied = package_embedding_model(DEFAULT_MODEL_DIR, tmp_path / "package" / PACKAGE_MODEL_DIR)
+    assert copied.read_bytes() == (DEFAULT_MODEL_DIR / ONNX_NAME).read_bytes()
+    image = (SAMPLES / "cat.jpg").read_bytes()
+    packaged = OnnxImageEmbedder(copied.parent).embed(image)
+    assert np.allclose(packaged, OnnxImageEmbedder(DEFAULT_MODEL_DIR).embed(image), atol=1e-6)
+    assert resolve_model_dir(PACKAGE_MODEL_DIR) == APP_ROOT / PACKAGE_MODEL_DIR
+    assert resolve_model_dir(None) == DEFAULT_MODEL_DIR and resolve_model_dir(str(tmp_path)) == tmp_path
+    assert not ignored(f"{PACKAGE_MODEL_DIR}/{ONNX_NAME}")
+    terraform = (APP_ROOT / "infra/terraform/main.functions.tf").read_text(encoding="utf-8")
+    assert f'"CUSTOM_LABELS_MODEL_DIR" = "{PACKAGE_MODEL_DIR}"' in terraform

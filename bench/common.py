@@ -91,20 +91,6 @@ def group_cpu_seconds(pgid: int) -> float:
     return total
 
 
-def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU seconds so far per thread name of process ``pid`` (names with their digits dropped: ``asyncio_3`` and
-    ``asyncio_4`` count as ``asyncio_``); threads that exited are not counted."""
-    out: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name = (task / "comm").read_text(encoding="utf-8", errors="replace").strip().rstrip("0123456789")
-            fields = _stat_fields(task / "stat")
-        except (OSError, IndexError):
-            continue
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return out
-
-
 def machine_facts() -> dict[str, Any]:
     """CPU count, CPU model, memory, platform and Python version of this machine."""
     facts: dict[str, Any] = {

@@ -67,7 +67,8 @@ class OrchestrationWorkers:
         """Stop dispatching; an episode that runs on is committed or abandoned whole."""
         self._stop.set()
         self.wake.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def kick(self, instance_id: str) -> None:

@@ -3,8 +3,9 @@
 Starts the devhost as a subprocess on ``tests/devhost/apps/noop_app`` (no storage, no auth), warms it with a
 short chain, then runs chains of ``--chains`` no-op activities (one activity per episode: the cost of history
 length shows here) and fan-out/fan-in of ``--fans`` (completions batched into episodes). Each run is timed on
-the host's own clock: from the ``ExecutionStarted`` to the ``ExecutionCompleted`` history event (microsecond
-timestamps), so client polling does not blur short runs; the client-side wall time is kept beside it.
+the host's own clock: from the ``ExecutionStarted`` history event to the end of the last orchestrator execution
+the host logged (an event's timestamp is its episode's start, so ``ExecutionCompleted`` alone would leave out the
+last replay), so client polling does not blur short runs; the client-side wall time is kept beside it.
 
 The SDK replays the whole history in every episode (it parses each event's timestamp with dateutil), so part of
 the cost grows with history whatever the host does. The benchmark splits each run with the devhost's own
@@ -72,8 +73,9 @@ def run_one(host: Devhost, session: requests.Session, orchestrator: str, n: int,
     events = session.get(url, params={"showHistory": "true"}, timeout=60).json()["historyEvents"]
     first = next(e for e in events if e["EventType"] == "ExecutionStarted")
     last = next(e for e in events if e["EventType"] == "ExecutionCompleted")
-    total_s = parse_ts(last["Timestamp"]) - parse_ts(first["Timestamp"])
-    sdk_ms, activity_ms = function_ms(host.log, iid, orchestrator)
+    sdk_ms, activity_ms, last_episode_end = function_ms(host.log, iid, orchestrator)
+    # History timestamps are the episodes' start times: the run ends when its last episode has ended (the log).
+    total_s = max(parse_ts(last["Timestamp"]), last_episode_end) - parse_ts(first["Timestamp"])
     return {
         "n": n,
         "hostSeconds": round(total_s, 4),
@@ -87,9 +89,10 @@ def run_one(host: Devhost, session: requests.Session, orchestrator: str, n: int,
     }
 
 
-def function_ms(log: Path, instance_id: str, orchestrator: str) -> tuple[float, float]:
-    """Milliseconds the devhost logged for the instance's orchestrator and activity executions."""
-    sdk = activity = 0.0
+def function_ms(log: Path, instance_id: str, orchestrator: str) -> tuple[float, float, float]:
+    """Milliseconds the devhost logged for the instance's orchestrator and activity executions, and when its last
+    orchestrator execution ended (POSIX seconds; 0 when none was logged)."""
+    sdk = activity = last_end = 0.0
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
         if instance_id not in line or not line.startswith("{"):
             continue
@@ -101,9 +104,10 @@ def function_ms(log: Path, instance_id: str, orchestrator: str) -> tuple[float, 
             continue
         if rec.get("function") == orchestrator:
             sdk += float(rec.get("durationMs", 0.0))
+            last_end = max(last_end, parse_ts(str(rec.get("ts", "1970-01-01T00:00:00Z"))))
         else:
             activity += float(rec.get("durationMs", 0.0))
-    return sdk, activity
+    return sdk, activity, last_end
 
 
 def chain_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -3,12 +3,13 @@
 * Orchestrations: one dispatcher thread finds instances with visible inbox messages and runs their episodes in
   a pool bounded by ``maxConcurrentOrchestratorFunctions``; episodes of one instance never overlap.
 * Activities: a fixed set of ``maxConcurrentActivityFunctions`` worker threads runs work items straight from a
-  queue the dispatcher fills (no thread per activity). Answers go to one recorder thread, which records all the
-  answers waiting at that moment in one transaction and then runs each answered instance once: a fan-out's
-  completions cost one commit per batch, not one per activity. When ``functionTimeout`` is set, a watchdog
-  thread fails a call that exceeds it; the call cannot be killed, so its thread is counted as stuck and a
-  replacement worker starts, up to twice the worker count in all (then new activities wait, and the host says
-  so once).
+  queue the dispatcher fills (no thread per activity). A finished call queues its answer; whichever worker
+  finds no other one recording becomes the recorder until the queue is empty: it records all the answers
+  waiting at that moment in one transaction, then runs each answered instance once. A fan-out's answers cost one
+  commit per batch, not one per activity, and a lone answer (a chain) is recorded by its own worker at once.
+  When ``functionTimeout`` is set, a watchdog thread fails a call that exceeds it; the call cannot be killed,
+  so its thread is counted as stuck and a replacement worker starts, up to twice the worker count in all (then
+  new activities wait, and the host says so once).
 * An instance that gets a message while one of its episodes runs is marked and run again right after (no
   dispatcher round trip, so a burst of answers does not make the dispatcher scan the task hub once per answer).
 """
@@ -152,6 +153,7 @@ class ActivityWorkers:
         self._stop = threading.Event()
         self._queue: queue.SimpleQueue[ActivityWork] = queue.SimpleQueue()
         self._answers: queue.SimpleQueue[tuple[ActivityWork, Event]] = queue.SimpleQueue()
+        self._recording = threading.Lock()  # held by the worker that records the queued answers
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
         self._queued: set[int] = set()  # work ids queued or running
@@ -164,7 +166,6 @@ class ActivityWorkers:
     def start(self) -> None:
         """Start the dispatcher, the workers and (with a timeout) the watchdog."""
         self._spawn(self._dispatch, "act-dispatch")
-        self._spawn(self._recorder, "act-record")
         if self.timeout_s is not None:
             self._spawn(self._watchdog, "act-watchdog")
         with self._lock:
@@ -176,7 +177,7 @@ class ActivityWorkers:
         """Stop taking work; running calls are abandoned (their work items stay for the next start)."""
         self._stop.set()
         self.wake.set()
-        for t in self._threads[:3]:
+        for t in self._threads[:2]:
             t.join(timeout=5)
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -242,7 +243,7 @@ class ActivityWorkers:
             if self._stop.is_set():
                 return
             if answer is not None:
-                self._answers.put((item, answer))  # the recorder forgets it once recorded
+                self._answer(item, answer)  # forgotten once recorded
             else:
                 self._forget(item.work_id)
 
@@ -253,23 +254,31 @@ class ActivityWorkers:
             if self._finished is not None:
                 self._finished.add(work_id)
 
-    def _recorder(self) -> None:
-        """Record answers as they come, all those waiting in one transaction; then run each answered instance."""
-        while not self._stop.is_set():
+    def _answer(self, item: ActivityWork, answer: Event) -> None:
+        """Queue an answer; record the queue unless another thread is recording it (it will take this one too)."""
+        self._answers.put((item, answer))
+        # Checked again after each release: an answer queued while the recorder let go is not left behind.
+        while not self._answers.empty() and self._recording.acquire(blocking=False):
             try:
-                batch = [self._answers.get(timeout=0.5)]
-            except queue.Empty:
-                continue
+                self._record_queued()
+            finally:
+                self._recording.release()
+
+    def _record_queued(self) -> None:
+        """Record the queued answers, all those waiting in one transaction, until none is left; then run each
+        answered instance."""
+        while not self._stop.is_set():  # after stop: not recorded, the work items run again at the next start
+            batch: list[tuple[ActivityWork, Event]] = []
             while len(batch) < RECORD_BATCH:
                 try:
                     batch.append(self._answers.get_nowait())
                 except queue.Empty:
                     break
-            if self._stop.is_set():
-                return  # not recorded: the work items stay and run again at the next start
+            if not batch:
+                return
             try:
                 self.hub.complete_activities(batch, time.time())
-            except Exception:  # noqa: BLE001 - keep the recorder alive; the sweep runs the items again
+            except Exception:  # noqa: BLE001 - keep the worker alive; the sweep runs the items again
                 traceback.print_exc()
             answered: dict[str, ActivityWork] = {}
             for item, _ in batch:
@@ -301,4 +310,4 @@ class ActivityWorkers:
                                 "free them)\n"
                             )
             for running in expired:
-                self._answers.put((running.item, self.timed_out(running.item, now - running.started)))
+                self._answer(running.item, self.timed_out(running.item, now - running.started))

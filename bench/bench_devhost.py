@@ -231,6 +231,66 @@ def sdk_replay(n: int, repeats: int = 5) -> dict[str, Any]:
     }
 
 
+def host_cpu_in_process(n: int) -> dict[str, Any]:
+    """The host's own CPU in a chain of ``n``, measured in this process: an ``Engine`` on the noop app runs the
+    chain, the orchestrator calls (the SDK) are timed on their thread's CPU clock, and the rest of the process's
+    CPU is the host's (task hub, decisions, dispatch, recording, the no-op activities). Per episode, the host's
+    part of the first and the last quarter of the episodes shows whether it grows with the history."""
+    import threading
+
+    from devhost.app_loader import load_app, read_host_config
+    from devhost.engine import Engine
+    from devhost.store import Store
+
+    app = APPS / "noop_app"
+    sdk: list[float] = []
+    host: list[float] = []
+    done = threading.Event()
+    with tempfile.TemporaryDirectory(prefix="bench-devhost-inproc-") as tmp:
+        engine = Engine(Store(Path(tmp) / "taskhub.sqlite3"), load_app(app), read_host_config(app), app)
+        invoke, episode = engine._invoke_orchestrator, engine.episode
+
+        def timed_invoke(*args: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return invoke(*args)
+            finally:
+                sdk.append(time.thread_time() - started)
+
+        def timed_episode(instance_id: str) -> bool:
+            started, calls = time.thread_time(), len(sdk)
+            ran = episode(instance_id)
+            if ran and len(sdk) > calls:
+                host.append(time.thread_time() - started - sdk[-1])
+            return ran
+
+        engine._invoke_orchestrator = timed_invoke  # type: ignore[method-assign]
+        engine.episode = timed_episode  # type: ignore[method-assign]
+        engine.orchestrations.episode = timed_episode
+        engine.on_instance_done = lambda _iid: done.set()
+        engine.start()
+        try:
+            started = time.process_time()
+            engine.start_new("noop_chain", None, json.dumps({"n": n}))
+            if not done.wait(600):
+                raise RuntimeError(f"the in-process chain of {n} did not finish")
+            cpu = time.process_time() - started
+        finally:
+            engine.stop()
+            engine.store.close()
+    quarter = max(1, len(host) // 4)
+    first, last = 1000 * sum(host[:quarter]) / quarter, 1000 * sum(host[-quarter:]) / quarter
+    return {
+        "n": n,
+        "processCpuMsPerActivity": round(1000 * cpu / n, 2),
+        "sdkCpuMsPerActivity": round(1000 * sum(sdk) / n, 2),
+        "hostCpuMsPerActivity": round(1000 * (cpu - sum(sdk)) / n, 2),
+        "hostCpuMsPerEpisodeFirstQuarter": round(first, 3),
+        "hostCpuMsPerEpisodeLastQuarter": round(last, 3),
+        "hostGrowthLastOverFirst": round(last / first, 2) if first > 0 else None,
+    }
+
+
 def timestamp_formats(repeats: int = 2000) -> dict[str, float]:
     """Microseconds the SDK's timestamp parser (``dateutil.parser.parse``) takes per timestamp, for the forms the
     extension sends (.NET round-trip: 7 fraction digits, trailing zeros trimmed, none when zero) and the
@@ -314,6 +374,13 @@ def main(argv: list[str]) -> int:
         result["compare"] = compare(rows["before"], rows["now"])
     result["loadAvg1mAtEnd"] = round(os.getloadavg()[0], 2)
     if args.sdk_chain:
+        result["hostCpuInProcess"] = inproc = host_cpu_in_process(args.sdk_chain)
+        print(
+            f"in process, chain of {inproc['n']}: host CPU {inproc['hostCpuMsPerActivity']} ms/activity (SDK "
+            f"{inproc['sdkCpuMsPerActivity']}); host CPU per episode {inproc['hostCpuMsPerEpisodeFirstQuarter']} ms "
+            f"(first quarter) -> {inproc['hostCpuMsPerEpisodeLastQuarter']} ms (last quarter)",
+            flush=True,
+        )
         result["sdkReplay"] = sdk_replay(args.sdk_chain)
         result["sdkReplay"]["timestampParseUs"] = timestamp_formats()
         r = result["sdkReplay"]
@@ -331,9 +398,15 @@ def main(argv: list[str]) -> int:
         target("chain of 200 no-op activities", per.get(200), 5, "ms/activity"),
         target("fan-out/fan-in of 1,000 no-op activities", fan.get(1000), 500, "act/s", higher_is_better=True),
         target("per-activity cost ratio chain 200 / chain 20", ratio, 1.5, "x"),
-        target("host's own cost (no SDK replay) chain 200", own.get(200), 5, "ms/activity"),
-        target("host's own cost ratio chain 200 / chain 20", own_ratio, 1.5, "x"),
+        target("host's own cost (no SDK replay) chain 200, wall", own.get(200), 5, "ms/activity"),
+        target("host's own cost ratio chain 200 / chain 20, wall", own_ratio, 1.5, "x"),
     ]
+    inproc = result.get("hostCpuInProcess") or {}
+    if inproc.get("n") == 200:
+        result["targets"] += [
+            target("host's own CPU chain 200 (in process)", inproc["hostCpuMsPerActivity"], 5, "ms/activity"),
+            target("host's CPU per episode, last / first quarter", inproc["hostGrowthLastOverFirst"], 1.5, "x"),
+        ]
     write_result(RESULTS / "devhost.json", result)
     return 0
 

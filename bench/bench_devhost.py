@@ -30,6 +30,7 @@ activities/s per fan-out size, and the issue's targets (chain of 200 at <= 5 ms/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
@@ -270,12 +271,15 @@ def host_cpu_in_process(n: int) -> dict[str, Any]:
         engine.on_instance_done = lambda _iid: done.set()
         engine.start()
         try:
+            quiet = contextlib.redirect_stderr(io.StringIO())  # the engine's one-line-per-execution log
+            quiet.__enter__()
             started = time.process_time()
             engine.start_new("noop_chain", None, json.dumps({"n": n}))
             if not done.wait(600):
                 raise RuntimeError(f"the in-process chain of {n} did not finish")
             cpu = time.process_time() - started
         finally:
+            quiet.__exit__(None, None, None)
             engine.stop()
             engine.store.close()
     quarter = max(1, len(host) // 4)

@@ -258,7 +258,7 @@ class ActivityWorkers:
         """Queue an answer; record the queue unless another thread is recording it (it will take this one too)."""
         self._answers.put((item, answer))
         # Checked again after each release: an answer queued while the recorder let go is not left behind.
-        while not self._answers.empty() and self._recording.acquire(blocking=False):
+        while not self._stop.is_set() and not self._answers.empty() and self._recording.acquire(blocking=False):
             try:
                 self._record_queued()
             finally:

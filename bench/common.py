@@ -65,6 +65,32 @@ def peak_rss_mib(pid: int | str = "self") -> float | None:
     return None
 
 
+def _stat_fields(path: Path) -> list[str]:
+    """The fields of a ``/proc/.../stat`` file after the command name (field 3 onwards)."""
+    return path.read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used so far (all its threads)."""
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds used so far by the live processes of process group ``pgid`` (exited ones are not counted)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat_fields(entry / "stat")
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def machine_facts() -> dict[str, Any]:
     """CPU count, CPU model, memory, platform and Python version of this machine."""
     facts: dict[str, Any] = {

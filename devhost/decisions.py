@@ -314,7 +314,7 @@ def decide(
     )
     for ev in opening[1:]:
         _answer(ep, ev)
-    flat = list(flatten(result.actions))
+    flat = flatten(result.actions)
     _cancel_timers(ep, flat)
     ep.error = result.error
     if ep.error is None:

@@ -57,7 +57,8 @@ def valid_instance_id(instance_id: str) -> bool:
 
 
 class HistoryCache:
-    """The stored history texts of recently run executions, so an episode reads only the rows added since.
+    """The stored history of recently run executions as one JSON text, so an episode reads only the rows added
+    since and the host never re-encodes (nor re-joins) the history it already handed the SDK.
 
     Rows are append-only and stored as played, so a cached prefix stays valid while the execution id is the
     same and the history has not shrunk; anything else (rewind, continue-as-new, purge) reloads it.
@@ -65,25 +66,29 @@ class HistoryCache:
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._entries: OrderedDict[str, tuple[str, list[str]]] = OrderedDict()
+        # instance id -> (execution id, rows, the rows' stored texts joined with ",")
+        self._entries: OrderedDict[str, tuple[str, int, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def read(self, hub: TaskHub, instance: InstanceState, history_len: int) -> list[str]:
-        """The execution's ``history_len`` stored rows (a copy the caller may keep)."""
+    def read(self, hub: TaskHub, instance: InstanceState, history_len: int) -> str:
+        """The execution's ``history_len`` stored rows as the inside of a JSON array (``""`` when none)."""
         iid = instance.instance_id
         with self._lock:
             entry = self._entries.pop(iid, None)
-        texts: list[str] = []
-        if entry is not None and entry[0] == instance.execution_id and len(entry[1]) <= history_len:
-            texts = entry[1]
-        texts = texts + hub.history_texts(iid, len(texts)) if len(texts) < history_len else texts
-        if len(texts) != history_len:
-            raise RuntimeError(f"the history of {iid} has {len(texts)} rows, not {history_len}")
+        count, text = 0, ""
+        if entry is not None and entry[0] == instance.execution_id and entry[1] <= history_len:
+            count, text = entry[1], entry[2]
+        if count < history_len:
+            added = hub.history_texts(iid, count)
+            count += len(added)
+            text = ",".join([text, *added]) if text else ",".join(added)
+        if count != history_len:
+            raise RuntimeError(f"the history of {iid} has {count} rows, not {history_len}")
         with self._lock:
-            self._entries[iid] = (instance.execution_id, texts)
+            self._entries[iid] = (instance.execution_id, count, text)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
-        return texts
+        return text
 
 
 class Engine:
@@ -192,9 +197,7 @@ class Engine:
             self._rejected.add(instance_id)
             sys.stderr.write(f"devhost: instance '{instance_id}' waits: {why}\n")
 
-    def _invoke_orchestrator(
-        self, instance: InstanceState, stored: list[str], opening: list[Event]
-    ) -> OrchestratorResult:
+    def _invoke_orchestrator(self, instance: InstanceState, stored: str, opening: list[Event]) -> OrchestratorResult:
         """Call the orchestrator with its context: the stored history (played) plus this episode's events."""
         info = self.registry.orchestrators.get(instance.name)
         if info is None:
@@ -212,8 +215,8 @@ class Engine:
             }
         )
         # The stored rows are spliced in as text: the host never re-parses nor re-serializes old history.
-        history = ",".join([*stored, *(json.dumps(ev) for ev in opening)])
-        context = '{"history": [' + history + "], " + rest[1:]
+        new = ",".join(json.dumps(ev) for ev in opening)
+        context = '{"history": [' + (stored + "," + new if stored else new) + "], " + rest[1:]
         started = time.monotonic()
         inv = new_invocation_id()
         try:

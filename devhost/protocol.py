@@ -8,7 +8,6 @@ host keeps no copy of them; ``docs/durable-protocol.md`` describes the protocol.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,15 +128,23 @@ def started_event(
     )
 
 
-def flatten(actions: list[Any]) -> Iterator[dict[str, Any]]:
-    """Expand WhenAny/WhenAll compound actions (and schema V1's list of lists) in order."""
+_COMPOUND = (ActionType.WHEN_ANY, ActionType.WHEN_ALL)
+
+
+def flatten(actions: list[Any]) -> list[dict[str, Any]]:
+    """Expand WhenAny/WhenAll compound actions (and schema V1's list of lists) in order.
+
+    A plain loop, not a recursive generator: the SDK answers every episode with all the actions of the
+    execution so far, so this runs over the whole list each episode and must stay cheap per action."""
+    out: list[dict[str, Any]] = []
     for a in actions:
         if isinstance(a, list):
-            yield from flatten(a)
-        elif a.get("actionType") in (ActionType.WHEN_ANY, ActionType.WHEN_ALL):
-            yield from flatten(a.get("compoundActions") or [])
+            out.extend(flatten(a))
+        elif a.get("actionType") in _COMPOUND:
+            out.extend(flatten(a.get("compoundActions") or []))
         else:
-            yield a
+            out.append(a)
+    return out
 
 
 _HIDDEN = ("EventId", "IsPlayed", "TaskScheduledId", "TimerId")

@@ -8,8 +8,8 @@ Tables (in the devhost's one SQLite file, ``devhost.store.Store``):
   An episode reads the rows to hand the SDK its context and appends only its new events.
 * ``open_tasks`` — tasks of the current execution that wait for an answer (with a retry in progress).
 * ``inbox`` — pending events per instance (``ExecutionStarted``, completions, timers with a future
-  ``visible_at``, raised events), written by ``enqueue`` only. An episode deletes the messages it consumed in
-  the same transaction that appends its history and schedules its work.
+  ``visible_at``, raised events), written by ``enqueue`` (and its batch form ``enqueue_many``) only. An episode
+  deletes the messages it consumed in the same transaction that appends its history and schedules its work.
 * ``work_items`` — activity executions to run. An activity's completion is enqueued in the same transaction
   that deletes its work item, so a finished activity is never lost nor re-run.
 * ``entities`` — one row per existing durable entity (its state as JSON text); ``entity_queue`` — every
@@ -168,10 +168,25 @@ class TaskHub:
 
     @staticmethod
     def enqueue(conn: sqlite3.Connection, msg: Message) -> None:
-        """Put one event in an instance's inbox (the only INSERT into ``inbox``)."""
+        """Put one event in an instance's inbox (with ``enqueue_many``, the only INSERTs into ``inbox``)."""
         conn.execute(
             "INSERT INTO inbox(instance_id, execution_id, visible_at, timer_id, event) VALUES(?,?,?,?,?)",
             (msg.instance_id, msg.execution_id, msg.visible_at, msg.timer_id, json.dumps(msg.event)),
+        )
+
+    @staticmethod
+    def enqueue_many(conn: sqlite3.Connection, messages: list[Message]) -> None:
+        """``enqueue`` for many messages in one statement (in order)."""
+        if not messages:
+            return
+        rows = json.dumps(
+            [[m.instance_id, m.execution_id, m.visible_at, m.timer_id, json.dumps(m.event)] for m in messages]
+        )
+        conn.execute(
+            "INSERT INTO inbox(instance_id, execution_id, visible_at, timer_id, event) "
+            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+            "json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?) ORDER BY key",
+            (rows,),
         )
 
     @staticmethod
@@ -444,14 +459,45 @@ class TaskHub:
 
     def complete_activity(self, item: ActivityWork, answer: Event, now: float) -> None:
         """Delete the work item and, if its execution still runs, enqueue its answer (one transaction)."""
+        self.complete_activities([(item, answer)], now)
+
+    def complete_activities(self, answers: list[tuple[ActivityWork, Event]], now: float) -> None:
+        """Record finished activities in one transaction: each work item is deleted and, if its execution still
+        runs, its answer enqueued; an item whose row is already gone (answered before, or its execution ended)
+        is skipped.
+
+        The batch costs a fixed handful of statements whatever its size (the ids travel as one JSON array):
+        SQLite lets go of the GIL for every statement step, and getting it back from an orchestrator replaying
+        on another thread can take the interpreter's whole switch interval, so a statement per answer would
+        make a fan-out's answers trickle in while its episodes replay."""
+        if not answers:
+            return
+        ids = json.dumps([item.work_id for item, _ in answers])
         with self.store.tx() as conn:
-            if not conn.execute("DELETE FROM work_items WHERE work_id=?", (item.work_id,)).rowcount:
-                return
-            row = conn.execute(
-                "SELECT status, execution_id FROM instances WHERE instance_id=?", (item.instance_id,)
+            (present,) = conn.execute(
+                "SELECT json_group_array(work_id) FROM work_items WHERE work_id IN (SELECT value FROM json_each(?))",
+                (ids,),
             ).fetchone()
-            if row is not None and row["execution_id"] == item.execution_id and row["status"] not in TERMINAL:
-                self.enqueue(conn, Message(item.instance_id, item.execution_id, now, answer))
+            found = set(json.loads(present))
+            if not found:
+                return
+            conn.execute("DELETE FROM work_items WHERE work_id IN (SELECT value FROM json_each(?))", (ids,))
+            owners = json.dumps(sorted({item.instance_id for item, _ in answers if item.work_id in found}))
+            (states,) = conn.execute(
+                "SELECT json_group_object(instance_id, json_array(execution_id, status)) FROM instances "
+                "WHERE instance_id IN (SELECT value FROM json_each(?))",
+                (owners,),
+            ).fetchone()
+            live: dict[str, list[str]] = json.loads(states)
+            messages: list[Message] = []
+            for item, answer in answers:
+                state = live.get(item.instance_id)
+                if item.work_id not in found or state is None:
+                    continue
+                found.discard(item.work_id)  # a duplicate answer in the same batch is recorded once
+                if state[0] == item.execution_id and state[1] not in TERMINAL:
+                    messages.append(Message(item.instance_id, item.execution_id, now, answer))
+            self.enqueue_many(conn, messages)
 
     # ------------------------------------------------------------------ management
 

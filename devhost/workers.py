@@ -3,9 +3,15 @@
 * Orchestrations: one dispatcher thread finds instances with visible inbox messages and runs their episodes in
   a pool bounded by ``maxConcurrentOrchestratorFunctions``; episodes of one instance never overlap.
 * Activities: a fixed set of ``maxConcurrentActivityFunctions`` worker threads runs work items straight from a
-  queue the dispatcher fills (no thread per activity). When ``functionTimeout`` is set, a watchdog thread fails
-  a call that exceeds it; the call cannot be killed, so its thread is counted as stuck and a replacement worker
-  starts, up to twice the worker count in all (then new activities wait, and the host says so once).
+  queue the dispatcher fills (no thread per activity). A finished call queues its answer; whichever worker
+  finds no other one recording becomes the recorder until the queue is empty: it records all the answers
+  waiting at that moment in one transaction, then runs each answered instance once. A fan-out's answers cost one
+  commit per batch, not one per activity, and a lone answer (a chain) is recorded by its own worker at once.
+  When ``functionTimeout`` is set, a watchdog thread fails a call that exceeds it; the call cannot be killed,
+  so its thread is counted as stuck and a replacement worker starts, up to twice the worker count in all (then
+  new activities wait, and the host says so once).
+* An instance that gets a message while one of its episodes runs is marked and run again right after (no
+  dispatcher round trip, so a burst of answers does not make the dispatcher scan the task hub once per answer).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from devhost.taskhub import ActivityWork, TaskHub
 
 # How often the activity dispatcher looks for work items no episode handed over (after a restart: at once).
 SWEEP_S = 5.0
+# The most answers the recorder commits in one transaction.
+RECORD_BATCH = 500
 # An activity runner returns the answer event (TaskCompleted / TaskFailed) of a work item.
 ActivityRunner = Callable[[ActivityWork], Event]
 # Called when a call exceeded the timeout: the answer event to record for it.
@@ -47,6 +55,7 @@ class OrchestrationWorkers:
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._busy: set[str] = set()
+        self._again: set[str] = set()  # busy instances that got a message after their last episode began
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="orch")
         self._thread = threading.Thread(target=self._loop, name="orch-dispatch", daemon=True)
@@ -59,13 +68,17 @@ class OrchestrationWorkers:
         """Stop dispatching; an episode that runs on is committed or abandoned whole."""
         self._stop.set()
         self.wake.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def kick(self, instance_id: str) -> None:
         """Run the instance's episodes now if it is idle and a slot is free; else leave it to the dispatcher."""
         with self._lock:
-            if self._stop.is_set() or instance_id in self._busy or len(self._busy) >= self.size:
+            if instance_id in self._busy and not self._stop.is_set():
+                self._again.add(instance_id)  # its running loop looks again after the current episode
+                return
+            if self._stop.is_set() or len(self._busy) >= self.size:
                 submit = False
             else:
                 self._busy.add(instance_id)
@@ -95,16 +108,27 @@ class OrchestrationWorkers:
             self.wake.wait(timeout)
 
     def _run_instance(self, instance_id: str) -> None:
+        rounds = 0
         try:
-            for _ in range(20):
+            while rounds < 20:
+                rounds += 1
+                with self._lock:
+                    self._again.discard(instance_id)
                 if self._stop.is_set() or not self.episode(instance_id):
                     break
         except Exception:  # noqa: BLE001
             traceback.print_exc()
         finally:
             with self._lock:
-                self._busy.discard(instance_id)
-            self.wake.set()
+                # kicked meanwhile and not past its fair share: run again (queued behind the pool's other work)
+                again = instance_id in self._again and rounds < 20 and not self._stop.is_set()
+                self._again.discard(instance_id)
+                if not again:
+                    self._busy.discard(instance_id)
+            if again:
+                self._pool.submit(self._run_instance, instance_id)
+            else:
+                self.wake.set()
 
 
 class ActivityWorkers:
@@ -128,6 +152,8 @@ class ActivityWorkers:
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._queue: queue.SimpleQueue[ActivityWork] = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue[tuple[ActivityWork, Event]] = queue.SimpleQueue()
+        self._recording = threading.Lock()  # held by the worker that records the queued answers
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
         self._queued: set[int] = set()  # work ids queued or running
@@ -207,7 +233,6 @@ class ActivityWorkers:
             with self._lock:
                 self._running.pop(item.work_id, None)
             if running.abandoned:  # the watchdog recorded its timeout; this thread was replaced meanwhile
-                self._forget(item.work_id)
                 with self._lock:
                     self._stuck -= 1
                     self._warned = False
@@ -218,8 +243,9 @@ class ActivityWorkers:
             if self._stop.is_set():
                 return
             if answer is not None:
-                self._record(item, answer)
-            self._forget(item.work_id)
+                self._answer(item, answer)  # forgotten once recorded
+            else:
+                self._forget(item.work_id)
 
     def _forget(self, work_id: int) -> None:
         """The item's answer is recorded (or it was abandoned): a later sweep may not queue it again."""
@@ -228,12 +254,38 @@ class ActivityWorkers:
             if self._finished is not None:
                 self._finished.add(work_id)
 
-    def _record(self, item: ActivityWork, answer: Event) -> None:
-        try:
-            self.hub.complete_activity(item, answer, time.time())
-        except Exception:  # noqa: BLE001
-            traceback.print_exc()
-        self.on_answer(item)
+    def _answer(self, item: ActivityWork, answer: Event) -> None:
+        """Queue an answer; record the queue unless another thread is recording it (it will take this one too)."""
+        self._answers.put((item, answer))
+        # Checked again after each release: an answer queued while the recorder let go is not left behind.
+        while not self._stop.is_set() and not self._answers.empty() and self._recording.acquire(blocking=False):
+            try:
+                self._record_queued()
+            finally:
+                self._recording.release()
+
+    def _record_queued(self) -> None:
+        """Record the queued answers, all those waiting in one transaction, until none is left; then run each
+        answered instance."""
+        while not self._stop.is_set():  # after stop: not recorded, the work items run again at the next start
+            batch: list[tuple[ActivityWork, Event]] = []
+            while len(batch) < RECORD_BATCH:
+                try:
+                    batch.append(self._answers.get_nowait())
+                except queue.Empty:
+                    break
+            if not batch:
+                return
+            try:
+                self.hub.complete_activities(batch, time.time())
+            except Exception:  # noqa: BLE001 - keep the worker alive; the sweep runs the items again
+                traceback.print_exc()
+            answered: dict[str, ActivityWork] = {}
+            for item, _ in batch:
+                self._forget(item.work_id)
+                answered.setdefault(item.instance_id, item)
+            for item in answered.values():
+                self.on_answer(item)
 
     def _watchdog(self) -> None:
         assert self.timeout_s is not None
@@ -258,4 +310,4 @@ class ActivityWorkers:
                                 "free them)\n"
                             )
             for running in expired:
-                self._record(running.item, self.timed_out(running.item, now - running.started))
+                self._answer(running.item, self.timed_out(running.item, now - running.started))

@@ -86,3 +86,51 @@ def test_devhost_on_an_old_hub_exits_naming_the_file(tmp_path: Path) -> None:
     log = host.log.read_text()
     assert "Traceback" not in log
     assert f"{state / 'taskhub.sqlite3'} holds a task hub of another devhost version" in log
+
+
+class _CountingStore(Store):
+    """A store that counts its transactions."""
+
+    transactions = 0
+
+    def tx(self):  # type: ignore[no-untyped-def]
+        self.transactions += 1
+        return super().tx()
+
+
+@pytest.mark.unit
+def test_a_batch_of_answers_is_recorded_in_one_transaction_each_once(tmp_path: Path) -> None:
+    from devhost.protocol import event
+    from devhost.taskhub import ActivityWork
+
+    store = _CountingStore(tmp_path / "hub.sqlite3")
+    hub = TaskHub(store)
+    items: list[ActivityWork] = []
+    with store.tx() as conn:
+        hub.create_instance(conn, "live", "orch", None, NOW, "e1")
+        hub.create_instance(conn, "ended", "orch", None, NOW, "e2")
+        conn.execute("UPDATE instances SET status='Terminated' WHERE instance_id='ended'")
+        for iid, exec_id, task in (("live", "e1", 0), ("live", "e1", 1), ("live", "e1", 2), ("ended", "e2", 0)):
+            cur = conn.execute(
+                "INSERT INTO work_items(instance_id, execution_id, task_id, name, input) VALUES(?,?,?,?,?)",
+                (iid, exec_id, task, "noop", "1"),
+            )
+            items.append(ActivityWork(int(cur.lastrowid or 0), iid, exec_id, task, "noop", "1"))
+    store.transactions = 0
+
+    def done(item: ActivityWork) -> tuple[ActivityWork, dict[str, object]]:
+        return item, event(EventType.TASK_COMPLETED, NOW, TaskScheduledId=item.task_id, Result="1")
+
+    # items 0 and 1 of the live run (item 0 twice: a duplicate answer), and the ended run's item
+    hub.complete_activities([done(items[0]), done(items[1]), done(items[0]), done(items[3])], NOW + 1)
+
+    assert store.transactions == 1
+    answers = [
+        m.event for m in hub.visible_messages("live", NOW + 2, 100) if m.event.get("TaskScheduledId") is not None
+    ]
+    assert sorted(a["TaskScheduledId"] for a in answers) == [0, 1]  # the duplicate is not enqueued again
+    assert [m.event["EventType"] for m in hub.visible_messages("ended", NOW + 2, 100)] == [
+        EventType.EXECUTION_STARTED
+    ]  # an ended execution gets no answer
+    left = [w.task_id for w in hub.work_after(0, 100)]
+    assert left == [2]  # only the unanswered item remains to run

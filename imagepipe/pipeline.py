@@ -46,21 +46,16 @@ from imagepipe.domain import (
 )
 from imagepipe.errors import ImagepipeError, NotFoundError, PermanentImageError
 from imagepipe.imagefacts import Limits, inspect_image
-from imagepipe.labelsets import custom_labels_patch
+from imagepipe.labelsets import LabelServices, custom_labels_patch
 from imagepipe.ports import (
     AnalysisRequest,
     BlobInfo,
-    BlobStore,
     DocumentFieldExtractor,
     FieldRequest,
-    ImageEmbedder,
-    LabelSetStore,
-    RecordStore,
     VisionAnalyzer,
 )
 from imagepipe.profiles import Profile
 from imagepipe.records import merge_into_record, new_record, read_text_of, record_origin, tag_names
-from imagepipe.settings import Settings
 from imagepipe.timeutil import utc_now
 from imagepipe.vocabulary import Step
 
@@ -71,23 +66,11 @@ NOT_ARRIVED = Superseded(reason="no image has arrived at the upload URL yet")
 VALIDATED = ValidatedBytes()
 
 
-class StepServices(Protocol):
-    """What the steps use (``imagepipe.composition.Services`` provides it)."""
+class StepServices(LabelServices, Protocol):
+    """What the steps use (``imagepipe.composition.Services`` provides it): label sets' services and these."""
 
     @property
-    def settings(self) -> Settings: ...
-    @property
-    def blobs(self) -> BlobStore: ...
-    @property
-    def records(self) -> RecordStore: ...
-    @property
-    def profiles(self) -> dict[str, Profile]: ...
-    @property
     def vision(self) -> VisionAnalyzer: ...
-    @property
-    def labelsets(self) -> LabelSetStore: ...
-    @property
-    def embedder(self) -> ImageEmbedder | None: ...
     @property
     def fields(self) -> DocumentFieldExtractor: ...
 

@@ -15,22 +15,20 @@ the record store does (``translate_cosmos_error``).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from azure.core import MatchConditions
-from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError
-from azure.cosmos import ContainerProxy, CosmosClient
+from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import (
     CosmosAccessConditionFailedError,
     CosmosResourceExistsError,
     CosmosResourceNotFoundError,
 )
 
-from imagepipe.adapters.cosmos_records import SYSTEM_PROPERTIES, translate_cosmos_error
-from imagepipe.errors import ConfigurationError, ConflictError, ImagepipeError, InvalidInputError, TransientServiceError
+from imagepipe.adapters.cosmos_container import CosmosContainerStore
+from imagepipe.adapters.cosmos_records import SYSTEM_PROPERTIES
+from imagepipe.errors import ConflictError, InvalidInputError, TransientServiceError
 from imagepipe.ports import JsonDict
 from imagepipe.timeutil import utc_now
 
@@ -50,48 +48,8 @@ def _version_id(profile: str, name: str, version: int) -> str:
     return f"v:{profile}:{name}:{version}"
 
 
-class CosmosLabelSetStore:
+class CosmosLabelSetStore(CosmosContainerStore):
     """``LabelSetStore`` over one Cosmos DB container (partition key ``/id``)."""
-
-    def __init__(
-        self, endpoint: str, database: str, container: str, credential: TokenCredential, *, transport: Any = None
-    ) -> None:
-        if not endpoint.startswith("https://"):
-            raise ConfigurationError(
-                f"COSMOS__accountEndpoint must be https://<account>.documents.azure.com, got '{endpoint}'"
-            )
-        self.endpoint, self.database, self.container_name = endpoint, database, container
-        self._credential = credential
-        self._client_kwargs: dict[str, Any] = {"retry_throttle_total": 3, "retry_throttle_backoff_max": 10}
-        if transport is not None:
-            self._client_kwargs["transport"] = transport
-        self._container: ContainerProxy | None = None
-        self._lock = threading.Lock()
-
-    def _call(self, what: str, fn: Callable[[ContainerProxy], T]) -> T:
-        try:
-            return fn(self._get_container())
-        except ImagepipeError:
-            raise
-        except AzureError as exc:
-            raise translate_cosmos_error(what, exc) from exc
-
-    def _get_container(self) -> ContainerProxy:
-        if self._container is None:
-            with self._lock:
-                if self._container is None:
-                    client = CosmosClient(self.endpoint, credential=self._credential, **self._client_kwargs)
-                    self._container = client.get_database_client(self.database).get_container_client(
-                        self.container_name
-                    )
-        return self._container
-
-    @staticmethod
-    def _read(container: ContainerProxy, item_id: str) -> JsonDict | None:
-        try:
-            return dict(container.read_item(item=item_id, partition_key=item_id))
-        except CosmosResourceNotFoundError:
-            return None
 
     def _query(self, container: ContainerProxy, sql: str, params: list[dict[str, object]]) -> list[JsonDict]:
         rows = container.query_items(sql, parameters=params, enable_cross_partition_query=True, max_item_count=1000)

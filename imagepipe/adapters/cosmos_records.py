@@ -25,22 +25,19 @@ role the identity needs.
 from __future__ import annotations
 
 import itertools
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError
-from azure.cosmos import ContainerProxy, CosmosClient
+from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import (
     CosmosAccessConditionFailedError,
-    CosmosClientTimeoutError,
-    CosmosHttpResponseError,
     CosmosResourceExistsError,
     CosmosResourceNotFoundError,
 )
 
+from imagepipe.adapters.cosmos_container import CosmosContainerStore
 from imagepipe.adapters.records_common import (
     JsonDict,
     clamp_limit,
@@ -55,7 +52,7 @@ from imagepipe.adapters.records_common import (
     record_phash,
     search_words,
 )
-from imagepipe.errors import ConfigurationError, ImagepipeError, InvalidInputError, TransientServiceError
+from imagepipe.errors import ConfigurationError, InvalidInputError, TransientServiceError
 from imagepipe.phash import hamming, phash_to_int
 from imagepipe.ports import SearchPage, SearchQuery
 
@@ -66,9 +63,7 @@ SYSTEM_PROPERTIES = ("_rid", "_self", "_etag", "_attachments", "_ts", "phashBand
 #: How ``search`` matches ``text``: the full-text index, substring CONTAINS, or decided from the container.
 TextSearch = Literal["auto", "fulltext", "contains"]
 TEXT_PATH = "/text"
-_DATA_ROLE = "Cosmos DB Built-in Data Contributor"
 _WRITE_ATTEMPTS = 8
-_TRANSIENT = {408, 429, 449, 500, 502, 503, 504}
 #: The most probe keys one near-duplicate query carries (about 7 KB of parameters; the account's query text
 #: limit is 256 KB): 1,058 keys at distance 6 are three queries.
 PROBE_CHUNK = 500
@@ -87,42 +82,7 @@ def _stored_form(record: JsonDict) -> JsonDict:
     return body
 
 
-def translate_cosmos_error(what: str, exc: Exception) -> ImagepipeError:
-    """The ``imagepipe.errors`` equivalent of an azure-cosmos / azure-core exception."""
-    if isinstance(exc, CosmosHttpResponseError):
-        status = exc.status_code or 0
-        if status in _TRANSIENT:
-            headers = exc.headers or {}
-            retry_ms = headers.get("x-ms-retry-after-ms")
-            retry_after = float(retry_ms) / 1000 if retry_ms else None
-            return TransientServiceError(
-                f"{what}: Cosmos DB answered {status}; retry later",
-                code="records_unavailable",
-                retry_after_s=retry_after,
-            )
-        if status in (401, 403):
-            return ConfigurationError(
-                f"{what}: Cosmos DB refused the identity ({status}). Grant it the '{_DATA_ROLE}' data-plane role "
-                "on the account (az cosmosdb sql role assignment create) and check COSMOS__accountEndpoint.",
-                code="records_forbidden",
-            )
-        return ImagepipeError(f"{what}: Cosmos DB answered {status}: {exc.message}", code=f"cosmos_{status}")
-    if isinstance(exc, ClientAuthenticationError):
-        return ConfigurationError(
-            f"{what}: could not get a token for Cosmos DB ({exc.message}); check the managed identity "
-            "(AZURE_CLIENT_ID) and its '{_DATA_ROLE}' role".replace("{_DATA_ROLE}", _DATA_ROLE),
-            code="records_forbidden",
-        )
-    if isinstance(exc, (CosmosClientTimeoutError, ServiceRequestError, ServiceResponseError)):
-        return TransientServiceError(
-            f"{what}: Cosmos DB did not answer ({type(exc).__name__})", code="records_unavailable"
-        )
-    if isinstance(exc, AzureError):
-        return TransientServiceError(f"{what}: {exc}", code="records_unavailable")
-    return ImagepipeError(f"{what}: {exc}")
-
-
-class CosmosRecordStore:
+class CosmosRecordStore(CosmosContainerStore):
     """``imagepipe.ports.RecordStore`` over one Cosmos DB container (partition key ``/id``)."""
 
     def __init__(
@@ -136,42 +96,10 @@ class CosmosRecordStore:
         text_search: TextSearch = "auto",
         **client_kwargs: Any,
     ) -> None:
-        if not endpoint.startswith("https://"):
-            raise ConfigurationError(
-                f"COSMOS__accountEndpoint must be https://<account>.documents.azure.com, got '{endpoint}'"
-            )
-        self.endpoint, self.database, self.container_name = endpoint, database, container
-        self._credential = credential
-        self._client_kwargs = {"retry_throttle_total": 3, "retry_throttle_backoff_max": 10} | client_kwargs
-        if transport is not None:
-            self._client_kwargs["transport"] = transport
+        super().__init__(endpoint, database, container, credential, transport=transport, **client_kwargs)
         if text_search not in ("auto", "fulltext", "contains"):
             raise ConfigurationError(f"text search must be auto, fulltext or contains, not '{text_search}'")
         self._text_search: TextSearch = text_search
-        self._container: ContainerProxy | None = None
-        self._lock = threading.Lock()
-
-    # -- plumbing -----------------------------------------------------------------------------------
-
-    def _call(self, what: str, fn: Callable[[ContainerProxy], T]) -> T:
-        try:
-            return fn(self._get_container())
-        except ImagepipeError:
-            raise
-        except Exception as exc:
-            if isinstance(exc, AzureError):
-                raise translate_cosmos_error(what, exc) from exc
-            raise
-
-    def _get_container(self) -> ContainerProxy:
-        if self._container is None:
-            with self._lock:
-                if self._container is None:
-                    # The client reads the account's regions on construction: one request, once per process.
-                    client = CosmosClient(self.endpoint, credential=self._credential, **self._client_kwargs)
-                    db = client.get_database_client(self.database)
-                    self._container = db.get_container_client(self.container_name)
-        return self._container
 
     def text_search_mode(self) -> Literal["fulltext", "contains"]:
         """How text search runs: ``fulltext`` when configured, or (auto) when the container has a full-text
@@ -190,13 +118,6 @@ class CosmosRecordStore:
     def get(self, image_id: str) -> JsonDict | None:
         doc = self._call(f"read record {image_id}", lambda c: self._read(c, image_id))
         return None if doc is None else _strip(doc)
-
-    @staticmethod
-    def _read(container: ContainerProxy, image_id: str) -> JsonDict | None:
-        try:
-            return dict(container.read_item(item=image_id, partition_key=image_id))
-        except CosmosResourceNotFoundError:
-            return None
 
     def upsert_if_not_older(self, record: JsonDict) -> bool:
         image_id = record.get("id")

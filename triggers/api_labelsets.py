@@ -17,6 +17,7 @@ import azure.functions as func
 from imagepipe import label_rules, labelsets
 from imagepipe.composition import services
 from imagepipe.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from imagepipe.ports import JsonDict
 from triggers.http_common import handles_errors, json_object_body, json_response, off_loop, query_int
 
 bp = df.Blueprint()
@@ -50,9 +51,12 @@ async def train_labelset(req: func.HttpRequest) -> func.HttpResponse:
         )
     if not body:
         raise InvalidInputError("the body must be a JSON object {profile, name, labels}", code="empty_body")
-    spec = json_object_body(req)
-    trained = await off_loop(labelsets.train_label_set, services(), spec)
+    trained = await off_loop(_train, req)  # parsing up to 32 MiB of JSON is blocking work too
     return json_response(trained, 201)
+
+
+def _train(req: func.HttpRequest) -> JsonDict:
+    return labelsets.train_label_set(services(), json_object_body(req))
 
 
 @bp.function_name("list_labelsets")
@@ -93,8 +97,8 @@ async def try_labelset(req: func.HttpRequest) -> func.HttpResponse:
 async def activate_labelset(req: func.HttpRequest) -> func.HttpResponse:
     profile, name = _set_key(req)
     raw = req.route_params.get("version", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_VERSION:
-        raise InvalidInputError(f"version must be a positive integer, not '{raw[:20]}'")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 7) or not 1 <= int(raw) <= MAX_VERSION:
+        raise InvalidInputError(f"version must be an integer from 1 to {MAX_VERSION}, not '{raw[:20]}'")
     version = int(raw)
     svc = services()
     if not await off_loop(svc.labelsets.activate, profile, name, version):

@@ -190,6 +190,8 @@ def test_route_parameters_are_checked(app_env: dict[str, str]) -> None:
     assert route("show_labelset", "GET", params={"version": "0"})[0] == 400
     assert route("activate_labelset", "POST", "/versions/x/activate", route_params={"version": "x"})[0] == 400
     assert route("activate_labelset", "POST", "/versions/3/activate", route_params={"version": "3"})[0] == 404
+    for odd in ("\u00b2", "\u0663", "9" * 5000):  # digits to str.isdigit, not to int(); past int()'s digit limit
+        assert route("activate_labelset", "POST", "/versions/x/activate", route_params={"version": odd})[0] == 400
     assert route("delete_labelset", "DELETE")[0] == 404
     status, answer = route("test_labelset", "POST", "/test", body=b"")
     assert status == 400 and "image bytes" in answer["error"]["message"]

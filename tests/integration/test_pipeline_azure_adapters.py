@@ -4,10 +4,15 @@ Azure mode, not only each adapter alone."""
 
 from __future__ import annotations
 
+import base64
+from pathlib import Path
+
 import pytest
 
-from imagepipe import pipeline
+from imagepipe import labelsets, pipeline
+from imagepipe.adapters.azure_documents import AzureDocumentFieldExtractor
 from imagepipe.adapters.azure_vision import AzureVisionAnalyzer
+from imagepipe.adapters.cosmos_labelsets import CosmosLabelSetStore
 from imagepipe.adapters.cosmos_records import CosmosRecordStore
 from imagepipe.composition import Services, services
 from imagepipe.errors import TransientServiceError
@@ -16,6 +21,7 @@ from imagepipe.profiles import load_profiles
 from imagepipe.vocabulary import Step
 from tests.fakes.cosmos_transport import FakeCosmosTransport
 from tests.fakes.credentials import StaticCredential
+from tests.fakes.documents_transport import FakeDocumentService, FakeDocumentsTransport
 from tests.fakes.vision_transport import FakeVisionService, FakeVisionTransport, Fault
 from tests.integration.samples import store_sample
 
@@ -97,3 +103,78 @@ def test_vision_throttling_surfaces_as_transient(azure_services: tuple[Services,
         pipeline.run_activity(Step.ANALYZE_IMAGE, svc, {**step, "profile": "general"})
     assert len(vision.requests) == 1
     assert svc.records.get(image_id)["status"] == "processing"  # type: ignore[index]
+
+
+def test_custom_labels_and_document_fields_with_every_azure_adapter(app_env: dict[str, str]) -> None:
+    """Azure mode end to end in the steps: records and label sets in Cosmos DB, AI Vision for analysis and OCR,
+    Document Intelligence for the fields; the label set's embedding model runs in-process, as in the Function App."""
+    local = services()
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    documents = FakeDocumentsTransport(
+        FakeDocumentService(
+            fields={
+                "InvoiceTotal": (
+                    "currency",
+                    {"currencySymbol": "£", "amount": 812.4, "currencyCode": "GBP"},
+                    "£812.40",
+                ),
+                "?ClaimNumber": ("string", "CLM-2026-000731", "CLM-2026-000731"),
+            }
+        ),
+        "https://docs.cognitiveservices.azure.com/",
+    )
+    cosmos_account = "https://fakeacct.documents.azure.com:443/"
+    cosmos = FakeCosmosTransport(databases={"imagepipe": ["images", "labelsets"]})  # one account, two containers
+    svc = Services(
+        settings=local.settings,
+        blobs=local.blobs,
+        deadletters=local.deadletters,
+        records=CosmosRecordStore(cosmos_account, "imagepipe", "images", StaticCredential(), transport=cosmos),
+        profiles=load_profiles(),
+        _vision=AzureVisionAnalyzer(
+            "https://fakevision.cognitiveservices.azure.com/",
+            StaticCredential(),
+            transport=FakeVisionTransport(
+                FakeVisionService(
+                    tags=[("text", 0.97), ("document", 0.93)], lines=["CLAIM FORM", "Claim CLM-2026-000731"]
+                )
+            ),
+            retry_backoff_factor=0.001,
+        ),
+        _fields=AzureDocumentFieldExtractor(
+            "https://docs.cognitiveservices.azure.com/", StaticCredential(), transport=documents, polling_interval_s=0
+        ),
+        _labelsets=CosmosLabelSetStore(cosmos_account, "imagepipe", "labelsets", StaticCredential(), transport=cosmos),
+    )
+
+    def example(name: str) -> dict[str, str]:
+        return {"data": base64.b64encode((samples / name).read_bytes()).decode()}
+
+    trained = labelsets.train_label_set(
+        svc,
+        {
+            "profile": "insurance",
+            "name": "kind",
+            "labels": {
+                "document": [example("insurance-claim.png"), example("qr-code.png")],
+                "photo": [example("cat.jpg"), example("motorcycle.jpg"), example("coffee.jpg")],
+            },
+        },
+    )
+    assert trained["version"] == 1 and trained["active"] is True
+    step = store_sample(svc.blobs, "insurance-claim.png", "insurance", "claim.png", {})
+    assert pipeline.run_activity(Step.FETCH_IMAGE_METADATA, svc, step)["ok"]
+    assert pipeline.run_activity(Step.ANALYZE_IMAGE, svc, {**step, "profile": "insurance"})["textHeavy"] is True
+    read = pipeline.run_activity(Step.READ_TEXT, svc, {**step, "profile": "insurance"})
+    assert read["ok"] and read["fields"] == 2
+    assert pipeline.run_activity(Step.PERSIST_RECORD, svc, {**step, "status": "completed"})["ok"]
+    record = svc.records.get(step["imageId"])
+    assert record is not None and record["status"] == "completed"
+    assert [(c["labelSet"], c["version"], c["name"]) for c in record["customLabels"]] == [("kind", 1, "document")]
+    assert record["documentFields"]["provider"] == "azure-document-intelligence"
+    fields = record["documentFields"]["fields"]
+    assert fields["ClaimNumber"]["normalized"] == "CLM-2026-000731"
+    assert (fields["InvoiceTotal"]["amount"], fields["InvoiceTotal"]["currencyCode"]) == (812.4, "GBP")
+    found = svc.records.search(SearchQuery(custom_label="kind:document", profile="insurance")).items
+    assert [r["id"] for r in found] == [step["imageId"]]
+    assert [r.method for r in documents.requests][:1] == ["POST"]

@@ -2,18 +2,16 @@
 
 Two tables next to the records: ``labelset_versions`` (one immutable JSON document per version, keyed by
 profile, name and version) and ``labelsets`` (one row per set: the active version and the last number
-handed out, so a deleted version's number is never reused). Every write runs in ``BEGIN IMMEDIATE`` on its
-own short-lived connection (label sets change rarely; analysis reads the active versions of one profile).
+handed out, so a deleted version's number is never reused). Connections come from a small bounded pool
+(``imagepipe.adapters.sqlite_pool``): every write runs in ``BEGIN IMMEDIATE``; reads (analysis reads the active
+versions of one profile for every image) take no write lock.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
+from imagepipe.adapters.sqlite_pool import PooledSqlite
 from imagepipe.errors import ConflictError, InvalidInputError
 from imagepipe.ports import JsonDict
 from imagepipe.timeutil import utc_now
@@ -43,31 +41,16 @@ def _key(doc: JsonDict) -> tuple[str, str]:
     return profile, name
 
 
-class SqliteLabelSetStore:
+class SqliteLabelSetStore(PooledSqlite):
     """``LabelSetStore`` over a SQLite file (created on first use)."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    kind = "label set store"
+
+    def __init__(self, path: str, *, max_connections: int = 2) -> None:
+        super().__init__(path, max_connections=max_connections)
         with self._tx() as conn:
             for statement in _SCHEMA:
                 conn.execute(statement)
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        try:
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
 
     def add_version(self, doc: JsonDict) -> JsonDict:
         profile, name = _key(doc)
@@ -90,7 +73,7 @@ class SqliteLabelSetStore:
         return stored
 
     def get_version(self, profile: str, name: str, version: int | None = None) -> JsonDict | None:
-        with self._tx() as conn:
+        with self._connection() as conn:
             if version is None:
                 row = conn.execute(
                     "SELECT v.doc FROM labelset_versions v JOIN labelsets s ON s.profile = v.profile "
@@ -110,12 +93,12 @@ class SqliteLabelSetStore:
         if profile is not None:
             sql += " WHERE profile = ?"
             args = (profile,)
-        with self._tx() as conn:
+        with self._connection() as conn:
             rows = conn.execute(sql + " ORDER BY profile, name, version", args).fetchall()
         return [_load(r[0]) for r in rows]
 
     def active_versions(self, profile: str) -> list[JsonDict]:
-        with self._tx() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT v.doc FROM labelset_versions v JOIN labelsets s ON s.profile = v.profile "
                 "AND s.name = v.name AND s.active_version = v.version WHERE v.profile = ? ORDER BY v.name",

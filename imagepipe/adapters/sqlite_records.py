@@ -7,20 +7,17 @@ record (multi-index hashing over two 32-bit halves, for the near-duplicate looku
 pointing at the record's rowid; ``records_fts`` (FTS5) indexes the OCR ``text`` by word, also by rowid.
 The database runs in WAL mode.
 
-Connections come from a small bounded pool (``max_connections``, default 4): every operation borrows one
-and gives it back, so the number of open files stays fixed however many threads call the store (the
-devhost runs each activity on a new thread). Writes that compare versions run inside ``BEGIN IMMEDIATE``
-so racing writers serialize and the newest blob version wins. ``close()`` closes every pooled connection.
+Connections come from a small bounded pool (``imagepipe.adapters.sqlite_pool``; ``max_connections``, default
+4), so the number of open files stays fixed however many threads call the store. Writes that compare versions
+run inside ``BEGIN IMMEDIATE`` so racing writers serialize and the newest blob version wins. ``close()`` closes
+every pooled connection.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from imagepipe.adapters.records_common import (
@@ -42,6 +39,7 @@ from imagepipe.adapters.records_common import (
     sortable_ts,
     to_signed64,
 )
+from imagepipe.adapters.sqlite_pool import PooledSqlite
 from imagepipe.errors import InvalidInputError
 from imagepipe.phash import hamming, phash_to_int
 from imagepipe.ports import SearchPage, SearchQuery
@@ -99,100 +97,18 @@ def _hamming_udf(a: int | None, b: int | None) -> int | None:
     return None if a is None or b is None else hamming(a, b)
 
 
-class SqliteRecordStore:
+class SqliteRecordStore(PooledSqlite):
     """``imagepipe.ports.RecordStore`` over a SQLite file (created on first use, parent folders included)."""
 
+    kind = "record store"
+
     def __init__(self, path: str, *, max_connections: int = 4) -> None:
-        if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
-        self.path = path
-        self.max_connections = max_connections
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._idle: list[sqlite3.Connection] = []
-        self._open = 0
-        self._closed = False
-        self._available = threading.Condition(threading.Lock())
+        super().__init__(path, max_connections=max_connections)
         with self._connection() as conn:
             self._migrate(conn)
 
-    # -- connections --------------------------------------------------------------------------------
-
-    @property
-    def open_connections(self) -> int:
-        """Connections open right now (idle in the pool or lent out)."""
-        with self._available:
-            return self._open
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        """Borrow a pooled connection for one operation; it goes back to the pool afterwards."""
-        conn = self._acquire()
-        try:
-            yield conn
-        finally:
-            self._release(conn)
-
-    def _acquire(self) -> sqlite3.Connection:
-        with self._available:
-            while True:
-                if self._closed:
-                    raise RuntimeError(f"record store {self.path} is closed")
-                if self._idle:
-                    return self._idle.pop()
-                if self._open < self.max_connections:
-                    self._open += 1
-                    break
-                self._available.wait()
-        try:
-            return self._new_connection()
-        except BaseException:
-            with self._available:
-                self._open -= 1
-                self._available.notify()
-            raise
-
-    def _release(self, conn: sqlite3.Connection) -> None:
-        if conn.in_transaction:  # an exception between BEGIN and COMMIT/ROLLBACK: never lend it out like that
-            conn.execute("ROLLBACK")
-        with self._available:
-            if not self._closed:
-                self._idle.append(conn)
-                self._available.notify()
-                return
-            self._open -= 1
-        conn.close()
-
-    def _new_connection(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
+    def _setup_connection(self, conn: sqlite3.Connection) -> None:
         conn.create_function("hamming", 2, _hamming_udf, deterministic=True)
-        return conn
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """A pooled connection inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error)."""
-        with self._connection() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    def close(self) -> None:
-        """Close every pooled connection; connections lent out close when they come back."""
-        with self._available:
-            self._closed = True
-            idle, self._idle = self._idle, []
-            self._open -= len(idle)
-            self._available.notify_all()
-        for conn in idle:
-            conn.close()
 
     # -- schema -------------------------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ remove every version.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,3 +162,29 @@ def test_analysis_goes_on_when_the_model_file_is_missing(tmp_path: Path) -> None
     # bytes the embedder cannot decode: no custom labels, the analysis goes on
     assert custom_labels_patch(store, OnnxImageEmbedder(), "general", b"not an image") == {}
     assert custom_labels_patch(store, None, "general", b"image") == {}  # CUSTOM_LABELS_EMBEDDER=off
+
+
+def test_sqlite_reads_take_no_write_lock_and_connections_stay_bounded(tmp_path: Path) -> None:
+    """Analysis reads the active sets for every image: that read must not queue behind a record write (it shares
+    the records' file), and many analysing threads must share a fixed handful of connections."""
+    path = tmp_path / "records.sqlite3"
+    store = SqliteLabelSetStore(str(path))
+    store.add_version(doc())
+    writer = sqlite3.connect(str(path), isolation_level=None, timeout=0.1)
+    writer.execute("BEGIN IMMEDIATE")  # a record write in progress holds the write lock
+    try:
+        started = time.monotonic()
+        assert [v["name"] for v in store.active_versions("general")] == ["garments"]
+        assert store.get_version("general", "garments") is not None and len(store.list_versions()) == 1
+        assert time.monotonic() - started < 5  # before: BEGIN IMMEDIATE waited out the 30 s busy timeout
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    threads = [threading.Thread(target=lambda: [store.active_versions("general") for _ in range(20)]) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.open_connections <= store.max_connections == 2
+    store.close()
+    assert store.open_connections == 0

@@ -44,8 +44,10 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from azure.core.exceptions import ServiceRequestError
-from azure.core.pipeline.transport import HttpRequest, HttpResponse, HttpTransport
+from azure.core.pipeline.transport import HttpRequest, HttpResponse
 from azure.core.utils import CaseInsensitiveDict
+
+from tests.fakes.in_memory import InMemoryTransport
 
 JsonDict = dict[str, Any]
 
@@ -92,7 +94,7 @@ class SeenRequest:
     body: Any
 
 
-class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
+class FakeCosmosTransport(InMemoryTransport):
     """One account with any number of databases and containers, all in memory. Thread-safe."""
 
     def __init__(
@@ -151,18 +153,6 @@ class FakeCosmosTransport(HttpTransport):  # type: ignore[misc]
         return sum(1 for r in self.requests if r.method == method and re.search(pattern, r.path))
 
     # -- HttpTransport ------------------------------------------------------------------------------
-
-    def __enter__(self) -> FakeCosmosTransport:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        return None
-
-    def open(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
     def send(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
         path = unquote(urlparse(request.url).path).rstrip("/") or "/"

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from azure.core.pipeline.transport import HttpTransport
-
+from tests.fakes.in_memory import InMemoryTransport
 from tests.fakes.vision_transport import _MAGIC, _Response
 
 JsonDict = dict[str, Any]
@@ -91,7 +90,7 @@ def field_value(index: int, kind: str, value: Any, content: str) -> JsonDict:
     return body
 
 
-class FakeDocumentsTransport(HttpTransport):  # type: ignore[misc]
+class FakeDocumentsTransport(InMemoryTransport):
     def __init__(self, service: FakeDocumentService, endpoint: str) -> None:
         self.service = service
         self.endpoint = endpoint.rstrip("/")
@@ -101,18 +100,6 @@ class FakeDocumentsTransport(HttpTransport):  # type: ignore[misc]
 
     def script(self, faults: Iterable[DocFault]) -> None:
         self._faults.extend(faults)
-
-    def __enter__(self) -> FakeDocumentsTransport:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        return None
-
-    def open(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
     def send(self, request: Any, **kwargs: Any) -> _Response:
         url = urlparse(request.url)

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest._http_response_impl import HttpResponseImpl
 from azure.core.utils import CaseInsensitiveDict
+
+from tests.fakes.in_memory import InMemoryTransport
 
 JsonDict = dict[str, Any]
 MODEL_VERSION = "2023-10-01"
@@ -142,7 +143,7 @@ class FakeVisionService:
     lines: list[str] = field(default_factory=lambda: ["STOP", "Main Street 12"])
 
 
-class FakeVisionTransport(HttpTransport):  # type: ignore[misc]
+class FakeVisionTransport(InMemoryTransport):
     """Answers Image Analysis requests; ``script`` queues faults answered before normal results."""
 
     def __init__(
@@ -184,18 +185,6 @@ class FakeVisionTransport(HttpTransport):  # type: ignore[misc]
         """Answer the next requests with these faults, in order (an exception is raised, as by a transport)."""
         with self._lock:
             self._faults.extend(faults)
-
-    def __enter__(self) -> FakeVisionTransport:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        return None
-
-    def open(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
     def send(self, request: Any, **kwargs: Any) -> _Response:
         url = urlparse(request.url)

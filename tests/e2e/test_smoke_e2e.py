@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from devhost.azurite import connection_string
 from imagepipe import cli
-from imagepipe.adapters.azure_blob import AzureBlobStore
-from tests.support.devhost import ROOT, Devhost, free_port
+from tests.support.devhost import Devhost
+from tests.support.stack import start_keyed_host
 
 pytestmark = pytest.mark.e2e
 
@@ -18,21 +17,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devhost]:
     """The app on a devhost that checks function and admin keys, with its own Azurite and the local analyzer."""
-    state = tmp_path_factory.mktemp("smoke")
-    port = free_port()
-    azurite = connection_string(port)
-    env = {
-        "IMAGES_STORAGE": azurite,
-        "IMAGES_CONTAINER": "images",
-        "AZURITE_BLOB_PORT": str(port),
-        "RECORD_STORE": "sqlite",
-        "RECORDS_SQLITE_PATH": str(state / "records.sqlite3"),
-        "VISION_PROVIDER": "local",
-        "DEVHOST_EVENTGRID_RETRY_SCALE": "0.01",
-    }
-    running = Devhost(ROOT, state / "devhost", env=env, no_auth=False, storage="azurite").start(timeout=120)
+    running = start_keyed_host(tmp_path_factory.mktemp("smoke"))
     try:
-        AzureBlobStore("images", connection_string=azurite).ensure_container()
         yield running
     finally:
         running.stop()

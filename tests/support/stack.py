@@ -55,3 +55,26 @@ def start_stack(state: Path, extra_env: dict[str, str] | None = None, app_dir: P
     blobs.ensure_container()
     AzureBlobStore("deadletters", connection_string=azurite).ensure_container()
     return Stack(host, ImagepipeClient(host.base, key=""), blobs, env, fault_plan)
+
+
+def start_keyed_host(state: Path) -> Devhost:
+    """The app on a devhost that checks function and admin keys, as in Azure, with its own Azurite, the local
+    analyzer and default retries; the ``images`` container exists. Stop it with ``stop()``."""
+    port = free_port()
+    azurite = connection_string(port)
+    env = {
+        "IMAGES_STORAGE": azurite,
+        "IMAGES_CONTAINER": "images",
+        "AZURITE_BLOB_PORT": str(port),
+        "RECORD_STORE": "sqlite",
+        "RECORDS_SQLITE_PATH": str(state / "records.sqlite3"),
+        "VISION_PROVIDER": "local",
+        "DEVHOST_EVENTGRID_RETRY_SCALE": "0.01",
+    }
+    host = Devhost(ROOT, state / "devhost", env=env, no_auth=False, storage="azurite").start(timeout=120)
+    try:
+        AzureBlobStore("images", connection_string=azurite).ensure_container()
+    except BaseException:
+        host.stop()
+        raise
+    return host

@@ -34,7 +34,7 @@ from imagepipe.errors import (
     TransientServiceError,
 )
 from imagepipe.ids import is_image_id
-from imagepipe.imagefacts import Limits, validate_image
+from imagepipe.imagefacts import validate_image
 from imagepipe.ports import BlobStore, ImageEmbedder, JsonDict, LabelSetStore, RecordStore
 from imagepipe.profiles import Profile
 from imagepipe.settings import Settings
@@ -135,15 +135,22 @@ def parse_training_request(body: JsonDict) -> TrainingRequest:
     return TrainingRequest(profile, name, examples)
 
 
-def _limits(settings: Settings) -> Limits:
-    return Limits(settings.max_upload_bytes, settings.min_dimension_px, settings.max_dimension_px, settings.max_pixels)
-
-
 def _named(error: ImagepipeError, where: str) -> ImagepipeError:
     """The same client error with ``where`` in front of its message."""
     named = type(error)(f"{where}: {error.message}")
     named.code = error.code
     return named
+
+
+def _validated(svc: LabelServices, data: bytes, where: str) -> bytes:
+    """``data`` when it is an acceptable image; else the client error named by ``where``."""
+    try:
+        validate_image(data, svc.settings.image_limits)
+    except ImagepipeError as exc:
+        if exc.http_status >= 500:
+            raise
+        raise _named(exc, where) from exc
+    return data
 
 
 def example_bytes(svc: LabelServices, example: Example) -> bytes:
@@ -161,13 +168,7 @@ def example_bytes(svc: LabelServices, example: Example) -> bytes:
             raise InvalidInputError(
                 f"{example.where}: image {example.image_id} has no stored bytes", code="unknown_image"
             ) from exc
-    try:
-        validate_image(data, _limits(svc.settings))
-    except ImagepipeError as exc:
-        if exc.http_status >= 500:
-            raise
-        raise _named(exc, example.where) from exc
-    return data
+    return _validated(svc, data, example.where)
 
 
 class UnavailableEmbedder:
@@ -291,12 +292,7 @@ def try_image(svc: LabelServices, profile: str, name: str, data: bytes, version:
     doc = svc.labelsets.get_version(profile, name, version)
     if doc is None:
         raise NotFoundError(f"label set '{name}' of profile '{profile}' has no such version")
-    try:
-        validate_image(data, _limits(svc.settings))
-    except ImagepipeError as exc:
-        if exc.http_status >= 500:
-            raise
-        raise _named(exc, "the test image") from exc
+    _validated(svc, data, "the test image")
     embedder = _embedder(svc)
     if doc.get("embeddingModel") != embedder.model:
         raise InvalidInputError(

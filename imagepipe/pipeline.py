@@ -45,7 +45,7 @@ from imagepipe.domain import (
     describe,
 )
 from imagepipe.errors import ImagepipeError, NotFoundError, PermanentImageError
-from imagepipe.imagefacts import Limits, inspect_image
+from imagepipe.imagefacts import inspect_image
 from imagepipe.labelsets import LabelServices, custom_labels_patch
 from imagepipe.ports import (
     AnalysisRequest,
@@ -96,11 +96,6 @@ def activity(
         return failure(step, "invalid_step_input", f"refused: {describe(exc)}").to_json()
     result: Fetched | Analyzed | TextRead | Persisted | Failure | Superseded | Deleted = run(svc, checked)
     return result.to_json()
-
-
-def _limits(svc: StepServices) -> Limits:
-    s = svc.settings
-    return Limits(s.max_upload_bytes, s.min_dimension_px, s.max_dimension_px, s.max_pixels)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -223,7 +218,7 @@ def fetch_image_metadata(svc: StepServices, step: StepInput) -> Fetched | Failur
         return Superseded()
     existing = svc.records.get(step.image_id)
     try:
-        facts = inspect_image(data, _limits(svc), info.content_type)
+        facts = inspect_image(data, svc.settings.image_limits, info.content_type)
     except ImagepipeError as exc:
         return _refuse(svc, step, info, existing, exc.code, f"the stored image is not acceptable: {exc.message}")
     origin = record_origin(existing, info.metadata)

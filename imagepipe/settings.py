@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagepipe.domain import VISION_RETRY
 from imagepipe.errors import ConfigurationError
-from imagepipe.imagefacts import MAX_BYTES, MAX_PIXELS, MAX_SIDE_PX, MIN_SIDE_PX
+from imagepipe.imagefacts import MAX_BYTES, MAX_PIXELS, MAX_SIDE_PX, MIN_SIDE_PX, Limits
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
 
@@ -151,6 +151,11 @@ class Settings(BaseSettings):
         if self.min_dimension_px > self.max_dimension_px:
             raise ValueError("MIN_DIMENSION_PX must not exceed MAX_DIMENSION_PX")
         return self
+
+    @property
+    def image_limits(self) -> Limits:
+        """What an accepted image must satisfy (upload, pipeline, dashboard and label set examples alike)."""
+        return Limits(self.max_upload_bytes, self.min_dimension_px, self.max_dimension_px, self.max_pixels)
 
 
 def load_settings() -> Settings:

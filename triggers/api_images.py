@@ -17,7 +17,7 @@ from imagepipe import acceptance
 from imagepipe.composition import services
 from imagepipe.errors import InvalidInputError, NotFoundError, UnsupportedMediaTypeError
 from imagepipe.ids import blob_name, instance_id, new_image_id, require_image_id
-from imagepipe.imagefacts import Limits, validate_image
+from imagepipe.imagefacts import validate_image
 from imagepipe.ports import BlobInfo, JsonDict, SearchQuery
 from imagepipe.profiles import resolve_profile
 from imagepipe.records import encode_blob_metadata, safe_filename, validate_client_metadata
@@ -154,7 +154,7 @@ def accept_upload(req: func.HttpRequest) -> func.HttpResponse:
     metadata = encode_blob_metadata(profile.name, safe_filename(filename), client_meta)
     s = svc.settings
     facts = validate_image(  # the structure walk and one full decode; hashes and EXIF are the pipeline's
-        data, Limits(s.max_upload_bytes, s.min_dimension_px, s.max_dimension_px, s.max_pixels), declared
+        data, s.image_limits, declared
     )
     image_id = new_image_id()
     name = blob_name(image_id, facts.extension)

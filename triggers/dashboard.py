@@ -19,7 +19,7 @@ from imagepipe.composition import services
 from imagepipe.cors import blob_origin
 from imagepipe.errors import ImagepipeError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
 from imagepipe.ids import require_image_id
-from imagepipe.imagefacts import Limits, inspect_image
+from imagepipe.imagefacts import inspect_image
 from triggers.http_common import handles_errors, off_loop
 
 bp = df.Blueprint()
@@ -104,7 +104,7 @@ def validated_image(image_id: str) -> tuple[bytes, str, str]:
         )
     data, _ = svc.blobs.download(info.name)
     try:
-        facts = inspect_image(data, Limits(s.max_upload_bytes, s.min_dimension_px, s.max_dimension_px, s.max_pixels))
+        facts = inspect_image(data, s.image_limits)
     except ImagepipeError as exc:
         raise UnsupportedMediaTypeError(
             f"blob {info.name} is not a valid image ({exc.message}); only validated image bytes are served",

@@ -64,42 +64,40 @@ class RapidOcr(LazyModel[Any]):
 
     def detect(self, image: Image.Image) -> list[NDArray[np.float32]]:
         """Text line polygons (4 x 2 float32, image pixels) in reading order: the detector alone."""
-        with self.call_lock:
-            page = _Page(image)
-            return [page.to_image(b) for b in self._boxes(page)]
+        page = _Page(image)
+        return [page.to_image(b) for b in self._boxes(page)]
 
     def lines(self, image: Image.Image, polygons: list[NDArray[Any]] | None = None) -> list[dict[str, Any]]:
         """[{text, polygon, confidence, words:[{text, polygon, confidence}]}] in reading order.
 
         ``polygons`` (from ``detect`` on the same image) skips the detector."""
         engine = self.get()
-        with self.call_lock:  # RapidOCR's detector keeps per-call state
-            page = _Page(image)
-            boxes = self._boxes(page) if polygons is None else [page.from_image(p) for p in polygons]
-            if not boxes:
-                return []
-            crops = engine.get_crop_img_list(page.bgr, boxes)
-            _, orientation, _ = engine.text_cls(crops)
-            # The angle classifier sees a line squashed to 192 x 48 px and sometimes calls a long upright line
-            # upside down; for those, read both ways and keep the surer reading.
-            flagged = [i for i, (label, score) in enumerate(orientation) if "180" in label and score > CLS_THRESH]
-            readings = self._recognise([*crops, *(np.ascontiguousarray(crops[i][::-1, ::-1]) for i in flagged)])
-            out: list[dict[str, Any]] = []
-            for i, box in enumerate(boxes):
-                reading, flipped = readings[i], False
-                if i in flagged:
-                    other = readings[len(crops) + flagged.index(i)]
-                    if other[1] > reading[1]:
-                        reading, flipped = other, True
-                words, confidence = reading
-                if not words or confidence < TEXT_SCORE:
-                    continue
-                out.append(_line(page, box, crops[i], words, confidence, flipped))
-            return out
+        page = _Page(image)
+        boxes = self._boxes(page) if polygons is None else [page.from_image(p) for p in polygons]
+        if not boxes:
+            return []
+        crops = engine.get_crop_img_list(page.bgr, boxes)
+        _, orientation, _ = engine.text_cls(crops)
+        # The angle classifier sees a line squashed to 192 x 48 px and sometimes calls a long upright line
+        # upside down; for those, read both ways and keep the surer reading.
+        flagged = [i for i, (label, score) in enumerate(orientation) if "180" in label and score > CLS_THRESH]
+        readings = self._recognise([*crops, *(np.ascontiguousarray(crops[i][::-1, ::-1]) for i in flagged)])
+        out: list[dict[str, Any]] = []
+        for i, box in enumerate(boxes):
+            reading, flipped = readings[i], False
+            if i in flagged:
+                other = readings[len(crops) + flagged.index(i)]
+                if other[1] > reading[1]:
+                    reading, flipped = other, True
+            words, confidence = reading
+            if not words or confidence < TEXT_SCORE:
+                continue
+            out.append(_line(page, box, crops[i], words, confidence, flipped))
+        return out
 
     def _boxes(self, page: _Page) -> list[NDArray[np.float32]]:
         engine = self.get()
-        boxes, _ = engine.text_det(page.bgr)
+        boxes = detect_boxes(engine.text_det, page.bgr)
         if boxes is None or len(boxes) == 0:
             return []
         return [np.asarray(b, dtype=np.float32) for b in engine.sorted_boxes(boxes)]
@@ -152,10 +150,22 @@ class TextDetector(LazyModel[Any]):
         small = image.copy()
         small.thumbnail((EVIDENCE_SIDE, EVIDENCE_SIDE), Image.Resampling.BILINEAR)
         bgr = np.ascontiguousarray(np.asarray(small)[:, :, ::-1])
-        with self.call_lock:
-            boxes, _ = det(bgr)
+        boxes = detect_boxes(det, bgr)
         polygons = [] if boxes is None else [np.asarray(b, dtype=np.float32) for b in boxes]
         return evidence_from_polygons(polygons, small.width, small.height)
+
+
+def detect_boxes(det: Any, bgr: NDArray[Any]) -> NDArray[Any] | None:
+    """RapidOCR's ``TextDetector.__call__`` without its one piece of shared state (it stores each page's resize
+    rule on the detector, then uses it): the rule is built per call. With that, and ONNX Runtime sessions running
+    calls from several threads at once, no lock makes OCR one page at a time, which left a core idle while
+    read_text activities queued behind the lock."""
+    shape = bgr.shape[0], bgr.shape[1]
+    tensor = det.get_preprocess(max(shape))(bgr)
+    if tensor is None:
+        return None
+    boxes, _ = det.postprocess_op(det.infer(tensor)[0], shape)
+    return det.filter_tag_det_res(boxes, shape)  # type: ignore[no-any-return]
 
 
 def evidence_from_polygons(polygons: list[NDArray[Any]], width: int, height: int) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Every model is a ``LazyModel``: nothing is loaded at import time; the first ``get()`` loads it under a
 lock (once per process, shared by all analyzers using the same model directory), and any failure to find
 or load the files becomes ``ModelUnavailableError`` naming the fix. Models that are not safe to call from
-several threads at once (MediaPipe graphs, RapidOCR's mutable engine) also hold ``call_lock`` while used.
+several threads at once (MediaPipe graphs) also hold ``call_lock`` while used; ONNX Runtime sessions need none.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from bench.common import RESULTS, targets_table
 BENCHMARKS: dict[str, str] = {
     "analyzer": "bench.bench_analyzer",
     "devhost": "bench.bench_devhost",
+    "eventgrid": "bench.bench_eventgrid",
     "labels": "bench.bench_labels",
     "fields": "bench.bench_fields",
     "ocr": "bench.bench_ocr",

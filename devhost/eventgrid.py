@@ -4,18 +4,20 @@ Subscriptions come from ``<app>/config/eventgrid-subscriptions.json`` (``functio
 ``storageConnectionSetting``, ``includedEventTypes``, ``subjectBeginsWith``/``subjectEndsWith``,
 ``advancedFilters``, ``retryPolicy``, ``deadLetterContainer``, ``eventDeliverySchema``:
 ``EventGridSchema`` (default) or ``CloudEventSchemaV1_0``; ``DEVHOST_EVENTGRID_SCHEMA`` overrides it for
-every subscription). Filters apply to the event before it is put in the delivery schema. Every ~0.5 s
-the subscribed container is listed; a blob whose (name, etag) was not seen before yields a
+every subscription). Filters apply to the event before it is put in the delivery schema. The subscribed
+container is listed every ``POLL_S`` (``devhost.blob_listing``: one request per 5,000 blobs, the XML read
+once), or less often when a listing takes long (``poll_interval``: polls stay under a tenth of the time,
+however large the container grows); a blob whose (name, etag) was not seen before yields a
 ``Microsoft.Storage.BlobCreated`` event shaped like Event Grid's. ``data.api`` cannot be observed by
 polling: it is ``CopyBlob`` if the blob has copy properties, ``PutBlockList`` if it has committed blocks,
 else ``PutBlob``.
 
-The seen (name, etag) pair and the pending delivery are written in one SQLite transaction, so a
-killed host redelivers (at least once). Failed deliveries are retried on Event Grid's schedule
-(10 s, 30 s, 1 m, 5 m, 10 m, 30 m, 1 h, 3 h, 6 h, then every 12 h) multiplied by
-``DEVHOST_EVENTGRID_RETRY_SCALE``; after ``maxDeliveryAttempts`` (or the event TTL) the event is
-dead-lettered: kept in SQLite (listable and re-drivable over HTTP) and written as a JSON blob to the
-dead-letter container.
+The seen (name, etag) pairs and the pending deliveries of one poll are written in one SQLite transaction, so
+a killed host redelivers (at least once); the seen pairs are also kept in memory, read from SQLite once.
+Failed deliveries are retried on Event Grid's schedule (10 s, 30 s, 1 m, 5 m, 10 m, 30 m, 1 h, 3 h, 6 h, then
+every 12 h) multiplied by ``DEVHOST_EVENTGRID_RETRY_SCALE``; after ``maxDeliveryAttempts`` (or the event TTL)
+the event is dead-lettered: kept in SQLite (listable and re-drivable over HTTP) and written as a JSON blob to
+the dead-letter container.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devhost.blob_listing import ContainerLister, ContainerMissing, ListedBlob
 from devhost.protocol import iso
 
 if TYPE_CHECKING:
@@ -43,6 +46,9 @@ TOPIC = (
     "Microsoft.Storage/storageAccounts/devstoreaccount1"
 )
 SINGLE_PUT_LIMIT = 64 * 1024 * 1024
+#: Seconds between container listings, and how many times a listing's own duration the next one waits at least.
+POLL_S = 0.5
+POLL_COST_FACTOR = 10.0
 EVENTGRID_SCHEMA = "EventGridSchema"
 CLOUDEVENT_SCHEMA = "CloudEventSchemaV1_0"
 DELIVERY_SCHEMAS = (EVENTGRID_SCHEMA, CLOUDEVENT_SCHEMA)
@@ -177,29 +183,36 @@ def container_of(sub: dict[str, Any]) -> str | None:
     return None
 
 
-def blob_created_event(container: str, name: str, props: Any, url: str, api: str) -> dict[str, Any]:
+def poll_interval(last_poll_s: float) -> float:
+    """Seconds until the next listing: ``POLL_S``, or ``POLL_COST_FACTOR`` times the last listing's duration when
+    that is longer (a container of many blobs, or a busy machine), so listing never takes more than a tenth of
+    the time."""
+    return max(POLL_S, POLL_COST_FACTOR * last_poll_s)
+
+
+def blob_created_event(container: str, blob: ListedBlob, url: str, api: str) -> dict[str, Any]:
     """A ``Microsoft.Storage.BlobCreated`` event as Event Grid builds it."""
-    settings = props.content_settings
+    when = blob.last_modified.timestamp() if blob.last_modified else time.time()
     return {
         "topic": TOPIC,
-        "subject": f"/blobServices/default/containers/{container}/blobs/{name}",
+        "subject": f"/blobServices/default/containers/{container}/blobs/{blob.name}",
         "eventType": "Microsoft.Storage.BlobCreated",
         "id": str(uuid.uuid4()),
         "data": {
             "api": api,
             "clientRequestId": str(uuid.uuid4()),
             "requestId": str(uuid.uuid4()),
-            "eTag": props.etag if str(props.etag).startswith('"') else f'"{props.etag}"',
-            "contentType": settings.content_type if settings else None,
-            "contentLength": props.size,
-            "blobType": str(getattr(props.blob_type, "value", props.blob_type)),
+            "eTag": blob.etag if blob.etag.startswith('"') else f'"{blob.etag}"',
+            "contentType": blob.content_type,
+            "contentLength": blob.size,
+            "blobType": blob.blob_type,
             "url": url,
             "sequencer": f"{time.time_ns():032x}",
             "storageDiagnostics": {"batchId": str(uuid.uuid4())},
         },
         "dataVersion": "",
         "metadataVersion": "1",
-        "eventTime": iso(props.last_modified.timestamp() if props.last_modified else time.time()).replace("Z", "0Z"),
+        "eventTime": iso(when).replace("Z", "0Z"),
     }
 
 
@@ -213,6 +226,8 @@ class EventGridEmulator:
         self.subs = [s for s in load_subscriptions(host.app_dir) if s.get("function") in host.registry.eventgrid]
         self.schemas = {id(s): delivery_schema(s) for s in self.subs}  # fails fast on an unknown schema
         self._clients: dict[str, Any] = {}
+        self._listers: dict[str, ContainerLister] = {}
+        self._seen: dict[str, dict[str, str]] = {}  # "<subscription>/<container>" -> blob -> etag
         self._warned: set[str] = set()
         self._wake = asyncio.Event()
 
@@ -231,28 +246,41 @@ class EventGridEmulator:
             self._clients[setting] = BlobServiceClient.from_connection_string(conn)
         return self._clients[setting]
 
-    def _api_of(self, container: Any, name: str, props: Any) -> str:
-        copy = getattr(props, "copy", None)
-        if copy is not None and getattr(copy, "id", None):
+    def _lister(self, setting: str) -> ContainerLister | None:
+        if setting not in self._listers:
+            svc = self._client(setting)
+            if svc is None:
+                return None
+            self._listers[setting] = ContainerLister(svc)
+        return self._listers[setting]
+
+    def _api_of(self, container: Any, blob: ListedBlob) -> str:
+        if blob.copied:
             return "CopyBlob"
-        if props.size and props.size > SINGLE_PUT_LIMIT:
+        if blob.size > SINGLE_PUT_LIMIT:
             return "PutBlockList"
         try:
-            committed, _ = container.get_blob_client(name).get_block_list("committed")
+            committed, _ = container.get_blob_client(blob.name).get_block_list("committed")
             if committed:
                 return "PutBlockList"
         except Exception:  # noqa: BLE001 - page/append blobs have no block list
             pass
         return "PutBlob"
 
+    def _seen_of(self, key: str) -> dict[str, str]:
+        """The (blob, etag) pairs already seen for ``key`` ("<subscription>/<container>"), read once."""
+        if key not in self._seen:
+            rows = self.store.query("SELECT blob, etag FROM eg_seen WHERE subscription=?", (key,))
+            self._seen[key] = {r["blob"]: r["etag"] for r in rows}
+        return self._seen[key]
+
     def poll_once(self) -> int:
         """List subscribed containers once; queue deliveries for new blobs. Returns events queued."""
-        from azure.core.exceptions import ResourceNotFoundError
-
         queued = 0
         for sub in self.subs:
-            svc = self._client(str(sub.get("storageConnectionSetting", "")))
-            if svc is None:
+            setting = str(sub.get("storageConnectionSetting", ""))
+            svc, lister = self._client(setting), self._lister(setting)
+            if svc is None or lister is None:
                 continue
             sub_name = str(sub.get("name") or sub["function"])
             named = container_of(sub)
@@ -262,36 +290,33 @@ class EventGridEmulator:
                 else [c.name for c in svc.list_containers() if c.name != sub.get("deadLetterContainer")]
             )
             for cname in containers:
-                cc = svc.get_container_client(cname)
-                seen = {
-                    r["blob"]: r["etag"]
-                    for r in self.store.query(
-                        "SELECT blob, etag FROM eg_seen WHERE subscription=?", (f"{sub_name}/{cname}",)
-                    )
-                }
+                key = f"{sub_name}/{cname}"
+                seen = self._seen_of(key)
                 try:
-                    blobs = list(cc.list_blobs())
-                except ResourceNotFoundError:
+                    fresh = [b for b in lister.blobs(cname) if seen.get(b.name) != b.etag]
+                except ContainerMissing:
                     continue
-                for props in blobs:
-                    if seen.get(props.name) == props.etag:
-                        continue
-                    api = self._api_of(cc, props.name, props)
-                    url = cc.get_blob_client(props.name).url
-                    ev = blob_created_event(cname, props.name, props, url, api)
-                    wanted = matches(sub, ev)
-                    now = time.time()
-                    retry = sub.get("retryPolicy") or {}
-                    with self.store.tx() as conn:
-                        conn.execute(
-                            "INSERT INTO eg_seen(subscription, blob, etag) VALUES(?,?,?) ON CONFLICT"
-                            "(subscription, blob) DO UPDATE SET etag=excluded.etag",
-                            (f"{sub_name}/{cname}", props.name, props.etag),
-                        )
-                        if wanted:
-                            out = to_cloud_event(ev) if self.schemas[id(sub)] == CLOUDEVENT_SCHEMA else ev
-                            self._insert(conn, sub, out, now, retry)
-                            queued += 1
+                if not fresh:
+                    continue
+                cc = svc.get_container_client(cname)
+                retry = sub.get("retryPolicy") or {}
+                events = []
+                for listed in fresh:
+                    blob = listed.details()
+                    ev = blob_created_event(cname, blob, cc.get_blob_client(blob.name).url, self._api_of(cc, blob))
+                    if matches(sub, ev):
+                        events.append(to_cloud_event(ev) if self.schemas[id(sub)] == CLOUDEVENT_SCHEMA else ev)
+                now = time.time()
+                with self.store.tx() as conn:
+                    conn.executemany(
+                        "INSERT INTO eg_seen(subscription, blob, etag) VALUES(?,?,?) ON CONFLICT"
+                        "(subscription, blob) DO UPDATE SET etag=excluded.etag",
+                        [(key, blob.name, blob.etag) for blob in fresh],
+                    )
+                    for out in events:
+                        self._insert(conn, sub, out, now, retry)
+                seen.update((blob.name, blob.etag) for blob in fresh)
+                queued += len(events)
         return queued
 
     def _insert(self, conn: Any, sub: dict[str, Any], ev: dict[str, Any], now: float, retry: dict[str, Any]) -> None:
@@ -415,12 +440,13 @@ class EventGridEmulator:
 
     async def run(self) -> None:
         """Poll and deliver until cancelled."""
-        last_poll = 0.0
+        next_poll = 0.0
         while True:
             try:
-                if self.subs and time.monotonic() - last_poll >= 0.5:
-                    last_poll = time.monotonic()
+                if self.subs and time.monotonic() >= next_poll:
+                    started = time.monotonic()
                     await asyncio.to_thread(self.poll_once)
+                    next_poll = started + poll_interval(time.monotonic() - started)
                 await self.deliver_due()
             except asyncio.CancelledError:
                 raise

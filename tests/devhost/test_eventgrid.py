@@ -102,6 +102,15 @@ def test_block_list_upload_is_put_block_list(eg: tuple[Devhost, Path, Any]) -> N
     assert rec["data"]["api"] == "PutBlockList"
 
 
+def test_copied_blob_is_copy_blob(eg: tuple[Devhost, Path, Any]) -> None:
+    _, out, svc = eg
+    source = svc.get_blob_client("uploads", "copy-source.bin")
+    source.upload_blob(b"c" * 10)
+    svc.get_blob_client("uploads", "copied.bin").start_copy_from_url(source.url, requires_sync=True)
+    rec = _wait_for(lambda: [r for r in _records(out) if r["subject"].endswith("/copied.bin")])[0]
+    assert rec["data"]["api"] == "CopyBlob"
+
+
 def test_failing_handler_retries_then_dead_letters_then_redrive(eg: tuple[Devhost, Path, Any]) -> None:
     host, out, svc = eg
     svc.get_blob_client("uploads", "fail-1.txt").upload_blob(b"nope")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -95,8 +96,18 @@ class ValidImage:
 
 
 def inspect_image(data: bytes, limits: Limits, declared_type: str | None = None) -> ImageFacts:
-    """Validate ``data`` as an acceptable image and return its facts; raise a 4xx error otherwise."""
-    valid = validate_image(data, limits, declared_type)
+    """Validate ``data`` as an acceptable image and return its facts; raise a 4xx error otherwise.
+
+    One decode serves the validation, the difference hash and the EXIF facts: a JPEG is decoded at the scale
+    the hash wants (``HASH_DRAFT``; still every byte of its entropy-coded data), and the hash and EXIF are read
+    from that decoded image, so they equal ``difference_hash`` and ``exif_facts`` of the same bytes."""
+    facts: dict[str, Any] = {}
+
+    def hash_and_exif(image: Image.Image) -> None:
+        facts["phash"] = _dhash_of(image)
+        facts["exif"] = exif_of_image(image)
+
+    valid = _validated(data, limits, declared_type, draft=HASH_DRAFT, then=hash_and_exif)
     return ImageFacts(
         format=valid.format,
         content_type=valid.content_type,
@@ -105,14 +116,34 @@ def inspect_image(data: bytes, limits: Limits, declared_type: str | None = None)
         height=valid.height,
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        phash=difference_hash(data),
-        exif=exif_facts(data),
+        phash=facts["phash"],
+        exif=facts["exif"],
     )
 
 
 def validate_image(data: bytes, limits: Limits, declared_type: str | None = None) -> ValidImage:
     """Every check of ``inspect_image`` (structure walk and one full decode), without the facts it computes
-    afterwards (hashes, EXIF): what the upload API needs before it stores an image. Raises a 4xx error."""
+    from the decoded image (hashes, EXIF): what the upload API needs before it stores an image. Raises a 4xx
+    error."""
+    return _validated(data, limits, declared_type, draft=VALIDATION_DRAFT, then=None)
+
+
+#: How a JPEG is drafted for a decode: (mode, size wanted) from the image's (width, height). Drafting makes
+#: libjpeg scale the DCT down (1/2 .. 1/8) but it still reads all the entropy-coded data, so truncation and
+#: corruption are found at any scale; other formats ignore drafts and decode whole.
+Draft = Callable[[int, int], tuple[str, tuple[int, int]]]
+VALIDATION_DRAFT: Draft = lambda width, height: ("RGB", (max(1, width // 8), max(1, height // 8)))  # noqa: E731
+HASH_DRAFT: Draft = lambda width, height: ("L", (64, 64))  # noqa: E731 - what the difference hash reads
+
+
+def _validated(
+    data: bytes,
+    limits: Limits,
+    declared_type: str | None,
+    *,
+    draft: Draft,
+    then: Callable[[Image.Image], None] | None,
+) -> ValidImage:
     if not data:
         raise InvalidInputError("the request body is empty; send the image bytes", code="empty_body")
     if len(data) > limits.max_bytes:
@@ -129,7 +160,7 @@ def validate_image(data: bytes, limits: Limits, declared_type: str | None = None
                 code="content_type_mismatch",
             )
     _refuse_trailing_payload(data, fmt)
-    width, height = _decode_checked(data, fmt, limits)
+    width, height = _decode_checked(data, fmt, limits, draft, then)
     return ValidImage(format=fmt, content_type=mime, extension=ext, width=width, height=height)
 
 
@@ -162,7 +193,10 @@ def _too_many_pixels(declared: str, limit: int) -> PayloadTooLargeError:
     )
 
 
-def _decode_checked(data: bytes, fmt: str, limits: Limits) -> tuple[int, int]:
+def _decode_checked(
+    data: bytes, fmt: str, limits: Limits, draft: Draft, then: Callable[[Image.Image], None] | None
+) -> tuple[int, int]:
+    """Header checks, then one full decode (``draft`` for a JPEG); ``then`` gets the decoded image."""
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
@@ -186,25 +220,32 @@ def _decode_checked(data: bytes, fmt: str, limits: Limits) -> tuple[int, int]:
             f"{limits.max_dimension} px",
             code="invalid_dimensions",
         )
-    try:
-        with Image.open(io.BytesIO(data)) as image:
+    with Image.open(io.BytesIO(data)) as image:
+        try:
             if fmt == "JPEG":
-                image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                image.draft(*draft(width, height))
             image.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise InvalidInputError(
-            f"the {fmt} image is truncated or corrupt and cannot be fully decoded: {exc}",
-            code="undecodable_image",
-        ) from exc
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise InvalidInputError(
+                f"the {fmt} image is truncated or corrupt and cannot be fully decoded: {exc}",
+                code="undecodable_image",
+            ) from exc
+        if then is not None:
+            then(image)
     return width, height
 
 
 def difference_hash(data: bytes) -> str:
     """64-bit difference hash (16 hex digits): robust to resizing and recompression, cheap to compare."""
     with Image.open(io.BytesIO(data)) as image:
-        image.draft("L", (64, 64))
-        small = ImageOps.exif_transpose(image).convert("L").resize((9, 8), Image.Resampling.LANCZOS)
-        pixels = list(small.tobytes())
+        image.draft(*HASH_DRAFT(*image.size))
+        return _dhash_of(image)
+
+
+def _dhash_of(image: Image.Image) -> str:
+    """``difference_hash`` of an opened image (drafted by ``HASH_DRAFT`` when a JPEG)."""
+    small = ImageOps.exif_transpose(image).convert("L").resize((9, 8), Image.Resampling.LANCZOS)
+    pixels = list(small.tobytes())
     bits = 0
     for row in range(8):
         for col in range(8):

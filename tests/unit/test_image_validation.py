@@ -268,3 +268,34 @@ PHONE_POLYGLOTS = [
 def test_payloads_disguised_as_phone_trailers_are_refused(case: str, data: bytes) -> None:
     error = refusal(data, "JPEG")
     assert (error.http_status, error.code) == (415, "trailing_payload"), (case, error.message)
+
+
+# ---------------------------------------------------------------------------------------------------
+# One decode for validation, hash and EXIF
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("case", "fmt", "data"), CLEAN, ids=[c[0] for c in CLEAN])
+def test_facts_come_from_one_decode_and_equal_the_separate_functions(
+    case: str, fmt: str, data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import ImageFile, TiffImagePlugin
+
+    from imagepipe.imagefacts import difference_hash, exif_facts
+
+    expected = (difference_hash(data), exif_facts(data))  # each opens and decodes the file on its own
+    decoded: dict[int, str] = {}  # id of each image object whose pixel data was decoded
+
+    def counting(real: Any) -> Any:
+        def load(self: ImageFile.ImageFile) -> Any:
+            if self.tile:  # pixel data still to decode (TIFF's own load bypasses ImageFile's for libtiff)
+                decoded[id(self)] = self.format or "?"
+            return real(self)
+
+        return load
+
+    for cls in (ImageFile.ImageFile, TiffImagePlugin.TiffImageFile):
+        monkeypatch.setattr(cls, "load", counting(cls.load))
+    facts = inspect_image(data, LIMITS, MIME[fmt])
+    assert len(decoded) == 1, f"{case}: the image was decoded {len(decoded)} times ({list(decoded.values())})"
+    assert (facts.phash, facts.exif) == expected, case

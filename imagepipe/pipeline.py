@@ -198,24 +198,23 @@ def _refuse(
 def fetch_image_metadata(svc: StepServices, step: StepInput) -> Fetched | Failure | Superseded | Deleted:
     """Read the blob version, validate and decode it, and move its record to ``processing``."""
     name = Step.FETCH_IMAGE_METADATA
+    limit = svc.settings.max_upload_bytes
     try:
-        head = svc.blobs.get_properties(step.blob_name)
-        if head.etag == step.etag and head.size > svc.settings.max_upload_bytes:
-            # A direct (SAS) upload is not size-checked by the API: refuse before reading it into memory.
-            limit = svc.settings.max_upload_bytes
-            return _refuse(
-                svc,
-                step,
-                head,
-                svc.records.get(step.image_id),
-                "payload_too_large",
-                f"the stored image is {head.size} bytes, above the {limit}-byte limit; upload a smaller image",
-            )
-        data, info = svc.blobs.download(step.blob_name)
+        # A direct (SAS) upload is not size-checked by the API: no more than the limit is read into memory.
+        data, info = svc.blobs.download_within(step.blob_name, limit)
     except NotFoundError:
         return blob_gone(svc, step, name)
     if info.etag != step.etag:
         return Superseded()
+    if data is None:
+        return _refuse(
+            svc,
+            step,
+            info,
+            svc.records.get(step.image_id),
+            "payload_too_large",
+            f"the stored image is {info.size} bytes, above the {limit}-byte limit; upload a smaller image",
+        )
     existing = svc.records.get(step.image_id)
     try:
         facts = inspect_image(data, svc.settings.image_limits, info.content_type)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -157,6 +158,12 @@ def _info(container: str, props: BlobProperties, url: str = "") -> BlobInfo:
     )
 
 
+def _range_total(content_range: str | None) -> int | None:
+    """The blob's size from a ranged answer's ``Content-Range: bytes 0-99/12345`` (None without one)."""
+    total = (content_range or "").rpartition("/")[2]
+    return int(total) if total.isdigit() else None
+
+
 class AzureBlobStore:
     """``imagepipe.ports.BlobStore`` for one container."""
 
@@ -241,6 +248,27 @@ class AzureBlobStore:
         stream = _translate(f"download blob {self.container}/{name}", blob.download_blob)
         data = _translate(f"download blob {self.container}/{name}", stream.readall)
         return data, _info(self.container, stream.properties, blob.url)
+
+    def download_within(self, name: str, max_bytes: int) -> tuple[bytes | None, BlobInfo]:
+        """One ranged Get Blob of the first ``max_bytes + 1`` bytes: the whole blob when it fits, else the
+        answer's Content-Range gives the blob's size (``imagepipe.ports.BlobStore.download_within``)."""
+        blob = self._container.get_blob_client(name)
+        what = f"download blob {self.container}/{name}"
+
+        def first_bytes() -> Any:
+            try:
+                return blob.download_blob(offset=0, length=max_bytes + 1)
+            except HttpResponseError as exc:
+                if exc.status_code != 416:
+                    raise
+                return blob.download_blob()  # an empty blob has no byte 0 to range over: read it whole
+
+        stream = _translate(what, first_bytes)
+        data = _translate(what, stream.readall)
+        info = _info(self.container, stream.properties, blob.url)
+        size = _range_total(stream.properties.content_range) or len(data)
+        info = replace(info, size=size)
+        return (data, info) if size <= max_bytes else (None, info)
 
     def delete(self, name: str) -> bool:
         blob = self._container.get_blob_client(name)

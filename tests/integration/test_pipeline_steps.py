@@ -118,17 +118,23 @@ def test_blob_lost_mid_run_ends_the_record_failed_lost(app_env: dict[str, str], 
 def test_a_run_downloads_its_image_once(app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     svc = services()
     step = store("insurance-claim.png", "insurance")  # text-heavy: fetch, analyze and read_text all need bytes
-    downloads: list[str] = []
-    real = svc.blobs.download
+    reads: list[str] = []
 
-    def counted(name: str) -> Any:
-        downloads.append(name)
-        return real(name)
+    def counted(method: str) -> Any:
+        real = getattr(svc.blobs, method)
 
-    monkeypatch.setattr(svc.blobs, "download", counted)
+        def call(name: str, *args: Any) -> Any:
+            reads.append(f"{method} {name}")
+            return real(name, *args)
+
+        return call
+
+    for method in ("download", "download_within", "get_properties"):
+        monkeypatch.setattr(svc.blobs, method, counted(method))
     analysis = run_steps(step)
     assert analysis["textHeavy"] is True
-    assert downloads == [step["blobName"]]
+    # fetch reads the bytes and properties in one request; persist checks that the version is still current
+    assert reads == [f"download_within {step['blobName']}", f"get_properties {step['blobName']}"]
     assert len(pipeline.VALIDATED) == 0  # dropped once the run's vision steps are done
 
 
@@ -253,7 +259,7 @@ def test_html_put_through_an_upload_url_is_removed_and_the_record_says_why(app_e
     assert final == {"outcome": "failed", "ok": False, "error": result["error"]}  # the reason stands; not "lost"
 
 
-def test_oversized_direct_upload_is_refused_before_download(
+def test_oversized_direct_upload_is_refused_without_reading_it_whole(
     app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from imagepipe.composition import reset_services

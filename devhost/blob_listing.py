@@ -4,10 +4,11 @@ The emulator learns of new blobs by listing the subscribed container, so a listi
 and grows with the container. The storage SDK turns each listed blob into a model object, about 0.4 ms of CPU
 per blob per poll (0.4 s per poll at 1,000 blobs, measured with Azurite), so a container of a few thousand
 blobs kept a core busy. Here one List Blobs request per page is signed with a short-lived container SAS (list
-permission only, renewed before it expires); its answer is scanned for each blob's name and ETag only (the
-service writes that XML, one ``<Blob>`` element after another), and a blob's element is parsed in full only when
-the emulator asks for its details (a blob it has not seen). Without an account key in the connection string (a
-SAS connection string), the SDK's listing is used instead.
+and read permissions, renewed before it expires, never leaving the devhost); its answer is scanned for each
+blob's name and ETag only (the service writes that XML, one ``<Blob>`` element after another), and a blob's
+element is parsed in full only when the emulator asks for its details (a blob it has not seen); Get Block List
+(whether a blob was put from blocks) goes the same way. Without an account key in the connection string (a
+SAS connection string), the SDK is used instead.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import requests
 
@@ -141,7 +142,7 @@ class ContainerLister:
                 self._service.account_name,
                 container,
                 account_key=key,
-                permission=ContainerSasPermissions(list=True),
+                permission=ContainerSasPermissions(list=True, read=True),
                 expiry=expiry,
                 start=datetime.now(UTC) - timedelta(minutes=5),
             )
@@ -167,6 +168,30 @@ class ContainerLister:
             blobs.extend(page)
             if marker is None:
                 return blobs
+
+    def blob_url(self, container: str, name: str) -> str:
+        """The blob's URL as the storage SDK writes it."""
+        return f"{self._service.url.rstrip('/')}/{container}/{quote(name, safe='~/')}"
+
+    def has_committed_blocks(self, container: str, name: str) -> bool:
+        """Whether the blob was committed from blocks (Put Block List), by one Get Block List request; False for
+        a page or append blob (the service refuses the request for those) or one that is gone."""
+        sas = self._container_sas(container)
+        if sas is None:
+            return self._has_committed_blocks_with_sdk(container, name)
+        url = self.blob_url(container, name)
+        params = {"comp": "blocklist", "blocklisttype": "committed"}
+        answer = self._session.get(f"{url}?{sas}", params=params, timeout=REQUEST_TIMEOUT_S)
+        if answer.status_code != 200:
+            return False
+        return b"<Block>" in answer.content  # only committed blocks were asked for
+
+    def _has_committed_blocks_with_sdk(self, container: str, name: str) -> bool:
+        try:
+            committed, _ = self._service.get_blob_client(container, name).get_block_list("committed")
+        except Exception:  # noqa: BLE001 - page/append blobs have no block list; a gone blob has none
+            return False
+        return bool(committed)
 
     def _list_with_sdk(self, container: str) -> list[Listed]:
         from azure.core.exceptions import ResourceNotFoundError

@@ -257,17 +257,11 @@ class EventGridEmulator:
             self._listers[setting] = ContainerLister(svc)
         return self._listers[setting]
 
-    def _api_of(self, container: Any, blob: ListedBlob) -> str:
+    def _api_of(self, lister: ContainerLister, container: str, blob: ListedBlob) -> str:
         if blob.copied:
             return "CopyBlob"
-        if blob.size > SINGLE_PUT_LIMIT:
+        if blob.size > SINGLE_PUT_LIMIT or lister.has_committed_blocks(container, blob.name):
             return "PutBlockList"
-        try:
-            committed, _ = container.get_blob_client(blob.name).get_block_list("committed")
-            if committed:
-                return "PutBlockList"
-        except Exception:  # noqa: BLE001 - page/append blobs have no block list
-            pass
         return "PutBlob"
 
     def _seen_of(self, key: str) -> dict[str, str]:
@@ -304,12 +298,12 @@ class EventGridEmulator:
                 fresh = [b for b in listed if seen.get(b.name) != b.etag]
                 if not fresh:
                     continue
-                cc = svc.get_container_client(cname)
                 retry = sub.get("retryPolicy") or {}
                 events = []
                 for entry in fresh:
                     blob = entry.details()
-                    ev = blob_created_event(cname, blob, cc.get_blob_client(blob.name).url, self._api_of(cc, blob))
+                    api = self._api_of(lister, cname, blob)
+                    ev = blob_created_event(cname, blob, lister.blob_url(cname, blob.name), api)
                     if matches(sub, ev):
                         events.append(to_cloud_event(ev) if self.schemas[id(sub)] == CLOUDEVENT_SCHEMA else ev)
                 now = time.time()

@@ -106,3 +106,27 @@ def test_parse_page_reads_escaped_and_encoded_names_and_the_marker() -> None:
 def test_large_containers_are_listed_less_often() -> None:
     assert eventgrid.poll_interval(0) == eventgrid.poll_interval(400) == eventgrid.POLL_S
     assert eventgrid.poll_interval(5000) == pytest.approx(5.0)  # at most LISTED_PER_S listed blobs a second
+
+
+def test_block_lists_and_urls_as_the_sdk_sees_them(container: Any, azurite: str) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    container.upload_blob("put.jpg", b"p" * 10)
+    blocks = container.get_blob_client("blocks/ä b~c.jpg")
+    blocks.stage_block("b1", b"a" * 10)
+    blocks.commit_block_list(["b1"])
+    staged_only = container.get_blob_client("staged.jpg")
+    staged_only.upload_blob(b"s")
+    staged_only.stage_block("b9", b"x")  # staged, never committed: not a block list upload
+    container.get_blob_client("append.log").create_append_blob()
+    lister = ContainerLister(BlobServiceClient.from_connection_string(azurite))
+    try:
+        name = container.container_name
+        assert lister.has_committed_blocks(name, "blocks/ä b~c.jpg")
+        assert not lister.has_committed_blocks(name, "put.jpg")
+        assert not lister.has_committed_blocks(name, "staged.jpg")
+        assert not lister.has_committed_blocks(name, "append.log")
+        assert not lister.has_committed_blocks(name, "gone.jpg")
+        assert lister.blob_url(name, "blocks/ä b~c.jpg") == blocks.url
+    finally:
+        lister.close()

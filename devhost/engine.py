@@ -217,12 +217,12 @@ class Engine:
         # The stored rows are spliced in as text: the host never re-parses nor re-serializes old history.
         new = ",".join(json.dumps(ev) for ev in opening)
         context = '{"history": [' + (stored + "," + new if stored else new) + "], " + rest[1:]
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         inv = new_invocation_id()
         try:
             out = info.callable(context)
             state: dict[str, Any] = json.loads(out) if isinstance(out, str) else dict(out)
-            log_execution(info.name, inv, started, None, instance_id=instance.instance_id)
+            log_execution(info.name, inv, started, None, instance_id=instance.instance_id, cpu_started=cpu)
             return OrchestratorResult.from_state(state)
         except Exception as exc:  # noqa: BLE001 - orchestrator failure protocol
             text = str(exc)
@@ -245,7 +245,7 @@ class Engine:
 
         name = item.name
         info = self.registry.activities.get(name)
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         inv = new_invocation_id()
         now = time.time()
         if info is None:
@@ -264,7 +264,7 @@ class Engine:
             return event(
                 EventType.TASK_FAILED, time.time(), TaskScheduledId=item.task_id, Reason=reason, Details=details
             )
-        log_execution(name, inv, started, None, instance_id=item.instance_id)
+        log_execution(name, inv, started, None, instance_id=item.instance_id, cpu_started=cpu)
         return event(EventType.TASK_COMPLETED, time.time(), TaskScheduledId=item.task_id, Result=result)
 
     def _timed_out(self, item: ActivityWork, elapsed_s: float) -> Event:

@@ -39,9 +39,12 @@ def log_execution(
     started: float,
     error: BaseException | str | None,
     instance_id: str | None = None,
+    cpu_started: float | None = None,
     **extra: Any,
 ) -> None:
-    """Write the one-line JSON record of a function execution to stderr."""
+    """Write the one-line JSON record of a function execution to stderr; with ``cpu_started`` (the running
+    thread's ``time.thread_time()`` when the call began) it also carries ``cpuMs``, the CPU the call used on
+    that thread (ONNX Runtime's work included when it runs on the calling thread, as it does here)."""
     rec: dict[str, Any] = {
         "ts": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "function": function,
@@ -50,6 +53,8 @@ def log_execution(
     if instance_id is not None:
         rec["instanceId"] = instance_id
     rec["durationMs"] = round((time.monotonic() - started) * 1000, 2)
+    if cpu_started is not None:
+        rec["cpuMs"] = round((time.thread_time() - cpu_started) * 1000, 2)
     rec["outcome"] = "Succeeded" if error is None else "Failed"
     if error is not None:
         rec["error"] = error if isinstance(error, str) else f"{type(error).__name__}: {error}"

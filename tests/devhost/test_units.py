@@ -130,3 +130,22 @@ def test_cloud_event_conversion_keeps_every_fact() -> None:
     assert type(decoded).__name__ == "CloudEvent" and decoded.type == ev["eventType"]
     legacy = eventgrid.decode_event(ce, "legacy")
     assert type(legacy).__name__ == "EventGridEvent" and legacy.event_type is None and legacy.subject == ev["subject"]
+
+
+def test_execution_log_carries_the_calls_cpu_apart_from_its_wall_time(capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from devhost.invoke import log_execution
+
+    started, cpu = time.monotonic(), time.thread_time()
+    while time.thread_time() - cpu < 0.05:  # 50 ms of CPU on this thread
+        pass
+    log_execution("busy", "inv-1", started, None, instance_id="i", cpu_started=cpu)
+    started, cpu = time.monotonic(), time.thread_time()
+    time.sleep(0.1)
+    log_execution("asleep", "inv-2", started, None, instance_id="i", cpu_started=cpu)
+    log_execution("unmeasured", "inv-3", time.monotonic(), None)
+    busy, asleep, unmeasured = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+    assert busy["cpuMs"] >= 50 and busy["durationMs"] >= 50
+    assert asleep["durationMs"] >= 100 and asleep["cpuMs"] < 20
+    assert "cpuMs" not in unmeasured

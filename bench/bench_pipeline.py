@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -356,24 +357,34 @@ def bare_worker(samples_dir: Path, n: int, threads: list[int]) -> dict[str, Any]
     load_ms = (time.perf_counter() - t) * 1000
     images = cycle(load_samples(samples_dir), n)
 
+    step_cpu = {"analyze": 0.0, "read_text": 0.0}
+    guard = threading.Lock()
+
     def one(sample: Sample) -> float:
         profile = profiles[sample.profile]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         request = AnalysisRequest(features=profile.features, extras=profile.extras, profile=profile.name)
         analysis = analyzer.analyze(sample.data, request)
+        analyzed = time.thread_time()
         if policy.is_text_heavy(analysis, profile) and "readResult" not in analysis:
             analyzer.read_text(sample.data, AnalysisRequest(features=("read",), profile=profile.name))
+        with guard:
+            step_cpu["analyze"] += analyzed - cpu
+            step_cpu["read_text"] += time.thread_time() - analyzed
         return (time.perf_counter() - started) * 1000
 
     for sample in {s.name: s for s in images}.values():  # first-call costs of every image/profile path
         one(sample)
     out: dict[str, Any] = {"modelLoadMs": round(load_ms, 1), "threads": {}}
     for k in threads:
+        step_cpu.update(analyze=0.0, read_text=0.0)
         started, cpu = time.perf_counter(), time.process_time()
         with ThreadPoolExecutor(k) as pool:
             times = list(pool.map(one, images))
         wall = time.perf_counter() - started
         out["threads"][str(k)] = {
+            # the same split as the devhost's cpuMsPerImageByFunction: each call's own thread CPU
+            "cpuMsPerImageByStep": {name: round(v * 1000 / len(images), 1) for name, v in step_cpu.items()},
             "imagesPerSecond": round(len(images) / wall, 3),
             "wallSeconds": round(wall, 2),
             "cpuSecondsPerImage": round((time.process_time() - cpu) / len(images), 4),

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--samples", type=Path, default=ROOT / "samples")
     parser.add_argument("--levels", default="1,4,16", help="concurrent upload clients, comma-separated")
-    parser.add_argument("--uploads-per-level", type=int, default=160)
+    parser.add_argument("--uploads-per-level", type=int, default=400)
     parser.add_argument("--warm-up", type=int, default=32)
     parser.add_argument("--out", type=Path, default=RESULTS / "uploads.json")
     args = parser.parse_args(argv)

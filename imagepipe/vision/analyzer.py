@@ -19,7 +19,7 @@ from imagepipe.vision.classifier import ImageNetClassifier
 from imagepipe.vision.detector import COCO_GENERAL, CocoDetector, azure_name, box_json
 from imagepipe.vision.image import DecodedImage, decode
 from imagepipe.vision.ocr import RapidOcr, TextDetector, evidence_from_polygons, read_result
-from imagepipe.vision.runtime import DEFAULT_MODEL_DIR, ModelInfo, release_memory, shared
+from imagepipe.vision.runtime import DEFAULT_MODEL_DIR, ModelInfo, analysis_slot, release_memory, shared
 
 MODEL_VERSION = "imagepipe-local-2026-11"
 #: Text evidence score from which the "text" tag is added (with that score as its confidence).
@@ -51,21 +51,23 @@ class LocalAnalyzer:
 
     def analyze(self, image: bytes, request: AnalysisRequest) -> JsonDict:
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        try:
-            decoded = decode(image)
-            timings["decode"] = _ms(t0)
-            return self.analyze_decoded(decoded, request, timings)
-        finally:
-            release_memory()
+        with analysis_slot():  # CPU-bound: no more at once than the process has cores for
+            t0 = time.perf_counter()
+            try:
+                decoded = decode(image)
+                timings["decode"] = _ms(t0)
+                return self.analyze_decoded(decoded, request, timings)
+            finally:
+                release_memory()
 
     def read_text(self, image: bytes, request: AnalysisRequest) -> JsonDict:
-        try:
-            decoded = decode(image)
-            lines = self.ocr.lines(decoded.rgb)
-            return {"readResult": read_result(lines), "modelVersion": MODEL_VERSION}
-        finally:
-            release_memory()
+        with analysis_slot():
+            try:
+                decoded = decode(image)
+                lines = self.ocr.lines(decoded.rgb)
+                return {"readResult": read_result(lines), "modelVersion": MODEL_VERSION}
+            finally:
+                release_memory()
 
     # -----------------------------------------------------------------------------------------------
     # Internals

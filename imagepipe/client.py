@@ -21,6 +21,22 @@ DEFAULT_URL = "http://127.0.0.1:7071"
 FINAL_STATUSES = ("completed", "failed")
 
 
+#: The most status calls ``ImagepipeClient.wait`` makes a second, across all the images it waits for.
+WAIT_MAX_CALLS_PER_S = 8.0
+#: The longest ``Retry-After`` the client honours (seconds); a longer one is read as this.
+MAX_RETRY_AFTER_S = 60.0
+
+
+def _retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a ``Retry-After`` header given as a number (the API's form), capped; None otherwise."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return None if seconds is None or seconds != seconds or seconds < 0 else min(seconds, MAX_RETRY_AFTER_S)
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"HTTP {status} {code}: {message}")
@@ -109,22 +125,45 @@ class ImagepipeClient:
         timeout_s: float = 600.0,
         poll_s: float = 0.5,
         on_update: Callable[[str, Any], None] | None = None,
+        max_calls_per_s: float = WAIT_MAX_CALLS_PER_S,
     ) -> dict[str, Any]:
-        """Poll until every image is completed or failed (or the timeout passes); returns the last statuses."""
-        pending = list(image_ids)
+        """Poll until every image is completed or failed (or the timeout passes); returns the last statuses.
+
+        A polite client: each image is asked again no sooner than the API's ``Retry-After`` for it (``poll_s``
+        when it gives none), the longest-waiting first, and no more than ``max_calls_per_s`` status calls go out
+        a second in all. Each status call reads the record, the blob and the run, so a client asking for many
+        pending images twice a second loaded the very service it waited on."""
+        due = {image_id: 0.0 for image_id in image_ids}  # image -> when it may be asked again (monotonic)
         last: dict[str, Any] = {}
         deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            for image_id in list(pending):
-                status = self.status(image_id)
-                if last.get(image_id) != status and on_update:
-                    on_update(image_id, status)
-                last[image_id] = status
-                if status.get("status") in FINAL_STATUSES:
-                    pending.remove(image_id)
-            if pending:
-                time.sleep(poll_s)
+        pace = 1.0 / max(max_calls_per_s, 0.01)
+        while due and time.monotonic() < deadline:
+            image_id = min(due, key=due.__getitem__)  # ties: the order they were given in
+            ahead = due[image_id] - time.monotonic()
+            if ahead > 0:
+                time.sleep(min(ahead, max(0.0, deadline - time.monotonic())))
+                continue
+            status, retry_after = self._poll(image_id, last, on_update)
+            if isinstance(status, dict) and status.get("status") in FINAL_STATUSES:
+                del due[image_id]
+            else:
+                due[image_id] = time.monotonic() + (poll_s if retry_after is None else retry_after)
+            if due:
+                time.sleep(pace)
+        for image_id in [i for i in due if i not in last]:  # timed out before their first turn: ask once
+            self._poll(image_id, last, on_update)
         return last
+
+    def _poll(
+        self, image_id: str, last: dict[str, Any], on_update: Callable[[str, Any], None] | None
+    ) -> tuple[Any, float | None]:
+        """The image's status (recorded in ``last``, reported to ``on_update`` when it changed) and the seconds
+        its ``Retry-After`` asks the client to wait (None without one)."""
+        _, status, headers = self.request("GET", f"/api/images/{image_id}/status")
+        if last.get(image_id) != status and on_update:
+            on_update(image_id, status)
+        last[image_id] = status
+        return status, _retry_after_s(headers)
 
     # ---------------------------------------------------------------------------------------- operators
     def runs(self, **filters: Any) -> Any:

@@ -50,7 +50,7 @@ class ListedBlob:
 
 @dataclass(frozen=True)
 class Listed:
-    """One blob of a listing: its name and ETag, and its ``<Blob>`` element for ``details``."""
+    """One blob of a listing: its name and ETag, and the content of its ``<Blob>`` element for ``details``."""
 
     name: str
     etag: str
@@ -58,7 +58,7 @@ class Listed:
 
     def details(self) -> ListedBlob:
         """The blob's properties, read from its element (parsed here, not during the scan)."""
-        props = ET.fromstring(self.element).find("Properties") if self.element else None
+        props = ET.fromstring(b"<Blob>" + self.element + b"</Blob>").find("Properties") if self.element else None
         return ListedBlob(
             name=self.name,
             etag=self.etag,
@@ -113,7 +113,7 @@ def parse_page(body: bytes) -> tuple[list[Listed], str | None]:
     while (found := _between(body, b"<Blob>", b"</Blob>", position)) is not None:
         element, position = found
         etag = _between(element, b"<Etag>", b"</Etag>")
-        blobs.append(Listed(_name(element), etag[0].decode("ascii") if etag else "", b"<Blob>" + element + b"</Blob>"))
+        blobs.append(Listed(_name(element), etag[0].decode("ascii") if etag else "", element))
     marker = _between(body, b"<NextMarker>", b"</NextMarker>", position)
     return blobs, (html.unescape(marker[0].decode("utf-8")) or None) if marker else None
 

@@ -230,7 +230,6 @@ class EventGridEmulator:
         self._clients: dict[str, Any] = {}
         self._listers: dict[str, ContainerLister] = {}
         self._seen: dict[str, dict[str, str]] = {}  # "<subscription>/<container>" -> blob -> etag
-        self.last_listed = 0  # blobs the last poll listed
         self._warned: set[str] = set()
         self._wake = asyncio.Event()
 
@@ -272,9 +271,9 @@ class EventGridEmulator:
         return self._seen[key]
 
     def poll_once(self) -> int:
-        """List subscribed containers once; queue deliveries for new blobs. Returns events queued."""
-        queued = 0
-        self.last_listed = 0
+        """List subscribed containers once; queue deliveries for new blobs. Returns how many blobs it listed
+        (``poll_interval`` of that paces the next poll)."""
+        listed_in_all = 0
         for sub in self.subs:
             setting = str(sub.get("storageConnectionSetting", ""))
             svc, lister = self._client(setting), self._lister(setting)
@@ -294,7 +293,7 @@ class EventGridEmulator:
                     listed = lister.blobs(cname)
                 except ContainerMissing:
                     continue
-                self.last_listed += len(listed)
+                listed_in_all += len(listed)
                 fresh = [b for b in listed if seen.get(b.name) != b.etag]
                 if not fresh:
                     continue
@@ -316,8 +315,7 @@ class EventGridEmulator:
                     for out in events:
                         self._insert(conn, sub, out, now, retry)
                 seen.update((blob.name, blob.etag) for blob in fresh)
-                queued += len(events)
-        return queued
+        return listed_in_all
 
     def _insert(self, conn: Any, sub: dict[str, Any], ev: dict[str, Any], now: float, retry: dict[str, Any]) -> None:
         conn.execute(
@@ -445,8 +443,8 @@ class EventGridEmulator:
             try:
                 if self.subs and time.monotonic() >= next_poll:
                     started = time.monotonic()
-                    await asyncio.to_thread(self.poll_once)
-                    next_poll = started + poll_interval(self.last_listed)
+                    listed = await asyncio.to_thread(self.poll_once)
+                    next_poll = started + poll_interval(listed)
                 await self.deliver_due()
             except asyncio.CancelledError:
                 raise

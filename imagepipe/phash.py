@@ -1,7 +1,8 @@
 """Perceptual-hash arithmetic, defined once: a 64-bit hash as 16 hex digits, and the Hamming distance.
 
 The record stores (near-duplicate lookups), the local analyzer (its ``imagepipe.phash`` extra) and the tests
-compare hashes with these functions; ``imagefacts.difference_hash`` makes the record's hash.
+compare hashes with these functions; ``imagefacts.inspect_image`` makes the record's hash (equal to ``difference_hash``
+of the same bytes).
 """
 
 from __future__ import annotations

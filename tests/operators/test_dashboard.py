@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -30,7 +28,6 @@ CAT = ROOT / "samples" / "cat.jpg"
 
 
 def test_dashboard_filters_opens_and_replays_a_failed_run(ops_stack: Stack) -> None:
-    node = shutil.which("node") or "node"
     stack = ops_stack
     data = CAT.read_bytes()
     rule = {"sha256": hashlib.sha256(data).hexdigest(), "fault": "transient"}
@@ -41,15 +38,7 @@ def test_dashboard_filters_opens_and_replays_a_failed_run(ops_stack: Stack) -> N
     stack.fault_plan.write_text(json.dumps({"rules": []}))
 
     ARTIFACTS.mkdir(exist_ok=True)
-    done = subprocess.run(
-        [node, str(DRIVER), stack.host.base, str(ARTIFACTS), str(CHROMIUM)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    seen = json.loads(done.stdout)
+    seen = browser.run_driver(DRIVER, stack.host.base, str(ARTIFACTS), str(CHROMIUM))
     assert seen["consoleErrors"] == []
     assert seen["failedRows"] == 1 and seen["runId"] == final["instanceId"]
     assert "analyze_image" in seen["errorText"] and "retries_exhausted" in seen["errorText"]

@@ -8,8 +8,6 @@ values the form was rendered with. Chromium as in ``test_dashboard.py`` (skips, 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -51,16 +49,7 @@ def test_image_view_shows_custom_labels_and_document_fields(
     assert [(c["labelSet"], c["name"]) for c in record["customLabels"]] == [("documents", "claim-form")]
 
     ARTIFACTS.mkdir(exist_ok=True)
-    node = shutil.which("node") or "node"
-    done = subprocess.run(
-        [node, str(DRIVER), stack.host.base, str(ARTIFACTS), str(browser.chromium()), final["instanceId"]],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    seen = json.loads(done.stdout)
+    seen = browser.run_driver(DRIVER, stack.host.base, str(ARTIFACTS), str(browser.chromium()), final["instanceId"])
     assert seen["consoleErrors"] == []
     assert len(seen["customChips"]) == 1 and seen["customChips"][0].startswith("documents: claim-form")
     shown = {row[0]: row[1] for row in seen["fieldRows"]}

@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,16 +89,7 @@ def drive(stack: SecureStack, **spec: Any) -> dict[str, Any]:
     ARTIFACTS.mkdir(exist_ok=True)
     spec |= {"base": stack.host.base, "master": stack.master, "image": str(CAT), "outDir": str(ARTIFACTS)}
     spec["chromium"] = str(CHROMIUM)
-    done = subprocess.run(
-        [shutil.which("node") or "node", str(DRIVER), json.dumps(spec)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-5000:]
-    seen: dict[str, Any] = json.loads(done.stdout)
-    return seen
+    return browser.run_driver(DRIVER, json.dumps(spec), timeout=300)
 
 
 def unexpected(console_errors: list[str]) -> list[str]:

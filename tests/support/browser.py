@@ -7,9 +7,12 @@ to install what is missing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHROMIUM = Path("/usr/bin/chromium")
@@ -33,3 +36,18 @@ def missing() -> str | None:
     if shutil.which("node") is None or not (ROOT / "node_modules" / "playwright-core").exists():
         return NODE_HINT
     return None
+
+
+def run_driver(driver: Path, *args: str, timeout: float = 180) -> dict[str, Any]:
+    """Run a Node.js browser driver script with ``args``; it must exit 0 (its stderr's tail is the failure
+    message otherwise) and print one JSON object: what it saw, returned."""
+    done = subprocess.run(
+        [shutil.which("node") or "node", str(driver), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    seen: dict[str, Any] = json.loads(done.stdout)
+    return seen
